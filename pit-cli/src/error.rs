@@ -1,0 +1,32 @@
+//! The one error type of the CLI, and its exit codes.
+
+use std::io;
+
+pub use pit_core::exit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The pitfile has errors; they were already printed.
+    #[error("the pitfile is invalid")]
+    InvalidPitfile,
+    /// The pitfile could not be read.
+    #[error(transparent)]
+    Load(pit_core::pitfile::LoadError),
+    /// Writing the output failed.
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::InvalidPitfile | CliError::Load(_) => exit::INVALID,
+            CliError::Output(_) => exit::INFRASTRUCTURE,
+        }
+    }
+
+    /// Whether stdout was closed by its reader (`pit plan | head`): exit quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}

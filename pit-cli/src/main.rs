@@ -1,0 +1,27 @@
+//! `pit`: parses the command line, sets up logging, runs the command and maps its error to an
+//! exit code (see `docs/cli.md`).
+
+mod cli;
+mod commands;
+mod error;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PIT_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let ui = commands::Ui::new(cli.color);
+    let code = match commands::run(cli) {
+        Ok(()) => error::exit::OK,
+        Err(e) if e.is_broken_pipe() => error::exit::OK,
+        Err(error::CliError::InvalidPitfile) => error::exit::INVALID,
+        Err(e) => {
+            ui.error(&e);
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,248 @@
+//! Checks that need the whole model: unique ids, dependencies, cycles and paths.
+
+use std::collections::HashMap;
+use std::path::{Component as PathPart, Path, PathBuf};
+
+use super::decode::{suggest, SpanIndex};
+use super::model::*;
+use crate::diagnostic::{Diagnostic, FieldPath};
+use crate::graph;
+use crate::yaml::Span;
+
+pub(crate) struct Checker<'a> {
+    pub(crate) spans: &'a SpanIndex,
+    pub(crate) diags: Vec<Diagnostic>,
+    /// Directory of the pitfile and the repository root, when the file is on disk.
+    pub(crate) dirs: Option<(PathBuf, PathBuf)>,
+}
+
+impl Checker<'_> {
+    fn span(&self, path: &FieldPath) -> Span {
+        self.spans.get(&path.to_string()).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn check(&mut self, pitfile: &Pitfile) {
+        let suites = FieldPath::root().key("testSuites");
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, suite) in pitfile.test_suites.iter().enumerate() {
+            let path = suites.index(i);
+            if !suite.id.as_str().is_empty() {
+                if let Some(first) = seen.insert(suite.id.as_str(), i) {
+                    seen.insert(suite.id.as_str(), first);
+                    let idp = path.key("id");
+                    let d = Diagnostic::error(
+                        "pit::duplicate-suite-id",
+                        idp.clone(),
+                        self.span(&idp),
+                        format!("test suite id `{}` is used twice", suite.id),
+                    )
+                    .with_label("second use")
+                    .with_help(format!(
+                        "suite ids must be unique; `testSuites[{first}]` already uses `{}`",
+                        suite.id
+                    ));
+                    self.diags.push(d);
+                }
+            }
+            self.location(&suite.location, &path.key("location"));
+            if let Some(lock) = &suite.lock {
+                self.lock(lock, &path.key("lock"));
+            }
+            if let Some(deployment) = &suite.deployment {
+                self.graph(&deployment.graph, &path.key("deployment").key("graph"));
+            }
+        }
+        if let Some(location) = pitfile.lock_manager.as_ref().and_then(|l| l.location.as_ref()) {
+            self.location(location, &FieldPath::root().key("lockManager").key("location"));
+        }
+    }
+
+    fn lock(&mut self, lock: &Lock, path: &FieldPath) {
+        let mut seen = Vec::new();
+        for (i, id) in lock.ids.iter().enumerate() {
+            if seen.contains(&id) {
+                let p = path.key("ids").index(i);
+                let d = Diagnostic::warning(
+                    "pit::duplicate-lock-id",
+                    p.clone(),
+                    self.span(&p),
+                    format!("lock `{id}` is listed twice"),
+                )
+                .with_help("remove the repeated id");
+                self.diags.push(d);
+            }
+            seen.push(id);
+        }
+    }
+
+    fn graph(&mut self, graph: &Graph, path: &FieldPath) {
+        let comps_path = path.key("components");
+        let all: Vec<(&Component, FieldPath)> = graph
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c, comps_path.index(i)))
+            .chain(std::iter::once((&graph.test_app, path.key("testApp"))))
+            .collect();
+        for (c, p) in &all {
+            self.location(&c.location, &p.key("location"));
+        }
+
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, (c, p)) in all.iter().enumerate() {
+            if c.id.as_str().is_empty() {
+                continue;
+            }
+            if let Some(&first) = index.get(c.id.as_str()) {
+                let idp = p.key("id");
+                let d = Diagnostic::error(
+                    "pit::duplicate-component-id",
+                    idp.clone(),
+                    self.span(&idp),
+                    format!("component id `{}` is used twice in this graph", c.id),
+                )
+                .with_label("second use")
+                .with_help(format!(
+                    "ids must be unique within a graph, test app included; `{}` already uses it",
+                    all[first].1
+                ));
+                self.diags.push(d);
+            } else {
+                index.insert(c.id.as_str(), i);
+            }
+        }
+
+        let test_app_id = graph.test_app.id.as_str();
+        let n = graph.components.len();
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // Which dependsOn entry made each edge, to point the cycle diagnostic at it.
+        let mut edge_at: HashMap<(usize, usize), FieldPath> = HashMap::new();
+        for (i, (c, p)) in all.iter().enumerate() {
+            let is_test_app = i == n;
+            for (k, dep) in c.depends_on.iter().enumerate() {
+                let dp = p.key("dependsOn").index(k);
+                let span = self.span(&dp);
+                if dep == &c.id {
+                    let d = Diagnostic::error(
+                        "pit::self-dependency",
+                        dp,
+                        span,
+                        format!("`{}` depends on itself", c.id),
+                    )
+                    .with_help("remove this entry");
+                    self.diags.push(d);
+                    continue;
+                }
+                if !is_test_app && dep.as_str() == test_app_id {
+                    let d = Diagnostic::error(
+                        "pit::depends-on-test-app",
+                        dp,
+                        span,
+                        format!("`{}` depends on the test app `{dep}`", c.id),
+                    )
+                    .with_help("the test app is deployed after every component; remove this entry");
+                    self.diags.push(d);
+                    continue;
+                }
+                match index.get(dep.as_str()) {
+                    Some(&j) if j < n => {
+                        if is_test_app {
+                            continue; // the test app waits for every component anyway
+                        }
+                        if deps[i].contains(&j) {
+                            let d = Diagnostic::warning(
+                                "pit::duplicate-dependency",
+                                dp,
+                                span,
+                                format!("`{dep}` is listed twice"),
+                            )
+                            .with_help("remove the repeated entry");
+                            self.diags.push(d);
+                        } else {
+                            deps[i].push(j);
+                            edge_at.insert((i, j), dp);
+                        }
+                    }
+                    _ => {
+                        let known = graph
+                            .components
+                            .iter()
+                            .map(|c| c.id.as_str())
+                            .filter(|id| !id.is_empty() && *id != c.id.as_str());
+                        let mut d = Diagnostic::error(
+                            "pit::unknown-dependency",
+                            dp,
+                            span,
+                            format!("`{}` depends on unknown component `{dep}`", c.id),
+                        )
+                        .with_label("no component has this id");
+                        d = match suggest(dep.as_str(), known) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None => {
+                                let ids: Vec<&str> = graph.components.iter().map(|c| c.id.as_str()).collect();
+                                d.with_help(format!("components in this graph: {}", ids.join(", ")))
+                            }
+                        };
+                        self.diags.push(d);
+                    }
+                }
+            }
+        }
+
+        for cycle in graph::find_cycles(&deps) {
+            let names: Vec<&str> = cycle.path.iter().map(|&i| graph.components[i].id.as_str()).collect();
+            let shown = format!("{} -> {}", names.join(" -> "), names[0]);
+            let last = *cycle.path.last().expect("cycles are never empty");
+            let at = edge_at[&(last, cycle.path[0])].clone();
+            let d = Diagnostic::error(
+                "pit::dependency-cycle",
+                at.clone(),
+                self.span(&at),
+                format!("dependency cycle: {shown}"),
+            )
+            .with_label("this dependency closes the cycle")
+            .with_help("components in a cycle can never start; remove one of these `dependsOn` entries");
+            self.diags.push(d);
+        }
+    }
+
+    fn location(&mut self, location: &Location, path: &FieldPath) {
+        let (Some(rel), LocationType::Local, Some((base, root))) = (&location.path, location.kind, &self.dirs) else {
+            return;
+        };
+        let joined = normalize(&base.join(rel));
+        let escapes = !joined.starts_with(root)
+            || std::fs::canonicalize(&joined)
+                .is_ok_and(|real| std::fs::canonicalize(root).is_ok_and(|r| !real.starts_with(r)));
+        if escapes {
+            let p = path.key("path");
+            let d = Diagnostic::error("pit::path-escapes-repository", p.clone(), self.span(&p), format!("path `{rel}` leads outside the repository"))
+                .with_label("outside the repository")
+                .with_help(format!("LOCAL paths are relative to the pitfile and stay inside `{}`; for another repository use `type: REMOTE`", root.display()));
+            self.diags.push(d);
+        }
+    }
+}
+
+/// Resolves `.` and `..` without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            PathPart::ParentDir => {
+                out.pop();
+            }
+            PathPart::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The repository that holds `dir`: the nearest ancestor with a `.git`, else `dir` itself.
+pub(crate) fn repository_root(dir: &Path) -> PathBuf {
+    let dir = normalize(dir);
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .map_or_else(|| dir.clone(), Path::to_path_buf)
+}
