@@ -327,7 +327,7 @@ fn count(node: &Node) -> usize {
 mod tests {
     use super::*;
 
-    fn text_at<'a>(src: &'a str, span: Span) -> &'a str {
+    fn text_at(src: &str, span: Span) -> &str {
         &src[span.offset..span.offset + span.len]
     }
 

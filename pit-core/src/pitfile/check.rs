@@ -218,7 +218,7 @@ impl Checker<'_> {
             let p = path.key("path");
             let d = Diagnostic::error("pit::path-escapes-repository", p.clone(), self.span(&p), format!("path `{rel}` leads outside the repository"))
                 .with_label("outside the repository")
-                .with_help(format!("LOCAL paths are relative to the pitfile and stay inside `{}`; for another repository use `type: REMOTE`", root.display()));
+                .with_help("LOCAL paths are relative to the pitfile's folder and must stay inside its repository (the nearest folder with `.git`); for another repository use `type: REMOTE`");
             self.diags.push(d);
         }
     }

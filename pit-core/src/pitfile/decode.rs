@@ -137,6 +137,13 @@ impl<'a> Decoder<'a> {
             format!("expected {expected}, found {found}"),
         );
         d.label = Some(format!("this is {found}"));
+        d.help = Some(match path.last_key() {
+            Some(key) => format!("write {expected} for `{key}` (see docs/pitfile.md)"),
+            None if path.segments().is_empty() => {
+                format!("the pitfile must be {expected} of keys such as `version`, `projectName` and `testSuites`")
+            }
+            None => format!("write {expected} here (see docs/pitfile.md)"),
+        });
     }
 
     /// Opens a mapping and reports its unknown and duplicate keys.

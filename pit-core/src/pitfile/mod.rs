@@ -181,6 +181,3 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
         })
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -82,7 +82,7 @@ impl<'de> Deserialize<'de> for SchemaVersion {
         }
         match Raw::deserialize(d)? {
             Raw::S(s) if s == "1.0" => Ok(Self::V1_0),
-            Raw::F(f) if f == 1.0 => Ok(Self::V1_0),
+            Raw::F(1.0) => Ok(Self::V1_0),
             _ => Err(serde::de::Error::custom(
                 "unsupported pitfile version, expected \"1.0\"",
             )),
@@ -144,7 +144,7 @@ pub struct TestSuite {
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// LOCAL: defined here; REMOTE: taken from another repository's pitfile.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Location::is_default")]
     pub location: Location,
     /// Locks held while the suite runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,7 +226,7 @@ pub struct Component {
     /// Unique id within the graph.
     pub id: ComponentId,
     /// Where its deployment scripts live (default: LOCAL, the pitfile's directory).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Location::is_default")]
     pub location: Location,
     /// How to deploy it.
     pub deploy: DeployInstructions,
@@ -311,10 +311,10 @@ pub struct Location {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_repository: Option<String>,
     /// Git reference to check out.
-    #[serde(default = "default_git_ref")]
+    #[serde(default = "default_git_ref", skip_serializing_if = "is_default_git_ref")]
     pub git_ref: String,
     /// The remote pitfile's name (REMOTE suites).
-    #[serde(default = "default_pit_file")]
+    #[serde(default = "default_pit_file", skip_serializing_if = "is_default_pit_file")]
     pub pit_file: String,
 }
 
@@ -328,6 +328,21 @@ impl Default for Location {
             pit_file: DEFAULT_PIT_FILE.to_owned(),
         }
     }
+}
+
+impl Location {
+    /// Whether this is the default location: LOCAL, the pitfile's own directory.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn is_default_git_ref(r: &str) -> bool {
+    r == DEFAULT_GIT_REF
+}
+
+fn is_default_pit_file(f: &str) -> bool {
+    f == DEFAULT_PIT_FILE
 }
 
 fn default_timeout() -> u64 {
