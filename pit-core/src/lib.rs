@@ -31,3 +31,8 @@ pub mod naming;
 pub mod pitfile;
 pub mod plan;
 pub mod yaml;
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
