@@ -63,6 +63,12 @@ impl FieldPath {
         &self.0
     }
 
+    /// The path without its last segment (the root stays the root).
+    #[must_use]
+    pub fn parent(&self) -> Self {
+        Self(self.0[..self.0.len().saturating_sub(1)].to_vec())
+    }
+
     /// The last key of the path, if it ends in one.
     pub fn last_key(&self) -> Option<&str> {
         match self.0.last() {

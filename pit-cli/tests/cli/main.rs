@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate is in the workspace")
+        .to_path_buf()
 }
 
 /// A pitfile fixture of pit-core's tests.
@@ -19,7 +22,11 @@ pub fn fixture(kind: &str, name: &str) -> PathBuf {
 /// `pit` with a clean environment for colour and logging.
 pub fn pit() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pit"));
-    cmd.env_remove("NO_COLOR").env_remove("PIT_COLOR").env_remove("PIT_LOG").env_remove("PIT_FILE").env("COLUMNS", "250");
+    cmd.env_remove("NO_COLOR")
+        .env_remove("PIT_COLOR")
+        .env_remove("PIT_LOG")
+        .env_remove("PIT_FILE")
+        .env("COLUMNS", "250");
     cmd
 }
 
@@ -65,7 +72,10 @@ pub fn assert_matches_schema(schema_file: &str, json: &serde_json::Value) {
     let text = std::fs::read_to_string(repo().join("docs/schemas").join(schema_file)).expect("the schema exists");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
-    let errors: Vec<String> = validator.iter_errors(json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{schema_file}: {errors:#?}\n{json:#}");
 }
 

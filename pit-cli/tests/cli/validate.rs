@@ -10,7 +10,10 @@ fn a_valid_pitfile_exits_0_and_says_so_on_stderr() {
 
 #[test]
 fn validate_reads_pitfile_yml_in_the_current_directory_by_default() {
-    let (code, _, err) = run(pit().arg("validate").current_dir(repo().join("examples/shop")).env("PAYMENTS_REPO", "git://127.0.0.1/p.git"));
+    let (code, _, err) = run(pit()
+        .arg("validate")
+        .current_dir(repo().join("examples/shop"))
+        .env("PAYMENTS_REPO", "git://127.0.0.1/p.git"));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("pitfile.yml is valid (1 warning)"), "{err}");
 }
@@ -22,14 +25,19 @@ fn an_invalid_pitfile_exits_2_with_located_diagnostics() {
     assert_eq!(code, 2);
     assert_eq!(out, "");
     assert!(err.contains("unknown-dependency.yml:15:47"), "{err}");
-    assert!(err.contains("testSuites[0].deployment.graph.components[1].dependsOn[0]"), "{err}");
+    assert!(
+        err.contains("testSuites[0].deployment.graph.components[1].dependsOn[0]"),
+        "{err}"
+    );
     assert!(err.contains("did you mean `database`?"), "{err}");
     assert!(err.contains("2 error(s)"), "{err}");
 }
 
 #[test]
 fn json_output_puts_the_diagnostics_on_stdout() {
-    let (code, out, _) = run(pit().args(["validate", "--output", "json"]).arg(fixture("invalid", "dependency-cycle.yml")));
+    let (code, out, _) = run(pit()
+        .args(["validate", "--output", "json"])
+        .arg(fixture("invalid", "dependency-cycle.yml")));
     assert_eq!(code, 2);
     let json: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON");
     assert_eq!(json["valid"], false);
@@ -40,7 +48,11 @@ fn json_output_puts_the_diagnostics_on_stdout() {
 
 #[test]
 fn json_output_of_a_valid_file_lists_its_warnings() {
-    let (code, out, _) = run(pit().args(["validate", "-o", "json"]).arg(fixture("valid", "toolkit-reference.yml")).env("GIT_REF_SOME_COMPONENT", "x").env("GIT_REF_TALOS_PERF_TESTS", "y"));
+    let (code, out, _) = run(pit()
+        .args(["validate", "-o", "json"])
+        .arg(fixture("valid", "toolkit-reference.yml"))
+        .env("GIT_REF_SOME_COMPONENT", "x")
+        .env("GIT_REF_TALOS_PERF_TESTS", "y"));
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&out).expect("stdout is JSON");
     assert_eq!(json["valid"], true);
@@ -60,9 +72,16 @@ fn strict_makes_unknown_keys_errors() {
 #[test]
 fn unset_variables_are_named_as_warnings() {
     let file = fixture("valid", "toolkit-reference.yml");
-    let (code, _, err) = run(pit().arg("validate").arg(&file).env_remove("GIT_REF_SOME_COMPONENT").env("GIT_REF_TALOS_PERF_TESTS", "y"));
+    let (code, _, err) = run(pit()
+        .arg("validate")
+        .arg(&file)
+        .env_remove("GIT_REF_SOME_COMPONENT")
+        .env("GIT_REF_TALOS_PERF_TESTS", "y"));
     assert_eq!(code, 0);
-    assert!(err.contains("environment variable `GIT_REF_SOME_COMPONENT` is not set"), "{err}");
+    assert!(
+        err.contains("environment variable `GIT_REF_SOME_COMPONENT` is not set"),
+        "{err}"
+    );
 }
 
 #[test]

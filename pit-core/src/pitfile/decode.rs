@@ -217,11 +217,11 @@ impl<'a> Decoder<'a> {
     /// Reports a required key that is absent or null, unless an unknown key already suggests it.
     fn missing(&mut self, obj: &Obj<'_>, key: &str, hint: &str) {
         let path = obj.path.key(key);
+        let suggestion = format!("did you mean `{key}`?");
         let already = self.diags.iter().any(|d| {
             d.code == "pit::unknown-key"
-                && d.label.as_deref() == Some(&format!("did you mean `{key}`?"))
-                && d.path.segments().len() == path.segments().len()
-                && d.path.segments()[..path.segments().len() - 1] == path.segments()[..path.segments().len() - 1]
+                && d.label.as_deref() == Some(suggestion.as_str())
+                && d.path.parent() == obj.path
         });
         if already {
             return;
