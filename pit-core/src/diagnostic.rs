@@ -309,6 +309,20 @@ impl fmt::Display for Rendered<'_> {
 
 impl std::error::Error for Rendered<'_> {}
 
+impl Rendered<'_> {
+    /// Longest line shown in an excerpt: a pitfile written as one line of JSON would otherwise
+    /// print whole. Longer lines get no excerpt; the header still gives line and column.
+    const MAX_EXCERPT_LINE: usize = 400;
+
+    fn has_excerpt(&self) -> bool {
+        let text = self.source.inner();
+        let at = self.d.span.offset.min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        !text.is_empty() && end - start <= Self::MAX_EXCERPT_LINE
+    }
+}
+
 impl miette::Diagnostic for Rendered<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         Some(Box::new(self.d.code))
@@ -326,15 +340,11 @@ impl miette::Diagnostic for Rendered<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        if self.source.inner().is_empty() {
-            None
-        } else {
-            Some(&self.source)
-        }
+        self.has_excerpt().then_some(&self.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.source.inner().is_empty() {
+        if !self.has_excerpt() {
             return None;
         }
         let len = self.source.inner().len();
@@ -374,5 +384,22 @@ mod tests {
         let r = Report::new("f.yml", src, vec![d]);
         assert_eq!((r.diagnostics()[0].line, r.diagnostics()[0].column), (2, 5));
         assert!(r.render(false, 80).contains("f.yml:2:5"));
+    }
+
+    #[test]
+    fn very_long_lines_get_no_excerpt_but_keep_their_position() {
+        let src = format!("a: [{}x]\n", "1, ".repeat(500));
+        let d = Diagnostic::error(
+            "pit::test",
+            FieldPath::root().key("a"),
+            Span {
+                offset: src.len() - 3,
+                len: 1,
+            },
+            "bad",
+        );
+        let text = Report::new("f.yml", src.as_str(), vec![d]).render(false, 80);
+        assert!(text.contains("f.yml:1:1505"), "{text}");
+        assert!(text.len() < 300, "the line is not printed: {text}");
     }
 }
