@@ -5,6 +5,7 @@
 //! hint. A [`Report`] holds them all with the source text, renders them as a compiler would (a
 //! source excerpt with a caret, through `miette`), and serialises them as JSON.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -24,16 +25,16 @@ pub enum Severity {
 }
 
 /// One step of a [`FieldPath`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathSegment {
-    /// A mapping key.
-    Key(String),
+    /// A mapping key (borrowed for the pitfile's own keys, so paths are cheap to extend).
+    Key(Cow<'static, str>),
     /// A list index.
     Index(usize),
 }
 
 /// Where a value sits in the document: `testSuites[1].deployment.graph.components[2].dependsOn[0]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FieldPath(Vec<PathSegment>);
 
 impl FieldPath {
@@ -44,7 +45,7 @@ impl FieldPath {
 
     /// This path with a key appended.
     #[must_use]
-    pub fn key(&self, key: impl Into<String>) -> Self {
+    pub fn key(&self, key: impl Into<Cow<'static, str>>) -> Self {
         let mut p = self.clone();
         p.0.push(PathSegment::Key(key.into()));
         p

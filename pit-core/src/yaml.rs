@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+
+use crate::diagnostic::{FieldPath, PathSegment};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Upper bound on nodes in one document, aliases expanded: stops "billion laughs" inputs.
@@ -51,6 +53,27 @@ pub struct Node {
 }
 
 impl Node {
+    /// The node at `path` below this one, if there is one.
+    ///
+    /// ```
+    /// use pit_core::diagnostic::FieldPath;
+    /// let root = pit_core::yaml::parse("a:\n  - x\n  - y\n").unwrap().unwrap();
+    /// let y = root.lookup(&FieldPath::root().key("a").index(1)).unwrap();
+    /// assert_eq!(y.span.offset, 13);
+    /// ```
+    pub fn lookup(&self, path: &FieldPath) -> Option<&Node> {
+        path.segments()
+            .iter()
+            .try_fold(self, |node, seg| match (seg, &node.value) {
+                (PathSegment::Key(k), NodeValue::Map(entries)) => entries
+                    .iter()
+                    .find(|(key, _)| matches!(&key.value, NodeValue::Scalar(s, _) if s == k))
+                    .map(|(_, v)| v),
+                (PathSegment::Index(i), NodeValue::Seq(items)) => items.get(*i),
+                _ => None,
+            })
+    }
+
     /// A plain `null`, `~` or empty scalar.
     pub fn is_null(&self) -> bool {
         matches!(&self.value, NodeValue::Scalar(s, ScalarStyle::Plain)

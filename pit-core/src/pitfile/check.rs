@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::path::{Component as PathPart, Path, PathBuf};
 
-use super::decode::{suggest, SpanIndex};
+use super::decode::suggest;
 use super::model::*;
 use crate::diagnostic::{Diagnostic, FieldPath};
 use crate::graph;
-use crate::yaml::Span;
+use crate::yaml::{Node, Span};
 
 pub(crate) struct Checker<'a> {
-    pub(crate) spans: &'a SpanIndex,
+    /// The document, to find where a value was written.
+    pub(crate) root: &'a Node,
     pub(crate) diags: Vec<Diagnostic>,
     /// Directory of the pitfile and the repository root, when the file is on disk.
     pub(crate) dirs: Option<(PathBuf, PathBuf)>,
@@ -18,7 +19,7 @@ pub(crate) struct Checker<'a> {
 
 impl Checker<'_> {
     fn span(&self, path: &FieldPath) -> Span {
-        self.spans.get(&path.to_string()).copied().unwrap_or_default()
+        self.root.lookup(path).map_or_else(Span::default, |n| n.span)
     }
 
     pub(crate) fn check(&mut self, pitfile: &Pitfile) {

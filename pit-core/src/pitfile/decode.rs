@@ -38,15 +38,11 @@ pub(crate) const STATUS_CHECK_KEYS: &[&str] = &["timeoutSeconds", "command", "pa
 pub(crate) const LOG_TAILING_KEYS: &[&str] = &["enabled", "containerName"];
 pub(crate) const LOCATION_KEYS: &[&str] = &["type", "path", "gitRepository", "gitRef", "pitFile"];
 
-/// Spans of decoded values by field path, for the checks that run on the model.
-pub(crate) type SpanIndex = HashMap<String, Span>;
-
 pub(crate) struct Decoder<'a> {
     opts: &'a LoadOptions,
     env_pattern: Regex,
     source: &'a str,
     pub(crate) diags: Vec<Diagnostic>,
-    pub(crate) spans: SpanIndex,
 }
 
 /// A mapping being decoded.
@@ -113,7 +109,6 @@ impl<'a> Decoder<'a> {
             env_pattern: Regex::new(r"\$\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}").expect("the pattern is valid"),
             source,
             diags: Vec::new(),
-            spans: HashMap::new(),
         }
     }
 
@@ -147,7 +142,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Opens a mapping and reports its unknown and duplicate keys.
-    fn map<'n>(&mut self, node: &'n Node, path: &FieldPath, known: &[&str]) -> Option<Obj<'n>> {
+    fn map<'n>(&mut self, node: &'n Node, path: &FieldPath, known: &[&'static str]) -> Option<Obj<'n>> {
         let NodeValue::Map(entries) = &node.value else {
             self.wrong_type(node, path, "a mapping");
             return None;
@@ -163,7 +158,7 @@ impl<'a> Decoder<'a> {
                 let line = self.source[..first.offset].matches('\n').count() + 1;
                 let d = self.error(
                     "pit::duplicate-key",
-                    &path.key(key),
+                    &path.key(key.to_owned()),
                     k.span,
                     format!("key `{key}` appears twice"),
                 );
@@ -178,7 +173,7 @@ impl<'a> Decoder<'a> {
                 .copied()
                 .filter(|k| !entries.iter().any(|(e, _)| scalar_text(e) == Some(*k)));
             let suggestion = suggest(key, absent).or_else(|| suggest(key, known.iter().copied()));
-            let key_path = path.key(key);
+            let key_path = path.key(key.to_owned());
             let d = match suggestion {
                 Some(s) => Diagnostic::error("pit::unknown-key", key_path, k.span, format!("unknown key `{key}`"))
                     .with_label(format!("did you mean `{s}`?"))
@@ -215,7 +210,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reports a required key that is absent or null, unless an unknown key already suggests it.
-    fn missing(&mut self, obj: &Obj<'_>, key: &str, hint: &str) {
+    fn missing(&mut self, obj: &Obj<'_>, key: &'static str, hint: &str) {
         let path = obj.path.key(key);
         let suggestion = format!("did you mean `{key}`?");
         let already = self.diags.iter().any(|d| {
@@ -293,12 +288,8 @@ impl<'a> Decoder<'a> {
     /// A string scalar (plain numbers are accepted as text, as YAML users expect).
     fn scalar_string(&mut self, node: &Node, path: &FieldPath) -> Option<String> {
         match &node.value {
-            NodeValue::Scalar(s, ScalarStyle::Quoted) => {
-                self.spans.insert(path.to_string(), node.span);
-                Some(self.expand_env(s, node, path))
-            }
+            NodeValue::Scalar(s, ScalarStyle::Quoted) => Some(self.expand_env(s, node, path)),
             NodeValue::Scalar(s, ScalarStyle::Plain) if !node.is_null() && parse_bool(s).is_none() => {
-                self.spans.insert(path.to_string(), node.span);
                 Some(self.expand_env(s, node, path))
             }
             _ => {
@@ -308,13 +299,13 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn string(&mut self, obj: &Obj<'_>, key: &str) -> Option<String> {
+    fn string(&mut self, obj: &Obj<'_>, key: &'static str) -> Option<String> {
         let node = obj.get(key)?;
         self.scalar_string(node, &obj.path.key(key))
     }
 
     /// A required, non-empty string.
-    fn required_string(&mut self, obj: &Obj<'_>, key: &str, hint: &str) -> String {
+    fn required_string(&mut self, obj: &Obj<'_>, key: &'static str, hint: &str) -> String {
         if obj.get(key).is_none() {
             self.missing(obj, key, hint);
             return String::new();
@@ -333,10 +324,9 @@ impl<'a> Decoder<'a> {
         value
     }
 
-    fn string_list(&mut self, obj: &Obj<'_>, key: &str) -> Option<Vec<String>> {
+    fn string_list(&mut self, obj: &Obj<'_>, key: &'static str) -> Option<Vec<String>> {
         let node = obj.get(key)?;
         let path = obj.path.key(key);
-        self.spans.insert(path.to_string(), node.span);
         let NodeValue::Seq(items) = &node.value else {
             self.wrong_type(node, &path, "a list of strings");
             return None;
@@ -390,7 +380,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn bool(&mut self, obj: &Obj<'_>, key: &str) -> Option<bool> {
+    fn bool(&mut self, obj: &Obj<'_>, key: &'static str) -> Option<bool> {
         let node = obj.get(key)?;
         match &node.value {
             NodeValue::Scalar(s, ScalarStyle::Plain) if parse_bool(s).is_some() => parse_bool(s),

@@ -163,7 +163,7 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
     let mut decoder = decode::Decoder::new(source, opts);
     let pitfile = decoder.pitfile(&root);
     let mut checker = check::Checker {
-        spans: &decoder.spans,
+        root: &root,
         diags: Vec::new(),
         dirs,
     };
