@@ -24,27 +24,24 @@ impl Checker<'_> {
 
     pub(crate) fn check(&mut self, pitfile: &Pitfile) {
         let suites = FieldPath::root().key("testSuites");
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let (_, repeats) = first_uses(pitfile.test_suites.iter().map(|s| s.id.as_str()));
+        for (i, first) in repeats {
+            let idp = suites.index(i).key("id");
+            let id = &pitfile.test_suites[i].id;
+            let d = Diagnostic::error(
+                "pit::duplicate-suite-id",
+                idp.clone(),
+                self.span(&idp),
+                format!("test suite id `{id}` is used twice"),
+            )
+            .with_label("second use")
+            .with_help(format!(
+                "suite ids must be unique; `testSuites[{first}]` already uses `{id}`"
+            ));
+            self.diags.push(d);
+        }
         for (i, suite) in pitfile.test_suites.iter().enumerate() {
             let path = suites.index(i);
-            if !suite.id.as_str().is_empty() {
-                if let Some(first) = seen.insert(suite.id.as_str(), i) {
-                    seen.insert(suite.id.as_str(), first);
-                    let idp = path.key("id");
-                    let d = Diagnostic::error(
-                        "pit::duplicate-suite-id",
-                        idp.clone(),
-                        self.span(&idp),
-                        format!("test suite id `{}` is used twice", suite.id),
-                    )
-                    .with_label("second use")
-                    .with_help(format!(
-                        "suite ids must be unique; `testSuites[{first}]` already uses `{}`",
-                        suite.id
-                    ));
-                    self.diags.push(d);
-                }
-            }
             self.location(&suite.location, &path.key("location"));
             if let Some(lock) = &suite.lock {
                 self.lock(lock, &path.key("lock"));
@@ -59,20 +56,16 @@ impl Checker<'_> {
     }
 
     fn lock(&mut self, lock: &Lock, path: &FieldPath) {
-        let mut seen = Vec::new();
-        for (i, id) in lock.ids.iter().enumerate() {
-            if seen.contains(&id) {
-                let p = path.key("ids").index(i);
-                let d = Diagnostic::warning(
-                    "pit::duplicate-lock-id",
-                    p.clone(),
-                    self.span(&p),
-                    format!("lock `{id}` is listed twice"),
-                )
-                .with_help("remove the repeated id");
-                self.diags.push(d);
-            }
-            seen.push(id);
+        for (i, _) in first_uses(lock.ids.iter().map(LockId::as_str)).1 {
+            let p = path.key("ids").index(i);
+            let d = Diagnostic::warning(
+                "pit::duplicate-lock-id",
+                p.clone(),
+                self.span(&p),
+                format!("lock `{}` is listed twice", lock.ids[i]),
+            )
+            .with_help("remove the repeated id");
+            self.diags.push(d);
         }
     }
 
@@ -89,28 +82,21 @@ impl Checker<'_> {
             self.location(&c.location, &p.key("location"));
         }
 
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for (i, (c, p)) in all.iter().enumerate() {
-            if c.id.as_str().is_empty() {
-                continue;
-            }
-            if let Some(&first) = index.get(c.id.as_str()) {
-                let idp = p.key("id");
-                let d = Diagnostic::error(
-                    "pit::duplicate-component-id",
-                    idp.clone(),
-                    self.span(&idp),
-                    format!("component id `{}` is used twice in this graph", c.id),
-                )
-                .with_label("second use")
-                .with_help(format!(
-                    "ids must be unique within a graph, test app included; `{}` already uses it",
-                    all[first].1
-                ));
-                self.diags.push(d);
-            } else {
-                index.insert(c.id.as_str(), i);
-            }
+        let (index, repeats) = first_uses(all.iter().map(|(c, _)| c.id.as_str()));
+        for (i, first) in repeats {
+            let idp = all[i].1.key("id");
+            let d = Diagnostic::error(
+                "pit::duplicate-component-id",
+                idp.clone(),
+                self.span(&idp),
+                format!("component id `{}` is used twice in this graph", all[i].0.id),
+            )
+            .with_label("second use")
+            .with_help(format!(
+                "ids must be unique within a graph, test app included; `{}` already uses it",
+                all[first].1
+            ));
+            self.diags.push(d);
         }
 
         let test_app_id = graph.test_app.id.as_str();
@@ -223,6 +209,21 @@ impl Checker<'_> {
             self.diags.push(d);
         }
     }
+}
+
+/// Where each non-empty id is first used, and every later use as `(index, first index)`.
+fn first_uses<'a>(ids: impl Iterator<Item = &'a str>) -> (HashMap<&'a str, usize>, Vec<(usize, usize)>) {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut repeats = Vec::new();
+    for (i, id) in ids.enumerate().filter(|(_, id)| !id.is_empty()) {
+        match first.get(id) {
+            Some(&f) => repeats.push((i, f)),
+            None => {
+                first.insert(id, i);
+            }
+        }
+    }
+    (first, repeats)
 }
 
 /// Resolves `.` and `..` without touching the file system.

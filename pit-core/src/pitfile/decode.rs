@@ -559,8 +559,13 @@ impl<'a> Decoder<'a> {
                         t.span,
                         format!("unknown location type {shown}"),
                     );
-                    d.help =
-                        Some("write `type: LOCAL` (this repository) or `type: REMOTE` (another git repository)".into());
+                    d.help = Some(match other.map(str::to_uppercase).as_deref() {
+                        Some(upper @ ("LOCAL" | "REMOTE")) => {
+                            format!("location types are written in capitals: `type: {upper}`")
+                        }
+                        _ => "write `type: LOCAL` (this repository) or `type: REMOTE` (another git repository)"
+                            .to_owned(),
+                    });
                 }
             }
         }
