@@ -30,6 +30,8 @@ pub mod graph;
 pub mod naming;
 pub mod pitfile;
 pub mod plan;
+pub mod process;
+pub mod protocol;
 pub mod yaml;
 
 /// The README's Rust examples, compiled and run as doc tests.

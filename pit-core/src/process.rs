@@ -1,0 +1,352 @@
+//! Running one pitfile command: no shell, its own process group, a time limit, a log file.
+//!
+//! Every deploy, status check and undeploy command goes through [`run`]. The command's stdout
+//! and stderr go straight to its log file (not through pipes, so a service it starts in the
+//! background cannot hold PIT waiting for the pipe to close). On timeout or cancellation the
+//! whole process group gets SIGTERM, then SIGKILL after [`CommandSpec::grace`].
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio_util::sync::CancellationToken;
+
+/// How many bytes of a log's end error messages quote.
+const TAIL_BYTES: u64 = 2048;
+
+/// A command to run.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Program and arguments. A program with a `/` is resolved against `cwd`; a bare name is
+    /// looked up on `PATH`.
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Variables added to PIT's own environment.
+    pub env: BTreeMap<String, String>,
+    /// Time limit.
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when the command must be stopped.
+    pub grace: Duration,
+    /// File that receives stdout and stderr (appended).
+    pub log: PathBuf,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// The end of what it printed.
+    pub tail: String,
+}
+
+impl Finished {
+    /// Whether it exited 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Why a command did not finish on its own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// It could not be started.
+    #[error("cannot start `{program}` in `{}` (hint: check that it exists and is executable)", cwd.display())]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Where.
+        cwd: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The log file could not be written.
+    #[error("cannot write log `{}`", path.display())]
+    Log {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It ran past its time limit and was stopped with its whole process group.
+    #[error("`{program}` did not finish within {}s and was stopped", timeout.as_secs_f64())]
+    TimedOut {
+        /// The program.
+        program: String,
+        /// The limit.
+        timeout: Duration,
+        /// The end of what it printed.
+        tail: String,
+    },
+    /// The run was cancelled (Ctrl-C, SIGTERM, or another failure) and the command stopped.
+    #[error("`{program}` was stopped because the run is ending")]
+    Cancelled {
+        /// The program.
+        program: String,
+    },
+    /// The argv was empty.
+    #[error("empty command")]
+    Empty,
+}
+
+/// Runs `spec` to its end, its time limit, or `cancel`.
+///
+/// # Errors
+/// [`ProcessError`] when the command cannot start, runs too long, or is cancelled. A command
+/// that exits non-zero is not an error here: see [`Finished::success`].
+pub async fn run(spec: &CommandSpec, cancel: &CancellationToken) -> Result<Finished, ProcessError> {
+    let program = spec.argv.first().ok_or(ProcessError::Empty)?;
+    if let Some(dir) = spec.log.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ProcessError::Log {
+            path: spec.log.clone(),
+            source,
+        })?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+        .map_err(|source| ProcessError::Log {
+            path: spec.log.clone(),
+            source,
+        })?;
+    let start_len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let err_log = log.try_clone().map_err(|source| ProcessError::Log {
+        path: spec.log.clone(),
+        source,
+    })?;
+    let resolved = if program.contains('/') {
+        spec.cwd.join(program)
+    } else {
+        PathBuf::from(program)
+    };
+    let mut child = tokio::process::Command::new(&resolved)
+        .args(&spec.argv[1..])
+        .current_dir(&spec.cwd)
+        .envs(&spec.env)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ProcessError::Spawn {
+            program: program.clone(),
+            cwd: spec.cwd.clone(),
+            source,
+        })?;
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        status = child.wait() => Ok(status),
+        () = tokio::time::sleep(spec.timeout) => Err(true),
+        () = cancel.cancelled() => Err(false),
+    };
+    match outcome {
+        Ok(status) => {
+            let status = status.map_err(|source| ProcessError::Spawn {
+                program: program.clone(),
+                cwd: spec.cwd.clone(),
+                source,
+            })?;
+            Ok(Finished {
+                code: status.code(),
+                elapsed: started.elapsed(),
+                tail: tail(&spec.log, start_len),
+            })
+        }
+        Err(timed_out) => {
+            stop_group(&mut child, pgid, spec.grace).await;
+            if timed_out {
+                Err(ProcessError::TimedOut {
+                    program: program.clone(),
+                    timeout: spec.timeout,
+                    tail: tail(&spec.log, start_len),
+                })
+            } else {
+                Err(ProcessError::Cancelled {
+                    program: program.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// SIGTERM to the group, then SIGKILL to whatever is left after `grace`.
+async fn stop_group(child: &mut tokio::process::Child, pgid: Option<Pid>, grace: Duration) {
+    let Some(pgid) = pgid else { return };
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    // The leader may exit before its children: wait for the whole group to be gone.
+    let _ = tokio::time::timeout(grace, child.wait()).await;
+    while group_alive(pgid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if group_alive(pgid) {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+        // SIGKILL cannot be ignored; the kernel needs a moment to end every member.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while group_alive(pgid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let _ = child.wait().await;
+}
+
+/// Whether any live process (not a zombie waiting to be reaped) is in the group.
+///
+/// Reads `/proc`, so it is Linux-specific; elsewhere it falls back to a signal-0 probe, which
+/// also counts zombies.
+pub fn group_alive(pgid: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return killpg(pgid, None).is_ok();
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(pgid.as_raw()) && state != Some("Z") && state != Some("X")
+    })
+}
+
+/// The last [`TAIL_BYTES`] written to `log` since `from`, on whole lines.
+pub fn tail(log: &Path, from: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(len.saturating_sub(TAIL_BYTES));
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let text = if start > from {
+        text.split_once('\n').map_or(&*text, |(_, rest)| rest)
+    } else {
+        &text
+    };
+    text.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, argv: &[&str], timeout_ms: u64) -> CommandSpec {
+        CommandSpec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: dir.to_path_buf(),
+            env: BTreeMap::from([("GREETING".into(), "hello; rm -rf /".into())]),
+            timeout: Duration::from_millis(timeout_ms),
+            grace: Duration::from_millis(300),
+            log: dir.join("logs/cmd.log"),
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pit-process-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn arguments_and_environment_reach_the_command_without_a_shell() {
+        let dir = tempdir("args");
+        let s = spec(
+            &dir,
+            &[
+                "sh",
+                "-c",
+                "printf '%s|%s\\n' \"$1\" \"$GREETING\"",
+                "sh",
+                "$(whoami) `id`",
+            ],
+            5000,
+        );
+        let done = run(&s, &CancellationToken::new()).await.unwrap();
+        assert!(done.success());
+        assert_eq!(done.tail, "$(whoami) `id`|hello; rm -rf /");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_stopped_with_its_whole_group() {
+        let dir = tempdir("timeout");
+        // The child ignores SIGTERM and starts a grandchild: both must be gone afterwards.
+        let script = "trap '' TERM; sleep 30 & echo started; echo $$ > pid; wait";
+        let s = spec(&dir, &["sh", "-c", script], 300);
+        let err = run(&s, &CancellationToken::new()).await.unwrap_err();
+        let ProcessError::TimedOut { tail, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(tail, "started");
+        let pid: i32 = std::fs::read_to_string(dir.join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!group_alive(Pid::from_raw(pid)), "no process of the group is left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn cancelling_stops_the_command() {
+        let dir = tempdir("cancel");
+        let cancel = CancellationToken::new();
+        let s = spec(&dir, &["sleep", "30"], 60_000);
+        let c = cancel.clone();
+        let run = tokio::spawn(async move { run(&s, &c).await });
+        cancel.cancel();
+        let err = run.await.unwrap().unwrap_err();
+        assert!(matches!(err, ProcessError::Cancelled { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_spawn_error_naming_it() {
+        let dir = tempdir("missing");
+        let err = run(&spec(&dir, &["./no-such-script.sh"], 1000), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("./no-such-script.sh"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_background_service_does_not_hold_the_command_open() {
+        let dir = tempdir("background");
+        let s = spec(&dir, &["sh", "-c", "sleep 5 & echo $! > bg.pid; echo deployed"], 3000);
+        let done = run(&s, &CancellationToken::new()).await.unwrap();
+        assert!(done.success());
+        assert!(done.elapsed < Duration::from_secs(3));
+        let pid: i32 = std::fs::read_to_string(dir.join("bg.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
