@@ -24,9 +24,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod deploy;
 pub mod diagnostic;
 pub mod exit;
 pub mod graph;
+pub mod lock;
 pub mod naming;
 pub mod pitfile;
 pub mod plan;

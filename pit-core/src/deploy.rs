@@ -1,0 +1,350 @@
+//! Deployers: where a suite's environment lives and how its commands run.
+//!
+//! A [`Deployer`] creates and removes a suite's environment and runs the pitfile's commands in
+//! it. [`LocalDeployer`] gives every suite a sandbox directory and runs commands as local
+//! processes; the Kubernetes deployer (pit-k8s) gives it a namespace. Both share the provided
+//! methods [`Deployer::deploy`], [`Deployer::status_check`] and [`Deployer::undeploy`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::naming::RunId;
+use crate::pitfile::{ComponentId, SuiteId};
+use crate::process::{self, CommandSpec, Finished, ProcessError};
+
+/// What a suite's environment is for.
+#[derive(Debug, Clone)]
+pub struct EnvironmentRequest {
+    /// The run.
+    pub run_id: RunId,
+    /// The pitfile's project.
+    pub project: String,
+    /// The suite.
+    pub suite: SuiteId,
+    /// Its name: a DNS-1123 label (see [`crate::naming::environment_name`]).
+    pub name: String,
+}
+
+/// A suite's environment, as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// Namespace or sandbox name.
+    pub name: String,
+    /// A directory the suite's commands share (`PIT_WORKSPACE`).
+    pub workspace: PathBuf,
+    /// Where each command's log is kept; survives the environment.
+    pub logs: PathBuf,
+    /// Where components write their outputs (`PIT_OUTPUTS` files).
+    pub outputs: PathBuf,
+}
+
+/// Which command of a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// `deploy.command`.
+    Deploy,
+    /// `deploy.statusCheck.command`.
+    StatusCheck,
+    /// `undeploy.command`.
+    Undeploy,
+}
+
+impl StepKind {
+    /// `deploy`, `status-check` or `undeploy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::StatusCheck => "status-check",
+            Self::Undeploy => "undeploy",
+        }
+    }
+}
+
+/// One command of one component, ready to run.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Which command.
+    pub kind: StepKind,
+    /// Whose.
+    pub component: ComponentId,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Variables for it (`PIT_*` and the outputs of the components it depends on).
+    pub env: BTreeMap<String, String>,
+    /// Time limit (for a status check: the time to keep retrying).
+    pub timeout: Duration,
+}
+
+/// A step that did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// The environment could not be created or removed.
+    #[error("cannot prepare environment `{name}`")]
+    Environment {
+        /// The environment.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command exited non-zero.
+    #[error("{} of `{component}` failed with exit code {}{}", kind.as_str(), code.map_or("none (killed by a signal)".to_owned(), |c| c.to_string()), quote(tail))]
+    Failed {
+        /// The component.
+        component: ComponentId,
+        /// The step.
+        kind: StepKind,
+        /// Exit code.
+        code: Option<i32>,
+        /// The end of its output.
+        tail: String,
+    },
+    /// The status check never passed in its time.
+    #[error("status check of `{component}` did not pass within {}s ({attempts} attempts){}", timeout.as_secs(), quote(last_output))]
+    NotHealthy {
+        /// The component.
+        component: ComponentId,
+        /// The check's time limit.
+        timeout: Duration,
+        /// How many times it ran.
+        attempts: u32,
+        /// What the last attempt printed.
+        last_output: String,
+    },
+    /// The command could not run to its end.
+    #[error("{} of `{component}` did not complete", kind.as_str())]
+    Process {
+        /// The component.
+        component: ComponentId,
+        /// The step.
+        kind: StepKind,
+        /// Why.
+        #[source]
+        source: ProcessError,
+    },
+}
+
+impl DeployError {
+    /// Whether the step was stopped because the run is ending, not because it failed.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            Self::Process {
+                source: ProcessError::Cancelled { .. },
+                ..
+            }
+        )
+    }
+}
+
+fn quote(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<&str> = tail.lines().collect();
+        let last = &lines[lines.len().saturating_sub(10)..];
+        format!("; last output:\n    {}", last.join("\n    "))
+    }
+}
+
+/// Creates environments and runs commands in them.
+///
+/// Implement the three required methods; `deploy`, `status_check` and `undeploy` are built on
+/// [`Deployer::run`].
+///
+/// ```
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use pit_core::deploy::{Deployer, EnvironmentRequest, LocalDeployer};
+/// let deployer = LocalDeployer::new(std::env::temp_dir().join("pit-doc-example"));
+/// let env = deployer
+///     .create_environment(&EnvironmentRequest {
+///         run_id: pit_core::naming::RunId::generate(),
+///         project: "demo".into(),
+///         suite: "smoke".into(),
+///         name: "pit-smoke-demo".into(),
+///     })
+///     .await?;
+/// assert!(env.workspace.is_dir());
+/// deployer.remove_environment(&env).await?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    /// Creates the suite's environment. Must succeed again for the same request (idempotent).
+    async fn create_environment(&self, req: &EnvironmentRequest) -> Result<Environment, DeployError>;
+
+    /// Removes the environment and everything deployed in it; copes with half-made ones.
+    async fn remove_environment(&self, env: &Environment) -> Result<(), DeployError>;
+
+    /// Runs one command in the environment.
+    async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError>;
+
+    /// Runs a deploy or undeploy command and requires exit code 0.
+    async fn deploy(
+        &self,
+        env: &Environment,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<Finished, DeployError> {
+        let done = self.run(env, step, cancel).await?;
+        if done.success() {
+            Ok(done)
+        } else {
+            Err(DeployError::Failed {
+                component: step.component.clone(),
+                kind: step.kind,
+                code: done.code,
+                tail: done.tail,
+            })
+        }
+    }
+
+    /// Runs a status check until it exits 0, with backoff (100 ms doubling to 2 s), for up to
+    /// `step.timeout` in all. Returns the number of attempts.
+    async fn status_check(
+        &self,
+        env: &Environment,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<u32, DeployError> {
+        let deadline = Instant::now() + step.timeout;
+        let mut delay = Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let remaining = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            let attempt = Step {
+                timeout: remaining,
+                ..step.clone()
+            };
+            let last_output = match self.run(env, &attempt, cancel).await {
+                Ok(done) if done.success() => return Ok(attempts),
+                Ok(done) => done.tail,
+                Err(DeployError::Process {
+                    source: ProcessError::TimedOut { tail, .. },
+                    ..
+                }) => tail,
+                Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            if now + delay >= deadline {
+                return Err(DeployError::NotHealthy {
+                    component: step.component.clone(),
+                    timeout: step.timeout,
+                    attempts,
+                    last_output,
+                });
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {
+                    return Err(DeployError::Process {
+                        component: step.component.clone(),
+                        kind: step.kind,
+                        source: ProcessError::Cancelled { program: step.argv.first().cloned().unwrap_or_default() },
+                    })
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Where the log of `component`'s `kind` command is kept.
+    fn log_path(&self, env: &Environment, component: &ComponentId, kind: StepKind) -> PathBuf {
+        env.logs.join(format!("{component}.{}.log", kind.as_str()))
+    }
+}
+
+/// Runs commands as local processes, each suite in a sandbox directory.
+///
+/// Layout under `root` (by default `<state dir>/runs/<run id>`):
+/// `<environment>/workspace/` (shared by the suite's commands, removed at teardown),
+/// `<environment>/outputs/` and `<environment>/logs/` (kept, for reports and debugging).
+#[derive(Debug, Clone)]
+pub struct LocalDeployer {
+    root: PathBuf,
+    grace: Duration,
+}
+
+impl LocalDeployer {
+    /// A deployer whose environments live under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the time between SIGTERM and SIGKILL for commands that must be stopped.
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The directory environments are created in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[async_trait]
+impl Deployer for LocalDeployer {
+    async fn create_environment(&self, req: &EnvironmentRequest) -> Result<Environment, DeployError> {
+        let base = self.root.join(&req.name);
+        let env = Environment {
+            name: req.name.clone(),
+            workspace: base.join("workspace"),
+            logs: base.join("logs"),
+            outputs: base.join("outputs"),
+        };
+        for dir in [&env.workspace, &env.logs, &env.outputs] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|source| DeployError::Environment {
+                    name: req.name.clone(),
+                    source,
+                })?;
+        }
+        Ok(env)
+    }
+
+    async fn remove_environment(&self, env: &Environment) -> Result<(), DeployError> {
+        match tokio::fs::remove_dir_all(&env.workspace).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DeployError::Environment {
+                name: env.name.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError> {
+        let spec = CommandSpec {
+            argv: step.argv.clone(),
+            cwd: step.cwd.clone(),
+            env: step.env.clone(),
+            timeout: step.timeout,
+            grace: self.grace,
+            log: self.log_path(env, &step.component, step.kind),
+        };
+        process::run(&spec, cancel)
+            .await
+            .map_err(|source| DeployError::Process {
+                component: step.component.clone(),
+                kind: step.kind,
+                source,
+            })
+    }
+}

@@ -1,0 +1,529 @@
+//! Exclusive locks on shared resources, held by leases.
+//!
+//! A suite's `lock.ids` are taken all at once through a [`LockStore`] before anything is
+//! deployed, renewed while the suite runs, and released at its end. Each lease carries a
+//! fencing token per id that only ever grows, so a resource can refuse a stale holder.
+//!
+//! [`FileLockStore`] is the embedded store `pit run` uses without a Lock Manager: a JSON state
+//! file guarded by an OS file lock, safe between several `pit` processes on one machine. The
+//! Lock Manager's HTTP client (pit-lock) implements the same trait.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::pitfile::LockId;
+
+/// Who asks for a lock, shown to whoever waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockOwner {
+    /// A readable name, such as `pit run 01jq…/checkout on ci-runner-3`.
+    pub name: String,
+    /// The run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// The CI job, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_job: Option<String>,
+}
+
+/// A request for several locks at once.
+#[derive(Debug, Clone)]
+pub struct LockRequest {
+    /// The ids, all or none.
+    pub ids: Vec<LockId>,
+    /// Who asks.
+    pub owner: LockOwner,
+    /// How long the lease lasts unless renewed.
+    pub ttl: Duration,
+    /// How long to wait for the ids to be free.
+    pub wait: Duration,
+}
+
+/// Held locks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    /// Lease id.
+    pub id: String,
+    /// The ids held.
+    pub ids: Vec<LockId>,
+    /// Fencing token per id: larger than any earlier holder's.
+    pub fencing: BTreeMap<LockId, u64>,
+    /// Unix milliseconds after which the lease is lost unless renewed.
+    pub expires_at_ms: u64,
+    /// Who holds it.
+    pub owner: LockOwner,
+}
+
+/// Someone holding an id another wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The id.
+    pub id: LockId,
+    /// Who holds it.
+    pub owner: LockOwner,
+    /// Unix milliseconds when their lease ends unless renewed.
+    pub expires_at_ms: u64,
+}
+
+/// Why a lock operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// The ids stayed held for the whole wait.
+    #[error("locks {} still held after waiting {}s: {} (hint: wait for that run to end, or raise `lock.timeout`)", list_ids(.wanted), .waited.as_secs(), list_holders(.holders))]
+    Busy {
+        /// What was asked for.
+        wanted: Vec<LockId>,
+        /// Who holds them.
+        holders: Vec<Holder>,
+        /// How long PIT waited.
+        waited: Duration,
+    },
+    /// The lease expired or was taken away; whatever it protected is no longer exclusive.
+    #[error("lease `{lease}` on {} was lost (it expired or was force-released)", list_ids(.ids))]
+    Lost {
+        /// The lease.
+        lease: String,
+        /// Its ids.
+        ids: Vec<LockId>,
+    },
+    /// The wait was cancelled.
+    #[error("stopped waiting for locks {} because the run is ending", list_ids(.wanted))]
+    Cancelled {
+        /// What was asked for.
+        wanted: Vec<LockId>,
+    },
+    /// The request makes no sense.
+    #[error("invalid lock request: {0}")]
+    Invalid(String),
+    /// The store itself failed.
+    #[error("lock store `{}` failed", path.display())]
+    Store {
+        /// The store.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn list_ids(ids: &[LockId]) -> String {
+    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn list_holders(hs: &[Holder]) -> String {
+    hs.iter()
+        .map(|h| format!("`{}` held by {}", h.id, h.owner.name))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Takes, renews and releases leases.
+///
+/// ```
+/// # async fn demo() -> Result<(), pit_core::lock::LockError> {
+/// use std::time::Duration;
+/// use pit_core::lock::{FileLockStore, LockOwner, LockRequest, LockStore};
+/// let store = FileLockStore::new(std::env::temp_dir().join("pit-doc-locks"));
+/// let req = LockRequest {
+///     ids: vec!["shared-db".into()],
+///     owner: LockOwner { name: "doc example".into(), ..Default::default() },
+///     ttl: Duration::from_secs(30),
+///     wait: Duration::from_secs(1),
+/// };
+/// let lease = store.acquire(&req, &Default::default()).await?;
+/// let lease = store.renew(&lease, Duration::from_secs(30)).await?;
+/// store.release(&lease).await?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[async_trait]
+pub trait LockStore: Send + Sync {
+    /// Takes every id of `req` at once, waiting up to `req.wait` for them to be free.
+    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError>;
+
+    /// Extends a lease by `ttl` from now. [`LockError::Lost`] if it is no longer held.
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError>;
+
+    /// Gives the ids back. Releasing a lease that is already gone is not an error.
+    async fn release(&self, lease: &Lease) -> Result<(), LockError>;
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Checks a request before any store sees it.
+///
+/// # Errors
+/// [`LockError::Invalid`] for no ids, empty ids, or a zero TTL.
+pub fn validate(req: &LockRequest) -> Result<(), LockError> {
+    if req.ids.is_empty() {
+        return Err(LockError::Invalid("no lock ids".into()));
+    }
+    if req.ids.iter().any(|i| i.as_str().trim().is_empty()) {
+        return Err(LockError::Invalid("empty lock id".into()));
+    }
+    if req.ttl.is_zero() {
+        return Err(LockError::Invalid("the lease TTL must be longer than zero".into()));
+    }
+    Ok(())
+}
+
+/// The shared state of a lock table: who holds what, and the last fencing token per id.
+/// Both [`FileLockStore`] and the in-memory test store keep one.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockTable {
+    /// Last fencing token handed out per id.
+    #[serde(default)]
+    pub fencing: BTreeMap<LockId, u64>,
+    /// Current holders.
+    #[serde(default)]
+    pub held: BTreeMap<LockId, Held>,
+}
+
+/// One held id in a [`LockTable`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Held {
+    /// Lease id.
+    pub lease: String,
+    /// Holder.
+    pub owner: LockOwner,
+    /// Its fencing token.
+    pub token: u64,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+impl LockTable {
+    /// Tries to take every id at `now`: the lease, or who is in the way.
+    ///
+    /// # Errors
+    /// The holders of the ids that are taken.
+    pub fn try_acquire(&mut self, req: &LockRequest, now: u64) -> Result<Lease, Vec<Holder>> {
+        self.held.retain(|_, h| h.expires_at_ms > now);
+        let busy: Vec<Holder> = req
+            .ids
+            .iter()
+            .filter_map(|id| {
+                self.held.get(id).map(|h| Holder {
+                    id: id.clone(),
+                    owner: h.owner.clone(),
+                    expires_at_ms: h.expires_at_ms,
+                })
+            })
+            .collect();
+        if !busy.is_empty() {
+            return Err(busy);
+        }
+        let lease = ulid::Ulid::new().to_string().to_lowercase();
+        let expires_at_ms = now + u64::try_from(req.ttl.as_millis()).unwrap_or(u64::MAX / 2);
+        let mut fencing = BTreeMap::new();
+        for id in &req.ids {
+            let token = self.fencing.get(id).copied().unwrap_or(0) + 1;
+            self.fencing.insert(id.clone(), token);
+            fencing.insert(id.clone(), token);
+            self.held.insert(
+                id.clone(),
+                Held {
+                    lease: lease.clone(),
+                    owner: req.owner.clone(),
+                    token,
+                    expires_at_ms,
+                },
+            );
+        }
+        Ok(Lease {
+            id: lease,
+            ids: req.ids.clone(),
+            fencing,
+            expires_at_ms,
+            owner: req.owner.clone(),
+        })
+    }
+
+    /// Extends `lease` to `now + ttl` if every id is still held by it.
+    ///
+    /// # Errors
+    /// [`LockError::Lost`] otherwise.
+    pub fn renew(&mut self, lease: &Lease, ttl: Duration, now: u64) -> Result<Lease, LockError> {
+        let holds_all = lease.ids.iter().all(|id| {
+            self.held
+                .get(id)
+                .is_some_and(|h| h.lease == lease.id && h.expires_at_ms > now)
+        });
+        if !holds_all {
+            return Err(LockError::Lost {
+                lease: lease.id.clone(),
+                ids: lease.ids.clone(),
+            });
+        }
+        let expires_at_ms = now + u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX / 2);
+        for id in &lease.ids {
+            if let Some(h) = self.held.get_mut(id) {
+                h.expires_at_ms = expires_at_ms;
+            }
+        }
+        Ok(Lease {
+            expires_at_ms,
+            ..lease.clone()
+        })
+    }
+
+    /// Frees the ids `lease` holds.
+    pub fn release(&mut self, lease: &Lease) {
+        self.held.retain(|_, h| h.lease != lease.id);
+    }
+}
+
+/// Waits for `attempt` to succeed, retrying with backoff (25 ms doubling to 250 ms) until
+/// `req.wait` passes or `cancel` fires. Shared by the embedded stores, which have no way to be
+/// told when a lock is freed.
+///
+/// # Errors
+/// [`LockError::Busy`] naming the holders, [`LockError::Cancelled`], or the attempt's error.
+pub async fn wait_for<F, Fut>(req: &LockRequest, cancel: &CancellationToken, mut attempt: F) -> Result<Lease, LockError>
+where
+    F: FnMut() -> Fut + Send,
+    Fut: std::future::Future<Output = Result<Result<Lease, Vec<Holder>>, LockError>> + Send,
+{
+    validate(req)?;
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(25);
+    loop {
+        let holders = match attempt().await? {
+            Ok(lease) => return Ok(lease),
+            Err(holders) => holders,
+        };
+        let waited = start.elapsed();
+        if waited >= req.wait {
+            return Err(LockError::Busy {
+                wanted: req.ids.clone(),
+                holders,
+                waited,
+            });
+        }
+        let pause = delay.min(req.wait - waited);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = cancel.cancelled() => return Err(LockError::Cancelled { wanted: req.ids.clone() }),
+        }
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// The embedded lock store: a directory holding `locks.json`, changed only under an exclusive
+/// OS lock on `locks.lock`, so several `pit` processes on one machine exclude each other.
+#[derive(Debug, Clone)]
+pub struct FileLockStore {
+    dir: PathBuf,
+}
+
+impl FileLockStore {
+    /// A store in `dir` (created on first use).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads the table under the lock, lets `change` edit it, and writes it back atomically.
+    async fn with_table<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut LockTable) -> T + Send + 'static,
+    ) -> Result<T, LockError> {
+        let dir = self.dir.clone();
+        let store_err = {
+            let dir = dir.clone();
+            move |source| LockError::Store {
+                path: dir.clone(),
+                source,
+            }
+        };
+        tokio::task::spawn_blocking(move || -> Result<T, std::io::Error> {
+            use fs4::fs_std::FileExt;
+            std::fs::create_dir_all(&dir)?;
+            let guard = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join("locks.lock"))?;
+            guard.lock_exclusive()?;
+            let path = dir.join("locks.json");
+            let mut table: LockTable = match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockTable::default(),
+                Err(e) => return Err(e),
+            };
+            let out = change(&mut table);
+            let tmp = dir.join(format!("locks.json.{}", std::process::id()));
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&table).map_err(std::io::Error::other)?)?;
+            std::fs::rename(&tmp, &path)?;
+            FileExt::unlock(&guard)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| store_err(std::io::Error::other(e)))?
+        .map_err(store_err)
+    }
+}
+
+#[async_trait]
+impl LockStore for FileLockStore {
+    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
+        wait_for(req, cancel, || {
+            let req = req.clone();
+            self.with_table(move |t| t.try_acquire(&req, now_ms()))
+        })
+        .await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        let lease = lease.clone();
+        self.with_table(move |t| t.renew(&lease, ttl, now_ms())).await?
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        let lease = lease.clone();
+        self.with_table(move |t| t.release(&lease)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ids: &[&str], owner: &str, wait_ms: u64) -> LockRequest {
+        LockRequest {
+            ids: ids.iter().map(|i| LockId::from(*i)).collect(),
+            owner: LockOwner {
+                name: owner.into(),
+                ..Default::default()
+            },
+            ttl: Duration::from_secs(30),
+            wait: Duration::from_millis(wait_ms),
+        }
+    }
+
+    fn store(name: &str) -> FileLockStore {
+        let dir = std::env::temp_dir().join(format!("pit-locks-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        FileLockStore::new(dir)
+    }
+
+    #[tokio::test]
+    async fn a_second_holder_waits_then_fails_naming_the_first() {
+        let s = store("busy");
+        let _a = s
+            .acquire(&req(&["db"], "run-a", 0), &CancellationToken::new())
+            .await
+            .unwrap();
+        let err = s
+            .acquire(&req(&["db", "topic"], "run-b", 100), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("`db` held by run-a"), "{err}");
+        // All or none: `topic` was not taken by the failed request.
+        s.acquire(&req(&["topic"], "run-c", 0), &CancellationToken::new())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn release_frees_the_ids_and_fencing_tokens_grow() {
+        let s = store("fencing");
+        let a = s
+            .acquire(&req(&["db"], "a", 0), &CancellationToken::new())
+            .await
+            .unwrap();
+        s.release(&a).await.unwrap();
+        let b = s
+            .acquire(&req(&["db"], "b", 0), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(b.fencing[&LockId::from("db")] > a.fencing[&LockId::from("db")]);
+        // Releasing twice is harmless; renewing a released lease says it is lost.
+        s.release(&a).await.unwrap();
+        assert!(matches!(
+            s.renew(&a, Duration::from_secs(1)).await,
+            Err(LockError::Lost { .. })
+        ));
+        assert!(s.renew(&b, Duration::from_secs(60)).await.unwrap().expires_at_ms > b.expires_at_ms);
+    }
+
+    #[tokio::test]
+    async fn expired_leases_are_taken_over() {
+        let s = store("expiry");
+        let mut short = req(&["db"], "a", 0);
+        short.ttl = Duration::from_millis(50);
+        let a = s.acquire(&short, &CancellationToken::new()).await.unwrap();
+        // Waiting longer than the TTL lets the second request in.
+        let b = s
+            .acquire(&req(&["db"], "b", 2000), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(b.owner.name, "b");
+        assert!(matches!(
+            s.renew(&a, Duration::from_secs(1)).await,
+            Err(LockError::Lost { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_the_lock_when_it_is_released() {
+        let s = store("handover");
+        let a = s
+            .acquire(&req(&["db"], "a", 0), &CancellationToken::new())
+            .await
+            .unwrap();
+        let s2 = s.clone();
+        let waiter =
+            tokio::spawn(async move { s2.acquire(&req(&["db"], "b", 10_000), &CancellationToken::new()).await });
+        s.release(&a).await.unwrap();
+        assert_eq!(waiter.await.unwrap().unwrap().owner.name, "b");
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_wait_ends_it() {
+        let s = store("cancel");
+        let _a = s
+            .acquire(&req(&["db"], "a", 0), &CancellationToken::new())
+            .await
+            .unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let err = s.acquire(&req(&["db"], "b", 60_000), &cancel).await.unwrap_err();
+        assert!(matches!(err, LockError::Cancelled { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused() {
+        let s = store("invalid");
+        assert!(matches!(
+            s.acquire(&req(&[], "a", 0), &CancellationToken::new()).await,
+            Err(LockError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.acquire(&req(&[" "], "a", 0), &CancellationToken::new()).await,
+            Err(LockError::Invalid(_))
+        ));
+    }
+}
