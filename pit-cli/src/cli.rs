@@ -23,6 +23,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what `pit run` would do for each suite, without doing anything.
     Plan(PlanArgs),
+    /// Deploy each suite's components, run its tests, store the report, tear everything down.
+    Run(RunArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -56,6 +58,27 @@ pub struct PlanArgs {
     /// Plan for this run id instead of a new one (names of environments depend on it).
     #[arg(long, env = "PIT_RUN_ID")]
     pub run_id: Option<pit_core::naming::RunId>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub pitfile: PitfileArgs,
+    /// Use this run id instead of a new one.
+    #[arg(long, env = "PIT_RUN_ID")]
+    pub run_id: Option<pit_core::naming::RunId>,
+    /// Most commands running at once within a suite.
+    #[arg(long, default_value_t = 8, env = "PIT_MAX_PARALLEL", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_parallel: u16,
+    /// Leave the environments up after the tests, for debugging; prints how to remove them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Where runs, logs, embedded locks and (by default) reports are kept.
+    #[arg(long, env = "PIT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Store suite reports in this directory (default: `<state dir>/reports`).
+    #[arg(long, env = "PIT_REPORT_DIR")]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

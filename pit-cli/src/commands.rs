@@ -11,22 +11,25 @@ use crate::cli::{Cli, Color, Command, Output, PitfileArgs};
 use crate::error::CliError;
 
 /// Runs the command line.
-pub fn run(cli: Cli) -> Result<(), CliError> {
+pub fn run(cli: Cli) -> Result<i32, CliError> {
     let ui = Ui::new(cli.color);
     match cli.command {
-        Command::Validate(args) => validate(&ui, &args.pitfile),
+        Command::Validate(args) => validate(&ui, &args.pitfile).map(|()| pit_core::exit::OK),
+        Command::Run(args) => crate::run::run(&ui, &args),
         Command::Plan(args) => {
             let loaded = load(&ui, &args.pitfile, Severity::Warning)?;
             let plan = Plan::build(&loaded, args.run_id.unwrap_or_else(RunId::generate));
             match args.pitfile.output {
-                Output::Human => stdout(&plan.to_string()),
-                Output::Json => stdout(&json(&plan)),
+                Output::Human => stdout(&plan.to_string())?,
+                Output::Json => stdout(&json(&plan))?,
             }
+            Ok(pit_core::exit::OK)
         }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "pit", &mut out);
-            io::stdout().write_all(&out).map_err(CliError::Output)
+            io::stdout().write_all(&out).map_err(CliError::Output)?;
+            Ok(pit_core::exit::OK)
         }
     }
 }
@@ -55,7 +58,7 @@ fn validate(ui: &Ui, args: &PitfileArgs) -> Result<(), CliError> {
 }
 
 /// Loads the pitfile, printing its diagnostics on stderr; errors end the command.
-fn load(ui: &Ui, args: &PitfileArgs, unset_env: Severity) -> Result<Loaded, CliError> {
+pub fn load(ui: &Ui, args: &PitfileArgs, unset_env: Severity) -> Result<Loaded, CliError> {
     match load_report(args, unset_env)? {
         Ok(loaded) => {
             ui.diagnostics(&loaded.warnings);
@@ -84,13 +87,13 @@ fn load_report(args: &PitfileArgs, unset_env: Severity) -> Result<Result<Loaded,
     }
 }
 
-fn json(value: &impl serde::Serialize) -> String {
+pub fn json(value: &impl serde::Serialize) -> String {
     let mut s = serde_json::to_string_pretty(value).expect("plans and reports always serialise");
     s.push('\n');
     s
 }
 
-fn stdout(text: &str) -> Result<(), CliError> {
+pub fn stdout(text: &str) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

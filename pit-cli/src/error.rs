@@ -12,6 +12,9 @@ pub enum CliError {
     /// The pitfile could not be read.
     #[error(transparent)]
     Load(pit_core::pitfile::LoadError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// Writing the output failed.
     #[error("cannot write the output")]
     Output(#[source] io::Error),
@@ -21,7 +24,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::InvalidPitfile | CliError::Load(_) => exit::INVALID,
-            CliError::Output(_) => exit::INFRASTRUCTURE,
+            CliError::Output(_) | CliError::Runtime(_) => exit::INFRASTRUCTURE,
         }
     }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod error;
+mod run;
 
 use clap::Parser;
 
@@ -15,7 +16,7 @@ fn main() {
         .init();
     let ui = commands::Ui::new(cli.color);
     let code = match commands::run(cli) {
-        Ok(()) => error::exit::OK,
+        Ok(code) => code,
         Err(e) if e.is_broken_pipe() => error::exit::OK,
         Err(error::CliError::InvalidPitfile) => error::exit::INVALID,
         Err(e) => {

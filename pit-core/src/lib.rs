@@ -26,6 +26,7 @@
 
 pub mod deploy;
 pub mod diagnostic;
+pub mod engine;
 pub mod exit;
 pub mod graph;
 pub mod lock;
@@ -34,6 +35,8 @@ pub mod pitfile;
 pub mod plan;
 pub mod process;
 pub mod protocol;
+pub mod runner;
+pub mod sink;
 pub mod yaml;
 
 /// The README's Rust examples, compiled and run as doc tests.

@@ -1,0 +1,144 @@
+//! `pit run`: wires the local backend into the engine, shows progress, handles signals.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pit_core::deploy::LocalDeployer;
+use pit_core::diagnostic::Severity;
+use pit_core::engine::{Engine, Event, EventKind, RunOptions, RunSummary, SuiteOutcome};
+use pit_core::lock::FileLockStore;
+use pit_core::naming::RunId;
+use pit_core::plan::Plan;
+use pit_core::runner::HttpTestRunnerClient;
+use pit_core::sink::DirReportSink;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Output, RunArgs};
+use crate::commands::{load, stdout, Ui};
+use crate::error::CliError;
+
+/// Where PIT keeps its state when `--state-dir` is not given.
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pit")
+}
+
+pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
+    // Unset `${{ env.NAME }}` variables are errors here, before anything is deployed.
+    let loaded = load(ui, &args.pitfile, Severity::Error)?;
+    let run_id = args.run_id.unwrap_or_else(RunId::generate);
+    let plan = Plan::build(&loaded, run_id);
+    let state = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let run_dir = state.join("runs").join(run_id.to_string());
+    let reports = args.report_dir.clone().unwrap_or_else(|| state.join("reports"));
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    ui.message(&format!("run {run_id}: logs in {}", run_dir.display()));
+    let summary = runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let engine = Engine::new(
+            Arc::new(LocalDeployer::new(&run_dir)),
+            Arc::new(FileLockStore::new(state.join("locks"))),
+            Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
+        )
+        .with_reports(Arc::new(DirReportSink::new(&reports)))
+        .with_events(tx);
+        let opts = RunOptions {
+            max_parallel: usize::from(args.max_parallel),
+            keep: args.keep,
+            ..RunOptions::default()
+        };
+        let (cancel, force) = (CancellationToken::new(), CancellationToken::new());
+        let signals = watch_signals(ui, cancel.clone(), force.clone());
+        let progress = async {
+            while let Some(event) = rx.recv().await {
+                ui.message(&describe(&event));
+            }
+        };
+        let work = async {
+            let summary = engine.run(&plan, &opts, &cancel, &force).await;
+            drop(engine); // closes the event channel, ending `progress`
+            summary
+        };
+        let (summary, ()) = tokio::select! {
+            r = async { tokio::join!(work, progress) } => r,
+            () = signals => unreachable!("signal watching only ends with the process"),
+        };
+        summary
+    });
+    match args.pitfile.output {
+        Output::Json => stdout(&crate::commands::json(&summary))?,
+        Output::Human => stdout(&human_summary(&summary))?,
+    }
+    Ok(summary.exit_code())
+}
+
+/// First Ctrl-C or SIGTERM: stop gracefully (teardown runs). Second: cut teardown short.
+async fn watch_signals(ui: &Ui, cancel: CancellationToken, force: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        count += 1;
+        if count == 1 {
+            ui.message("interrupted: tearing down (interrupt again to stop at once)");
+            cancel.cancel();
+        } else {
+            ui.message("interrupted again: stopping teardown");
+            force.cancel();
+        }
+    }
+}
+
+fn describe(e: &Event) -> String {
+    let what = match &e.kind {
+        EventKind::SuiteStarted { environment } => format!("starting in environment {environment}"),
+        EventKind::WaitingForLocks { ids } => format!("waiting for locks {}", ids.join(", ")),
+        EventKind::LocksTaken => "locks taken".into(),
+        EventKind::StepStarted { component, step } => format!("{component}: {}", step.as_str()),
+        EventKind::Ready { component, elapsed_ms } => {
+            format!("{component}: ready ({:.1}s)", *elapsed_ms as f64 / 1000.0)
+        }
+        EventKind::StepFailed { component, step, error } => format!("{component}: {} failed: {error}", step.as_str()),
+        EventKind::TestsStarted { session } => format!("tests started (session {session})"),
+        EventKind::TestsFinished { passed } => format!("tests finished: {}", if *passed { "passed" } else { "FAILED" }),
+        EventKind::TearingDown => "tearing down".into(),
+        EventKind::Undeployed { component } => format!("{component}: undeployed"),
+        EventKind::SuiteFinished { outcome } => format!("finished: {outcome}"),
+        _ => format!("{:?}", e.kind),
+    };
+    format!("[{}] {what}", e.suite)
+}
+
+fn human_summary(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    for s in &summary.suites {
+        let secs = (s.report.finished_ms.saturating_sub(s.report.started_ms)) as f64 / 1000.0;
+        out.push_str(&format!("{}: {} in {secs:.1}s", s.id, s.outcome.as_str()));
+        if let Some(stored) = &s.stored {
+            out.push_str(&format!(", report {}", stored.location));
+        }
+        out.push('\n');
+        if let SuiteOutcome::Error { message } | SuiteOutcome::Cancelled { message } = &s.outcome {
+            out.push_str(&format!("  {}\n", message.replace('\n', "\n  ")));
+        }
+        for e in &s.teardown_errors {
+            out.push_str(&format!("  teardown: {e}\n"));
+        }
+        if !s.kept.is_empty() {
+            out.push_str("  kept up (--keep); to remove it run:\n");
+            for cmd in &s.kept {
+                out.push_str(&format!("    {cmd}\n"));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! Where suite reports go: [`ReportSink`]s, and the directory store [`DirReportSink`].
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::TestReport;
+
+/// The record of one suite of one run: its outcome, its timeline, and the test app's report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuiteReport {
+    /// Always `pit.suite-report/v1`.
+    pub schema: String,
+    /// The run.
+    pub run_id: String,
+    /// The pitfile's project.
+    pub project: String,
+    /// The suite id.
+    pub suite_id: String,
+    /// The suite name.
+    pub suite_name: String,
+    /// `passed`, `failed`, `error` or `cancelled`.
+    pub outcome: String,
+    /// What went wrong, for `error` and `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unix ms when the suite started.
+    pub started_ms: u64,
+    /// Unix ms when it ended (teardown included).
+    pub finished_ms: u64,
+    /// Every step with its times.
+    pub timeline: Vec<TimelineEntry>,
+    /// The test app's report, when the tests ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_report: Option<TestReport>,
+}
+
+/// One step of a run: lock wait, environment, each deploy and readiness check, tests, teardown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// `environment`, `lock`, `deploy`, `status-check`, `test`, `undeploy`, `release`.
+    pub step: String,
+    /// The component, for component steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// Unix ms at the start.
+    pub start_ms: u64,
+    /// Unix ms at the end.
+    pub end_ms: u64,
+    /// `ok`, `failed` or `cancelled`.
+    pub outcome: String,
+    /// Detail, such as the number of status-check attempts or an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Where a stored report is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredReport {
+    /// A path or URL.
+    pub location: String,
+}
+
+/// Why a report could not be stored or listed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// File system trouble.
+    #[error("report store `{}` failed", path.display())]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Keeps suite reports.
+#[async_trait]
+pub trait ReportSink: Send + Sync {
+    /// Stores `report` permanently.
+    async fn store(&self, report: &SuiteReport) -> Result<StoredReport, SinkError>;
+
+    /// Earlier reports of `project`'s `suite`, oldest first.
+    async fn list(&self, project: &str, suite: &str) -> Result<Vec<SuiteReport>, SinkError>;
+}
+
+/// Stores reports as `<root>/<project>/<suite>/<run id>/report.json`.
+#[derive(Debug, Clone)]
+pub struct DirReportSink {
+    root: PathBuf,
+}
+
+impl DirReportSink {
+    /// A store under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn suite_dir(&self, project: &str, suite: &str) -> PathBuf {
+        self.root.join(path_safe(project)).join(path_safe(suite))
+    }
+}
+
+/// A file-name-safe version of `s` (no separators, no leading dot).
+fn path_safe(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cleaned.trim_start_matches('.').to_owned()
+}
+
+#[async_trait]
+impl ReportSink for DirReportSink {
+    async fn store(&self, report: &SuiteReport) -> Result<StoredReport, SinkError> {
+        let dir = self
+            .suite_dir(&report.project, &report.suite_id)
+            .join(path_safe(&report.run_id));
+        let io = |source| SinkError::Io {
+            path: dir.clone(),
+            source,
+        };
+        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+        let file = dir.join("report.json");
+        let tmp = dir.join("report.json.tmp");
+        let json = serde_json::to_vec_pretty(report).map_err(|e| io(std::io::Error::other(e)))?;
+        tokio::fs::write(&tmp, json).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &file).await.map_err(io)?;
+        Ok(StoredReport {
+            location: file.display().to_string(),
+        })
+    }
+
+    async fn list(&self, project: &str, suite: &str) -> Result<Vec<SuiteReport>, SinkError> {
+        let dir = self.suite_dir(project, suite);
+        let mut out = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => return Err(SinkError::Io { path: dir, source }),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(|source| SinkError::Io {
+            path: dir.clone(),
+            source,
+        })? {
+            let file = entry.path().join("report.json");
+            if let Ok(bytes) = tokio::fs::read(&file).await {
+                if let Ok(report) = serde_json::from_slice::<SuiteReport>(&bytes) {
+                    out.push(report);
+                }
+            }
+        }
+        // Run ids sort by time.
+        out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        Ok(out)
+    }
+}
