@@ -32,6 +32,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     let run_id = args.run_id.unwrap_or_else(RunId::generate);
     let plan = Plan::build(&loaded, run_id);
     let state = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state = std::path::absolute(&state).unwrap_or(state);
     let run_dir = state.join("runs").join(run_id.to_string());
     let reports = args.report_dir.clone().unwrap_or_else(|| state.join("reports"));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;

@@ -806,9 +806,10 @@ impl Engine {
     }
 }
 
-/// Runs `task(i)` for every included node once all its included `deps` succeeded, at most
-/// `max_parallel` at once. With `cancel`, the first failure cancels it and nothing new starts;
-/// without, failures do not stop the rest. Returns each node's result (`None`: never ran).
+/// Runs `task(i)` for every included node once all its included `deps` are done, at most
+/// `max_parallel` at once. With `cancel`, a dependency is done when it succeeded, and the first
+/// failure cancels the token so nothing new starts; without (teardown), a failed node counts as
+/// done too. Returns each node's result (`None`: never ran).
 async fn run_graph<T, E, F, Fut>(
     deps: &[Vec<usize>],
     include: &[bool],
@@ -851,8 +852,13 @@ where
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => continue, // aborted: only when the set is dropped
         };
-        match &outcome {
-            Ok(_) => {
+        // Without a cancel token (teardown), a failure must not strand what waits for it.
+        match (&outcome, cancel) {
+            (Err(_), Some(c)) => {
+                stopped = true;
+                c.cancel();
+            }
+            _ => {
                 for &d in &dependents[i] {
                     if include[d] {
                         remaining[d] -= 1;
@@ -860,12 +866,6 @@ where
                             ready.push_back(d);
                         }
                     }
-                }
-            }
-            Err(_) => {
-                if let Some(c) = cancel {
-                    stopped = true;
-                    c.cancel();
                 }
             }
         }

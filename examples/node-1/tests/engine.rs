@@ -1,0 +1,313 @@
+//! `pit run`'s engine against real processes: the example's services, shell scripts that hang
+//! or fail, the embedded file lock store and the directory report store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pit_core::deploy::LocalDeployer;
+use pit_core::engine::{Engine, EventKind, RunOptions, RunSummary, SuiteOutcome};
+use pit_core::lock::{FileLockStore, LockOwner, LockRequest, LockStore};
+use pit_core::naming::RunId;
+use pit_core::pitfile::{load_file, LoadOptions};
+use pit_core::plan::Plan;
+use pit_core::runner::HttpTestRunnerClient;
+use pit_core::sink::{DirReportSink, ReportSink, SuiteReport};
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    state: PathBuf,
+    engine: Engine,
+    locks: FileLockStore,
+    events: tokio::sync::mpsc::UnboundedReceiver<pit_core::engine::Event>,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn harness(name: &str) -> Harness {
+    let state = std::env::temp_dir().join(format!("pit-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let locks = FileLockStore::new(state.join("locks"));
+    let engine = Engine::new(
+        Arc::new(LocalDeployer::new(state.join("runs")).with_grace(Duration::from_millis(500))),
+        Arc::new(locks.clone()),
+        Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
+    )
+    .with_reports(Arc::new(DirReportSink::new(state.join("reports"))))
+    .with_events(tx);
+    Harness {
+        state,
+        engine,
+        locks,
+        events,
+    }
+}
+
+fn options() -> RunOptions {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_node-1"))
+        .parent()
+        .expect("a directory")
+        .display()
+        .to_string();
+    RunOptions {
+        env: BTreeMap::from([("PIT_EXAMPLE_BIN_DIR".to_owned(), bin_dir)]),
+        poll: Duration::from_millis(100),
+        ..RunOptions::default()
+    }
+}
+
+fn plan(file: &str, env: &[(&str, &str)]) -> Plan {
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let opts = LoadOptions {
+        env: Some(env),
+        unset_env: pit_core::diagnostic::Severity::Error,
+        ..LoadOptions::default()
+    };
+    let loaded = load_file(&fixture(file), &opts).unwrap_or_else(|e| panic!("{e:?}"));
+    Plan::build(&loaded, RunId::generate())
+}
+
+async fn run(h: &Harness, plan: &Plan) -> RunSummary {
+    h.engine
+        .run(plan, &options(), &CancellationToken::new(), &CancellationToken::new())
+        .await
+}
+
+/// The pids the example's processes reported in their deploy logs ("… as pid N"), which are
+/// kept after teardown.
+fn started_pids(state: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for log in walk(&state.join("runs")) {
+        if log.to_string_lossy().ends_with(".deploy.log") {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in text.lines() {
+                if let Some(rest) = line.split(" as pid ").nth(1) {
+                    pids.push(rest.split_whitespace().next().unwrap().parse().unwrap());
+                }
+            }
+        }
+    }
+    pids
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+fn entry<'a>(report: &'a SuiteReport, step: &str, component: &str) -> &'a pit_core::sink::TimelineEntry {
+    report
+        .timeline
+        .iter()
+        .find(|e| e.step == step && e.component.as_deref() == Some(component))
+        .unwrap_or_else(|| panic!("no {step} of {component} in {:#?}", report.timeline))
+}
+
+async fn lock_is_free(locks: &FileLockStore) {
+    let req = LockRequest {
+        ids: vec!["node-1-store".into()],
+        owner: LockOwner {
+            name: "checker".into(),
+            ..Default::default()
+        },
+        ttl: Duration::from_secs(5),
+        wait: Duration::ZERO,
+    };
+    let lease = locks
+        .acquire(&req, &CancellationToken::new())
+        .await
+        .expect("the run released its lock");
+    locks.release(&lease).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_happy_path_deploys_in_dependency_order_tests_and_cleans_up() {
+    let h = harness("happy");
+    let summary = run(&h, &plan("happy.yml", &[("MAX_P95_MS", "500")])).await;
+    let suite = &summary.suites[0];
+    assert_eq!(suite.outcome, SuiteOutcome::Passed, "{:#?}", suite.report);
+    assert_eq!(summary.exit_code(), 0);
+    assert!(suite.teardown_errors.is_empty(), "{:?}", suite.teardown_errors);
+
+    let r = &suite.report;
+    // Dependents start only after their dependencies are healthy…
+    let api = entry(r, "deploy", "api");
+    for dep in ["store", "audit"] {
+        assert!(
+            entry(r, "status-check", dep).end_ms <= api.start_ms,
+            "api started before {dep} was healthy"
+        );
+    }
+    assert!(entry(r, "status-check", "api").end_ms <= entry(r, "deploy", "test-app").start_ms);
+    // …independent components overlap…
+    let (store, audit) = (entry(r, "deploy", "store"), entry(r, "deploy", "audit"));
+    assert!(
+        store.start_ms < audit.end_ms && audit.start_ms < store.end_ms,
+        "store and audit did not overlap"
+    );
+    // …and teardown runs in reverse.
+    assert!(entry(r, "undeploy", "test-app").end_ms <= entry(r, "undeploy", "api").start_ms);
+    assert!(entry(r, "undeploy", "api").end_ms <= entry(r, "undeploy", "store").start_ms);
+
+    let report = r.test_report.as_ref().expect("the test app's report");
+    assert!(report.passed());
+    let stored = h.engine_reports(r).await;
+    assert_eq!(stored.len(), 1, "the report was stored");
+    let pids = started_pids(&h.state);
+    assert_eq!(pids.len(), 4, "four processes were started");
+    assert!(pids.iter().all(|&p| !alive(p)), "every process was stopped");
+    lock_is_free(&h.locks).await;
+}
+
+impl Harness {
+    async fn engine_reports(&self, r: &SuiteReport) -> Vec<SuiteReport> {
+        DirReportSink::new(self.state.join("reports"))
+            .list(&r.project, &r.suite_id)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_test_app_reporting_fail_exits_1() {
+    let h = harness("fail");
+    // No latency can meet a p95 of 0 ms.
+    let summary = run(&h, &plan("happy.yml", &[("MAX_P95_MS", "0")])).await;
+    assert_eq!(summary.suites[0].outcome, SuiteOutcome::Failed);
+    assert_eq!(summary.exit_code(), 1);
+    assert!(started_pids(&h.state).iter().all(|&p| !alive(p)));
+}
+
+#[tokio::test]
+async fn a_failing_status_check_tears_down_and_names_the_component() {
+    let h = harness("check");
+    let summary = run(&h, &plan("failing-check.yml", &[])).await;
+    let suite = &summary.suites[0];
+    assert_eq!(summary.exit_code(), 3);
+    let SuiteOutcome::Error { message } = &suite.outcome else {
+        panic!("{:?}", suite.outcome)
+    };
+    assert!(
+        message.contains("status check of `broken-svc` did not pass"),
+        "{message}"
+    );
+    assert!(
+        message.contains("database connection refused"),
+        "the last output is quoted: {message}"
+    );
+    // What started is undeployed (the failing undeploy is reported, not fatal); what never
+    // started is not touched.
+    let r = &suite.report;
+    assert_eq!(entry(r, "undeploy", "store").outcome, "ok");
+    assert_eq!(entry(r, "undeploy", "broken-svc").outcome, "failed");
+    assert!(r.timeline.iter().all(|e| e.component.as_deref() != Some("never")));
+    assert!(r.timeline.iter().all(|e| e.component.as_deref() != Some("test-app")));
+    assert_eq!(suite.teardown_errors.len(), 1, "{:?}", suite.teardown_errors);
+    assert!(started_pids(&h.state).iter().all(|&p| !alive(p)));
+    lock_is_free(&h.locks).await;
+}
+
+#[tokio::test]
+async fn a_deploy_that_hangs_is_stopped_with_its_whole_group() {
+    let h = harness("hang");
+    let summary = run(&h, &plan("hanging-deploy.yml", &[])).await;
+    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
+        panic!("{:?}", summary.suites[0].outcome)
+    };
+    assert!(message.contains("deploy of `slow` did not complete"), "{message}");
+    assert!(message.contains("did not finish within 1s"), "{message}");
+    assert_eq!(summary.exit_code(), 3);
+    let log = walk(&h.state.join("runs"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("slow.deploy.log"))
+        .expect("its log is kept");
+    let text = std::fs::read_to_string(log).unwrap();
+    let sleeper: i32 = text
+        .split("as pid ")
+        .nth(1)
+        .expect("it said its pid")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!alive(sleeper), "the hanging deploy's process is gone");
+    assert!(started_pids(&h.state).iter().all(|&p| !alive(p)));
+    lock_is_free(&h.locks).await;
+}
+
+#[tokio::test]
+async fn an_interrupted_run_undeploys_everything_and_releases_its_lock() {
+    let mut h = harness("interrupt");
+    let plan = plan("interrupted.yml", &[]);
+    let cancel = CancellationToken::new();
+    let opts = options();
+    let force = CancellationToken::new();
+    let run = h.engine.run(&plan, &opts, &cancel, &force);
+    let interrupt = async {
+        // As Ctrl-C would, once the slow component is deploying.
+        while let Some(e) = h.events.recv().await {
+            if matches!(&e.kind, EventKind::StepStarted { component, .. } if component == "slow") {
+                cancel.cancel();
+                break;
+            }
+        }
+    };
+    let (summary, ()) = tokio::join!(run, interrupt);
+    let suite = &summary.suites[0];
+    assert!(
+        matches!(suite.outcome, SuiteOutcome::Cancelled { .. }),
+        "{:?}",
+        suite.outcome
+    );
+    assert_eq!(summary.exit_code(), 130);
+    assert_eq!(entry(&suite.report, "deploy", "slow").outcome, "cancelled");
+    assert_eq!(entry(&suite.report, "undeploy", "store").outcome, "ok");
+    assert!(started_pids(&h.state).iter().all(|&p| !alive(p)));
+    lock_is_free(&h.locks).await;
+}
+
+#[tokio::test]
+async fn a_held_lock_makes_the_suite_fail_naming_the_holder_before_deploying() {
+    let h = harness("busy");
+    let req = LockRequest {
+        ids: vec!["node-1-store".into()],
+        owner: LockOwner {
+            name: "the nightly run".into(),
+            ..Default::default()
+        },
+        ttl: Duration::from_secs(60),
+        wait: Duration::ZERO,
+    };
+    let held = h.locks.acquire(&req, &CancellationToken::new()).await.unwrap();
+    let summary = run(&h, &plan("busy.yml", &[("MAX_P95_MS", "500")])).await;
+    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
+        panic!("{:?}", summary.suites[0].outcome)
+    };
+    assert!(message.contains("`node-1-store` held by the nightly run"), "{message}");
+    assert_eq!(summary.exit_code(), 3);
+    assert!(
+        summary.suites[0].report.timeline.iter().all(|e| e.step != "deploy"),
+        "nothing was deployed"
+    );
+    h.locks.release(&held).await.unwrap();
+}
