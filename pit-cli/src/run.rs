@@ -8,6 +8,7 @@ use pit_core::diagnostic::Severity;
 use pit_core::engine::{Engine, Event, EventKind, RunOptions, RunSummary, SuiteOutcome};
 use pit_core::lock::FileLockStore;
 use pit_core::naming::RunId;
+use pit_core::pitfile::LoadOptions;
 use pit_core::plan::Plan;
 use pit_core::runner::HttpTestRunnerClient;
 use pit_core::sink::DirReportSink;
@@ -36,6 +37,30 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     let run_dir = state.join("runs").join(run_id.to_string());
     let reports = args.report_dir.clone().unwrap_or_else(|| state.join("reports"));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    let plan = if pit_core::resolve::needs_fetching(&plan) {
+        ui.message("fetching remote suites and components");
+        let cache = pit_git::GitCache::new(state.join("sources"));
+        let opts = LoadOptions {
+            strict: args.pitfile.strict,
+            unset_env: Severity::Error,
+            ..LoadOptions::default()
+        };
+        match runtime.block_on(pit_core::resolve::resolve(plan, &cache, &opts)) {
+            Ok(plan) => plan,
+            Err(e) => {
+                if let Some(report) = e.report() {
+                    ui.diagnostics(report);
+                }
+                ui.error(&e);
+                return Ok(match e {
+                    pit_core::resolve::ResolveError::Fetch { .. } => pit_core::exit::INFRASTRUCTURE,
+                    _ => pit_core::exit::INVALID,
+                });
+            }
+        }
+    } else {
+        plan
+    };
     ui.message(&format!("run {run_id}: logs in {}", run_dir.display()));
     let summary = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -338,11 +338,10 @@ impl Engine {
         };
 
         let outcome = 'suite: {
-            if let Some(remote) = &suite.remote {
+            if suite.remote.is_some() || unresolved(suite) {
                 break 'suite SuiteOutcome::Error {
                     message: format!(
-                        "suite `{sid}` is REMOTE (`{}`): fetching remote suites is not available yet in this PIT (hint: define the suite locally)",
-                        remote.git_repository
+                        "suite `{sid}` has REMOTE parts that were not fetched (hint: pass the plan through `pit_core::resolve::resolve` first)"
                     ),
                 };
             }
@@ -890,6 +889,15 @@ fn ancestors(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
         .collect()
 }
 
+fn unresolved(suite: &SuitePlan) -> bool {
+    suite
+        .waves
+        .iter()
+        .flatten()
+        .chain(suite.test_app.iter())
+        .any(|c| matches!(c.workdir, WorkDir::Git { .. }))
+}
+
 fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions) -> BTreeMap<String, String> {
     let mut vars = opts.env.clone();
     vars.insert("PIT_RUN_ID".into(), plan.run_id.to_string());
@@ -905,6 +913,7 @@ fn outputs_file(env: &Environment, c: &ComponentPlan) -> std::path::PathBuf {
 }
 
 fn step_for(c: &ComponentPlan, kind: StepKind, cmd: &CommandPlan, vars: &BTreeMap<String, String>) -> Step {
+    // Plans are resolved before they run (see `unresolved`), so only local directories remain.
     let cwd = match &c.workdir {
         WorkDir::Local { path } => path.clone(),
         WorkDir::Git { path, .. } => std::path::PathBuf::from(path),

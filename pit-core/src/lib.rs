@@ -35,6 +35,7 @@ pub mod pitfile;
 pub mod plan;
 pub mod process;
 pub mod protocol;
+pub mod resolve;
 pub mod runner;
 pub mod sink;
 pub mod yaml;

@@ -1,0 +1,209 @@
+//! # pit-git
+//!
+//! Fetches the repositories of REMOTE suites and components for `pit run`: [`GitCache`]
+//! implements [`pit_core::resolve::SourceFetcher`] with git2. Each repository is mirrored once
+//! (a bare clone, updated by fetch) and each commit checked out once into its own directory,
+//! so suites that share a repository share the download, and concurrent `pit` processes wait
+//! for each other through a file lock per repository.
+//!
+//! Credentials: SSH URLs use the SSH agent; HTTPS URLs use `PIT_GIT_TOKEN` (with
+//! `PIT_GIT_USERNAME`, default `x-access-token`) when set. Tokens are never logged.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pit_core::resolve::FetchError> {
+//! use pit_core::resolve::SourceFetcher;
+//! let cache = pit_git::GitCache::new("/tmp/pit/sources");
+//! let dir = cache.fetch("https://git.example.com/team/perf-tests.git", "refs/remotes/origin/master").await?;
+//! assert!(dir.join("pitfile.yml").exists());
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use git2::{build::CheckoutBuilder, Cred, FetchOptions, Oid, RemoteCallbacks, Repository};
+use pit_core::resolve::{FetchError, SourceFetcher};
+
+/// A cache of repositories and checkouts in one directory.
+#[derive(Debug, Clone)]
+pub struct GitCache {
+    dir: PathBuf,
+}
+
+impl GitCache {
+    /// A cache in `dir` (created on first use).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[async_trait]
+impl SourceFetcher for GitCache {
+    async fn fetch(&self, repository: &str, git_ref: &str) -> Result<PathBuf, FetchError> {
+        let (dir, repo, reference) = (self.dir.clone(), repository.to_owned(), git_ref.to_owned());
+        let fail = |message: String| FetchError {
+            repository: repository.to_owned(),
+            git_ref: git_ref.to_owned(),
+            message,
+        };
+        tokio::task::spawn_blocking(move || fetch_blocking(&dir, &repo, &reference))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(fail)
+    }
+}
+
+/// A short, stable name for a repository URL (FNV-1a; file names must not change between
+/// releases, which std's hasher does not promise).
+fn key(url: &str) -> String {
+    let h = url.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let tail: String = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("repo")
+        .trim_end_matches(".git")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(24)
+        .collect();
+    format!("{tail}-{h:016x}")
+}
+
+fn fetch_blocking(dir: &Path, url: &str, git_ref: &str) -> Result<PathBuf, String> {
+    use fs4::fs_std::FileExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the cache `{}`: {e}", dir.display()))?;
+    let key = key(url);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{key}.lock")))
+        .map_err(|e| e.to_string())?;
+    lock.lock_exclusive().map_err(|e| e.to_string())?;
+    let result = update_and_checkout(dir, &key, url, git_ref);
+    let _ = FileExt::unlock(&lock);
+    result
+}
+
+fn update_and_checkout(dir: &Path, key: &str, url: &str, git_ref: &str) -> Result<PathBuf, String> {
+    let mirror_path = dir.join(format!("{key}.git"));
+    let repo = match Repository::open_bare(&mirror_path) {
+        Ok(r) => r,
+        Err(_) => {
+            let r = Repository::init_bare(&mirror_path).map_err(|e| e.message().to_owned())?;
+            r.remote("origin", url).map_err(|e| e.message().to_owned())?;
+            r
+        }
+    };
+    {
+        let mut remote = repo.find_remote("origin").map_err(|e| e.message().to_owned())?;
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(|_url, username, allowed| {
+            if allowed.contains(git2::CredentialType::SSH_KEY) {
+                Cred::ssh_key_from_agent(username.unwrap_or("git"))
+            } else if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+                match std::env::var("PIT_GIT_TOKEN") {
+                    Ok(token) => Cred::userpass_plaintext(
+                        &std::env::var("PIT_GIT_USERNAME").unwrap_or_else(|_| "x-access-token".into()),
+                        &token,
+                    ),
+                    Err(_) => Err(git2::Error::from_str(
+                        "the repository asks for credentials (hint: set PIT_GIT_TOKEN)",
+                    )),
+                }
+            } else {
+                Cred::default()
+            }
+        });
+        let mut opts = FetchOptions::new();
+        opts.remote_callbacks(callbacks).download_tags(git2::AutotagOption::All);
+        tracing::debug!(repository = %url, "fetching");
+        remote
+            .fetch(
+                &["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
+                Some(&mut opts),
+                None,
+            )
+            .map_err(|e| e.message().to_owned())?;
+    }
+    let commit = resolve_ref(&repo, git_ref)?;
+    let checkout = dir.join(format!("{key}-{}", &commit.to_string()[..12]));
+    if checkout.join(".pit-checkout-complete").exists() {
+        return Ok(checkout);
+    }
+    let tmp = dir.join(format!(
+        "{key}-{}.tmp-{}",
+        &commit.to_string()[..12],
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let object = repo.find_object(commit, None).map_err(|e| e.message().to_owned())?;
+    repo.checkout_tree(
+        &object,
+        Some(CheckoutBuilder::new().target_dir(&tmp).force().recreate_missing(true)),
+    )
+    .map_err(|e| e.message().to_owned())?;
+    std::fs::write(tmp.join(".pit-checkout-complete"), commit.to_string()).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&checkout);
+    std::fs::rename(&tmp, &checkout).map_err(|e| e.to_string())?;
+    Ok(checkout)
+}
+
+/// Finds the commit `git_ref` names: a full ref, a branch of origin, a tag, or a commit id.
+fn resolve_ref(repo: &Repository, git_ref: &str) -> Result<Oid, String> {
+    let candidates = [
+        git_ref.to_owned(),
+        git_ref.replace("refs/heads/", "refs/remotes/origin/"),
+        format!("refs/remotes/origin/{git_ref}"),
+        format!("refs/tags/{git_ref}"),
+    ];
+    for name in &candidates {
+        if let Ok(r) = repo.find_reference(name) {
+            if let Ok(c) = r.peel_to_commit() {
+                return Ok(c.id());
+            }
+        }
+    }
+    repo.revparse_single(git_ref)
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id())
+        .map_err(|_| {
+            let mut branches: Vec<String> = repo
+                .references_glob("refs/remotes/origin/*")
+                .map(|refs| refs.flatten().filter_map(|r| r.name().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            branches.sort();
+            format!(
+                "no branch, tag or commit `{git_ref}` (hint: the repository has {})",
+                if branches.is_empty() {
+                    "no branches".to_owned()
+                } else {
+                    branches.join(", ")
+                }
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_are_stable_and_readable() {
+        assert_eq!(
+            key("git://127.0.0.1:9418/perf-tests.git"),
+            key("git://127.0.0.1:9418/perf-tests.git")
+        );
+        assert!(key("https://x/perf-tests.git").starts_with("perf-tests-"));
+        assert_ne!(key("https://a/x.git"), key("https://b/x.git"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Fetching real repositories: a bare repository over `file://` and served by `git daemon` on
+//! loopback, then resolving a plan's REMOTE suite from it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use pit_core::naming::RunId;
+use pit_core::pitfile::{load_str, LoadOptions};
+use pit_core::plan::{Plan, WorkDir};
+use pit_core::resolve::{resolve, ResolveError, SourceFetcher};
+use pit_git::GitCache;
+
+const REMOTE_PITFILE: &str = r#"
+version: "1.0"
+projectName: remote-tests
+testSuites:
+  - name: Contract
+    id: contract
+    deployment:
+      graph:
+        testApp: { name: T, id: t, location: { path: scripts }, deploy: { command: ./ok.sh }, undeploy: { command: ./ok.sh } }
+        components:
+          - { name: A, id: a, location: { path: scripts }, deploy: { command: ./ok.sh }, undeploy: { command: ./ok.sh } }
+  - name: Other
+    id: other
+    deployment:
+      graph:
+        testApp: { name: T, id: t, deploy: { command: ./ok.sh }, undeploy: { command: ./ok.sh } }
+"#;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A bare repository `<root>/perf-tests.git` holding the remote pitfile on `master`, and a
+/// `v1` tag; returns the root.
+fn remote_repository(name: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("pit-git-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let work = root.join("work");
+    std::fs::create_dir_all(work.join("scripts")).unwrap();
+    std::fs::write(work.join("pitfile.yml"), REMOTE_PITFILE).unwrap();
+    std::fs::write(work.join("scripts/ok.sh"), "#!/bin/sh\necho ok\n").unwrap();
+    git(&work, &["init", "-q", "-b", "master"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "remote suites"]);
+    git(&work, &["tag", "v1"]);
+    git(&root, &["clone", "-q", "--bare", "work", "perf-tests.git"]);
+    root
+}
+
+fn local_plan(url: &str, suite_ids: &str) -> Plan {
+    let yaml = format!(
+        "version: '1.0'\nprojectName: local\ntestSuites:\n  - name: Remote\n    id: remote\n    location: {{ type: REMOTE, gitRepository: '{url}' }}\n    testSuiteIds: {suite_ids}\n"
+    );
+    let loaded = load_str("pitfile.yml", &yaml, &LoadOptions::default()).unwrap_or_else(|r| panic!("{r}"));
+    Plan::build(&loaded, RunId::generate())
+}
+
+#[tokio::test]
+async fn a_remote_suite_is_fetched_over_file_urls_and_filtered_by_id() {
+    let root = remote_repository("file");
+    let cache = GitCache::new(root.join("cache"));
+    let url = format!("file://{}", root.join("perf-tests.git").display());
+    let plan = resolve(local_plan(&url, "[contract]"), &cache, &LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(plan.suites.len(), 1);
+    let suite = &plan.suites[0];
+    assert_eq!(suite.id.as_str(), "contract");
+    let WorkDir::Local { path } = &suite.waves[0][0].workdir else {
+        panic!("resolved to a local directory")
+    };
+    assert!(path.join("ok.sh").is_file(), "{}", path.display());
+    assert!(path.starts_with(root.join("cache")));
+
+    // Absent or empty ids take every suite.
+    let all = resolve(local_plan(&url, "[]"), &cache, &LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(all.suites.len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_suite_ids_and_refs_are_named() {
+    let root = remote_repository("unknown");
+    let cache = GitCache::new(root.join("cache"));
+    let url = format!("file://{}", root.join("perf-tests.git").display());
+    let err = resolve(local_plan(&url, "[contrakt]"), &cache, &LoadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResolveError::UnknownSuites { .. }), "{err}");
+    assert!(
+        err.to_string().contains("contrakt") && err.to_string().contains("contract, other"),
+        "{err}"
+    );
+
+    let err = cache.fetch(&url, "refs/remotes/origin/main").await.unwrap_err();
+    assert!(
+        err.to_string().contains("refs/remotes/origin/master"),
+        "the message lists the branches: {err}"
+    );
+    // Tags and short branch names resolve too.
+    assert!(cache.fetch(&url, "v1").await.unwrap().join("pitfile.yml").is_file());
+    assert!(cache.fetch(&url, "master").await.unwrap().join("pitfile.yml").is_file());
+}
+
+/// `git daemon` on a free loopback port, stopped when dropped.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    fn start(base: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("git")
+            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .spawn()
+            .expect("git daemon starts (package git-daemon-run or git's git-daemon)");
+        // Wait (bounded) until it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_remote_suite_is_fetched_from_git_daemon() {
+    let root = remote_repository("daemon");
+    let daemon = Daemon::start(&root);
+    let cache = GitCache::new(root.join("cache"));
+    let url = format!("git://127.0.0.1:{}/perf-tests.git", daemon.port);
+    let plan = resolve(local_plan(&url, "[other]"), &cache, &LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(plan.suites.len(), 1);
+    assert_eq!(plan.suites[0].id.as_str(), "other");
+    // A second fetch reuses the checkout.
+    let a = cache.fetch(&url, "master").await.unwrap();
+    let b = cache.fetch(&url, "refs/remotes/origin/master").await.unwrap();
+    assert_eq!(a, b);
+}
