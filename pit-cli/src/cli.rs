@@ -68,7 +68,7 @@ pub struct RunArgs {
     #[arg(long, env = "PIT_RUN_ID")]
     pub run_id: Option<pit_core::naming::RunId>,
     /// Most commands running at once within a suite.
-    #[arg(long, default_value_t = 8, env = "PIT_MAX_PARALLEL", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 16, env = "PIT_MAX_PARALLEL", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
     /// Leave the environments up after the tests, for debugging; prints how to remove them.
     #[arg(long)]

@@ -48,7 +48,8 @@ pub type RunnerFactory = Arc<dyn Fn(&str) -> Arc<dyn TestRunnerClient> + Send + 
 /// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Most commands running at once within a suite (default: 8).
+    /// Most commands running at once within a suite (default: 16; deploy commands mostly
+    /// wait on other systems, so this is not about cores).
     pub max_parallel: usize,
     /// Leave environments up after the tests (no undeploy), for debugging.
     pub keep: bool,
@@ -63,7 +64,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            max_parallel: 8,
+            max_parallel: 16,
             keep: false,
             lock_ttl: Duration::from_secs(60),
             poll: Duration::from_secs(1),

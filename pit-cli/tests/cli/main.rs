@@ -1,6 +1,7 @@
 //! End-to-end tests of the `pit` binary: exit codes, streams, formats.
 
 mod plan;
+mod run;
 mod validate;
 
 use std::path::{Path, PathBuf};
