@@ -38,6 +38,8 @@ pub mod protocol;
 pub mod resolve;
 pub mod runner;
 pub mod sink;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod yaml;
 
 /// The README's Rust examples, compiled and run as doc tests.

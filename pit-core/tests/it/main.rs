@@ -4,6 +4,7 @@
 mod generate;
 
 mod diagnostics;
+mod lock_contract;
 mod plans;
 mod properties;
 mod roundtrip;

@@ -1,0 +1,191 @@
+//! In-memory doubles for users' unit tests (feature `testing`).
+//!
+//! - [`MemoryLockStore`]: a real lock store in memory: it refuses a second holder, hands out
+//!   growing fencing tokens, expires leases, and wakes waiters when a lease is released.
+//! - [`MockLockStore`]: a [`MemoryLockStore`] that records every call and can be told to fail
+//!   or to report the ids busy, for testing how code reacts.
+//!
+//! ```
+//! # async fn demo() {
+//! use std::time::Duration;
+//! use pit_core::lock::{LockOwner, LockRequest, LockStore};
+//! use pit_core::testing::{LockCall, MockLockStore};
+//!
+//! let store = MockLockStore::new();
+//! store.set_busy(Some("the nightly run"));
+//! let req = LockRequest { ids: vec!["db".into()], owner: LockOwner::default(), ttl: Duration::from_secs(5), wait: Duration::ZERO };
+//! let err = store.acquire(&req, &Default::default()).await.unwrap_err();
+//! assert!(err.to_string().contains("the nightly run"));
+//! assert_eq!(store.calls(), vec![LockCall::Acquire(vec!["db".into()])]);
+//! # }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo());
+//! ```
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::lock::{now_ms, validate, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, LockTable};
+use crate::pitfile::LockId;
+
+/// A lock store in memory, with the same behaviour as the real ones.
+#[derive(Debug, Default)]
+pub struct MemoryLockStore {
+    table: Mutex<LockTable>,
+    released: Notify,
+}
+
+impl MemoryLockStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl LockStore for MemoryLockStore {
+    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
+        validate(req)?;
+        let start = Instant::now();
+        loop {
+            // Register for wake-ups before looking, so a release in between is not missed.
+            let released = self.released.notified();
+            let attempt = self
+                .table
+                .lock()
+                .expect("no panics while held")
+                .try_acquire(req, now_ms());
+            let holders = match attempt {
+                Ok(lease) => return Ok(lease),
+                Err(holders) => holders,
+            };
+            let waited = start.elapsed();
+            if waited >= req.wait {
+                return Err(LockError::Busy {
+                    wanted: req.ids.clone(),
+                    holders,
+                    waited,
+                });
+            }
+            // Woken by a release, by the first holder's expiry, or by the end of the wait.
+            let expiry = holders
+                .iter()
+                .map(|h| h.expires_at_ms.saturating_sub(now_ms()))
+                .min()
+                .unwrap_or(0);
+            let pause = (req.wait - waited).min(Duration::from_millis(expiry + 1));
+            tokio::select! {
+                () = released => {}
+                () = tokio::time::sleep(pause) => {}
+                () = cancel.cancelled() => return Err(LockError::Cancelled { wanted: req.ids.clone() }),
+            }
+        }
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        self.table
+            .lock()
+            .expect("no panics while held")
+            .renew(lease, ttl, now_ms())
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        self.table.lock().expect("no panics while held").release(lease);
+        self.released.notify_waiters();
+        Ok(())
+    }
+}
+
+/// A call made to a [`MockLockStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockCall {
+    /// `acquire` with these ids.
+    Acquire(Vec<LockId>),
+    /// `renew` of this lease id.
+    Renew(String),
+    /// `release` of this lease id.
+    Release(String),
+}
+
+/// A [`MemoryLockStore`] that records calls and can be told to misbehave.
+#[derive(Debug, Default)]
+pub struct MockLockStore {
+    inner: MemoryLockStore,
+    calls: Mutex<Vec<LockCall>>,
+    fail: Mutex<Option<String>>,
+    busy: Mutex<Option<String>>,
+}
+
+impl MockLockStore {
+    /// A store that behaves until told otherwise.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<LockCall> {
+        self.calls.lock().expect("no panics while held").clone()
+    }
+
+    /// Makes every later call fail as a broken store would (`None`: behave again).
+    pub fn fail_with(&self, message: Option<&str>) {
+        *self.fail.lock().expect("no panics while held") = message.map(str::to_owned);
+    }
+
+    /// Makes every later acquire find its ids held by `holder` (`None`: behave again).
+    pub fn set_busy(&self, holder: Option<&str>) {
+        *self.busy.lock().expect("no panics while held") = holder.map(str::to_owned);
+    }
+
+    fn record(&self, call: LockCall) -> Result<(), LockError> {
+        self.calls.lock().expect("no panics while held").push(call);
+        match self.fail.lock().expect("no panics while held").clone() {
+            Some(message) => Err(LockError::Store {
+                path: "mock".into(),
+                source: std::io::Error::other(message),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl LockStore for MockLockStore {
+    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
+        self.record(LockCall::Acquire(req.ids.clone()))?;
+        let busy = self.busy.lock().expect("no panics while held").clone();
+        if let Some(holder) = busy {
+            let holders = req
+                .ids
+                .iter()
+                .map(|id| Holder {
+                    id: id.clone(),
+                    owner: LockOwner {
+                        name: holder.clone(),
+                        ..LockOwner::default()
+                    },
+                    expires_at_ms: now_ms() + 60_000,
+                })
+                .collect();
+            return Err(LockError::Busy {
+                wanted: req.ids.clone(),
+                holders,
+                waited: req.wait,
+            });
+        }
+        self.inner.acquire(req, cancel).await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        self.record(LockCall::Renew(lease.id.clone()))?;
+        self.inner.renew(lease, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
+        self.record(LockCall::Release(lease.id.clone()))?;
+        self.inner.release(lease).await
+    }
+}
