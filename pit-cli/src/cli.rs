@@ -70,6 +70,9 @@ pub struct RunArgs {
     /// Most commands running at once within a suite.
     #[arg(long, default_value_t = 16, env = "PIT_MAX_PARALLEL", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
+    /// Run suites concurrently where their lock sets do not overlap.
+    #[arg(long, env = "PIT_PARALLEL_SUITES")]
+    pub parallel_suites: bool,
     /// Leave the environments up after the tests, for debugging; prints how to remove them.
     #[arg(long)]
     pub keep: bool,

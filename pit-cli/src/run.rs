@@ -74,6 +74,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         let opts = RunOptions {
             max_parallel: usize::from(args.max_parallel),
             keep: args.keep,
+            parallel_suites: args.parallel_suites,
             ..RunOptions::default()
         };
         let (cancel, force) = (CancellationToken::new(), CancellationToken::new());

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, Step, StepKind};
 use crate::lock::{now_ms, Lease, LockOwner, LockRequest, LockStore};
+use crate::pitfile::LockId;
 use crate::plan::{CommandPlan, ComponentPlan, Plan, SuitePlan, WorkDir};
 use crate::protocol::TEST_APP_URL_KEY;
 use crate::runner::TestRunnerClient;
@@ -59,6 +60,9 @@ pub struct RunOptions {
     pub poll: Duration,
     /// Extra variables for every command (PIT's own `PIT_*` win).
     pub env: BTreeMap<String, String>,
+    /// Run suites concurrently where their lock sets do not overlap (default: one after
+    /// another). Suites that share a lock id keep their pitfile order.
+    pub parallel_suites: bool,
 }
 
 impl Default for RunOptions {
@@ -69,6 +73,7 @@ impl Default for RunOptions {
             lock_ttl: Duration::from_secs(60),
             poll: Duration::from_secs(1),
             env: BTreeMap::new(),
+            parallel_suites: false,
         }
     }
 }
@@ -280,9 +285,50 @@ impl Engine {
         force: &CancellationToken,
     ) -> RunSummary {
         let mut suites = Vec::new();
-        for suite in &plan.suites {
-            suites.push(self.run_suite(plan, suite, opts, cancel, force).await);
+        if !opts.parallel_suites {
+            for suite in &plan.suites {
+                suites.push(self.run_suite(plan, suite, opts, cancel, force).await);
+            }
+            return RunSummary {
+                run_id: plan.run_id.to_string(),
+                suites,
+            };
         }
+        let locks_of =
+            |i: usize| -> Vec<LockId> { plan.suites[i].locks.as_ref().map(|l| l.ids.clone()).unwrap_or_default() };
+        let mut results: Vec<Option<SuiteResult>> = vec![None; plan.suites.len()];
+        let mut pending: Vec<usize> = (0..plan.suites.len()).collect();
+        let mut running: HashMap<usize, Vec<LockId>> = HashMap::new();
+        let mut set = JoinSet::new();
+        let shared = Arc::new((plan.clone(), opts.clone(), cancel.clone(), force.clone()));
+        loop {
+            // Start every waiting suite whose locks are free of running suites and of suites
+            // before it that still wait (so suites sharing a lock keep their order).
+            let mut blocked: Vec<LockId> = running.values().flatten().cloned().collect();
+            pending.retain(|&i| {
+                let locks = locks_of(i);
+                let free = locks.iter().all(|l| !blocked.contains(l));
+                blocked.extend(locks.iter().cloned());
+                if free {
+                    running.insert(i, locks);
+                    let (engine, shared) = (self.clone(), shared.clone());
+                    set.spawn(async move {
+                        let (plan, opts, cancel, force) = &*shared;
+                        (i, engine.run_suite(plan, &plan.suites[i], opts, cancel, force).await)
+                    });
+                }
+                !free
+            });
+            let Some(joined) = set.join_next().await else { break };
+            let (i, result) = match joined {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => continue,
+            };
+            running.remove(&i);
+            results[i] = Some(result);
+        }
+        suites.extend(results.into_iter().flatten());
         RunSummary {
             run_id: plan.run_id.to_string(),
             suites,

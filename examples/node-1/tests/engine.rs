@@ -311,3 +311,41 @@ async fn a_held_lock_makes_the_suite_fail_naming_the_holder_before_deploying() {
     );
     h.locks.release(&held).await.unwrap();
 }
+
+#[tokio::test]
+async fn parallel_suites_overlap_unless_they_share_a_lock() {
+    let h = harness("parallel");
+    let opts = RunOptions {
+        parallel_suites: true,
+        ..options()
+    };
+    let summary = h
+        .engine
+        .run(
+            &plan("three-suites.yml", &[]),
+            &opts,
+            &CancellationToken::new(),
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(
+        summary.exit_code(),
+        0,
+        "{:#?}",
+        summary.suites.iter().map(|s| &s.outcome).collect::<Vec<_>>()
+    );
+    let span = |i: usize| {
+        (
+            summary.suites[i].report.started_ms,
+            summary.suites[i].report.finished_ms,
+        )
+    };
+    let ((s1, e1), (s2, e2), (s3, _)) = (span(0), span(1), span(2));
+    assert_eq!(
+        summary.suites.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s1", "s2", "s3"],
+        "results keep pitfile order"
+    );
+    assert!(s1 < e2 && s2 < e1, "s1 and s2 (different locks) overlap");
+    assert!(s3 >= e1, "s3 shares s1's lock and starts after it");
+}
