@@ -70,6 +70,9 @@ pub struct RunArgs {
     /// Most commands running at once within a suite.
     #[arg(long, default_value_t = 16, env = "PIT_MAX_PARALLEL", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_parallel: u16,
+    /// Stream every command's output to stderr as it runs (it is always kept in the run's logs).
+    #[arg(long)]
+    pub follow: bool,
     /// Run suites concurrently where their lock sets do not overlap.
     #[arg(long, env = "PIT_PARALLEL_SUITES")]
     pub parallel_suites: bool,

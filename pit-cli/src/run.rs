@@ -79,9 +79,16 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         };
         let (cancel, force) = (CancellationToken::new(), CancellationToken::new());
         let signals = watch_signals(ui, cancel.clone(), force.clone());
+        let done = CancellationToken::new();
         let progress = async {
             while let Some(event) = rx.recv().await {
                 ui.message(&describe(&event));
+            }
+            done.cancel();
+        };
+        let follow = async {
+            if args.follow {
+                follow_logs(ui, &run_dir, &done).await;
             }
         };
         let work = async {
@@ -90,7 +97,10 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
             summary
         };
         let (summary, ()) = tokio::select! {
-            r = async { tokio::join!(work, progress) } => r,
+            r = async {
+                let (summary, (), ()) = tokio::join!(work, progress, follow);
+                (summary, ())
+            } => r,
             () = signals => unreachable!("signal watching only ends with the process"),
         };
         summary
@@ -100,6 +110,65 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         Output::Human => stdout(&human_summary(&summary))?,
     }
     Ok(summary.exit_code())
+}
+
+/// Prints what every command writes to its log, prefixed with `suite-env/component.step`, as it
+/// is written, until `done` (then once more, so nothing is lost). Logs are files (see
+/// `pit_core::process`), so this reads them every 100 ms.
+async fn follow_logs(ui: &Ui, run_dir: &std::path::Path, done: &CancellationToken) {
+    let mut offsets: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        let finished = tokio::select! {
+            _ = tick.tick() => false,
+            () = done.cancelled() => true,
+        };
+        for log in logs_under(run_dir) {
+            let seen = offsets.entry(log.clone()).or_insert(0);
+            let Ok(bytes) = std::fs::read(&log) else { continue };
+            if (bytes.len() as u64) <= *seen {
+                continue;
+            }
+            let new = &bytes[*seen as usize..];
+            // Print whole lines only, unless the run is over.
+            let end = if finished {
+                new.len()
+            } else {
+                new.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+            };
+            let name = log
+                .strip_prefix(run_dir)
+                .unwrap_or(&log)
+                .display()
+                .to_string()
+                .replace("/logs/", "/");
+            for line in String::from_utf8_lossy(&new[..end]).lines() {
+                ui.message(&format!("  {name}| {line}"));
+            }
+            *seen += end as u64;
+        }
+        if finished {
+            return;
+        }
+    }
+}
+
+fn logs_under(run_dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(envs) = std::fs::read_dir(run_dir) else {
+        return out;
+    };
+    for env in envs.flatten() {
+        if let Ok(logs) = std::fs::read_dir(env.path().join("logs")) {
+            out.extend(
+                logs.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "log")),
+            );
+        }
+    }
+    out.sort();
+    out
 }
 
 /// First Ctrl-C or SIGTERM: stop gracefully (teardown runs). Second: cut teardown short.

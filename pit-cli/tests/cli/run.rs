@@ -98,3 +98,15 @@ fn sigterm_during_deployment_tears_down_releases_locks_and_exits_130() {
     let held: serde_json::Value = serde_json::from_str(&locks).unwrap();
     assert!(held["held"].as_object().is_some_and(|m| m.is_empty()), "{locks}");
 }
+
+#[test]
+fn follow_streams_each_commands_output_with_its_name() {
+    let state = state_dir("follow");
+    let (code, _, err) = run(pit()
+        .args(["run", "--follow", "--state-dir"])
+        .arg(&state)
+        .arg(fixture("failing-check.yml")));
+    assert_eq!(code, 3);
+    assert!(err.contains("/db.deploy.log| db as pid"), "{err}");
+    assert!(err.contains("/db.status-check.log| connection refused as pid"), "{err}");
+}
