@@ -1,5 +1,4 @@
-# Shared by the scripts in this folder: make sure the Rust toolchain is usable.
-# Sourced, not run.
+# Shared by the scripts in this folder: make sure the tools are there. Sourced, not run.
 
 ensure_rust() {
   if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -14,4 +13,19 @@ ensure_rust() {
       rustup component add "$component"
     fi
   done
+  ensure_debian_packages git pkg-config libssl-dev
+}
+
+# Installs the Debian packages given that are missing (git2 needs the OpenSSL headers; the
+# tests use git and git daemon).
+ensure_debian_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${missing[*]}" >&2
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
