@@ -110,3 +110,65 @@ fn follow_streams_each_commands_output_with_its_name() {
     assert!(err.contains("/db.deploy.log| db as pid"), "{err}");
     assert!(err.contains("/db.status-check.log| connection refused as pid"), "{err}");
 }
+
+/// A bare repository holding a pitfile whose suite `remote-suite` has one shell component.
+fn remote_repository(root: &std::path::Path) -> std::path::PathBuf {
+    let work = root.join("work");
+    std::fs::create_dir_all(work.join("scripts")).unwrap();
+    std::fs::write(
+        work.join("pitfile.yml"),
+        "version: '1.0'\nprojectName: remote\ntestSuites:\n  - name: Remote suite\n    id: remote-suite\n    deployment:\n      graph:\n        testApp: { name: T, id: t, location: { path: scripts }, deploy: { command: ./ok.sh, params: [test-app] }, undeploy: { command: ./ok.sh } }\n        components:\n          - { name: A, id: a, location: { path: scripts }, deploy: { command: ./ok.sh, params: [component-a] }, undeploy: { command: ./ok.sh } }\n  - name: Not selected\n    id: other\n    deployment:\n      graph:\n        testApp: { name: T, id: t, deploy: { command: ./missing.sh }, undeploy: { command: ./missing.sh } }\n",
+    )
+    .unwrap();
+    let script = work.join("scripts/ok.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"remote script $1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&work, &["init", "-q", "-b", "master"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "suites"]);
+    git(root, &["clone", "-q", "--bare", "work", "suites.git"]);
+    root.join("suites.git")
+}
+
+#[test]
+fn a_remote_suite_is_fetched_and_its_components_run_from_the_checkout() {
+    let state = state_dir("remote");
+    std::fs::create_dir_all(&state).unwrap();
+    let bare = remote_repository(&state);
+    let pitfile = state.join("pitfile.yml");
+    std::fs::write(
+        &pitfile,
+        format!(
+            "version: '1.0'\nprojectName: local\ntestSuites:\n  - name: From elsewhere\n    id: from-elsewhere\n    location: {{ type: REMOTE, gitRepository: 'file://{}' }}\n    testSuiteIds: [remote-suite]\n",
+            bare.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(pit()
+        .args(["run", "--follow", "--state-dir"])
+        .arg(state.join("state"))
+        .arg(&pitfile));
+    // The remote scripts ran from the checkout; the shell test app publishes no URL, so the
+    // suite ends in an infrastructure error after its component was ready.
+    assert!(err.contains("fetching remote suites"), "{err}");
+    assert!(err.contains("[remote-suite] a: ready"), "{err}");
+    assert!(err.contains("remote script component-a"), "{err}");
+    assert!(out.contains("did not publish its URL"), "{out}");
+    assert!(
+        !err.contains("missing.sh") && !out.contains("other"),
+        "the unselected suite did not run"
+    );
+    assert_eq!(code, 3);
+}
