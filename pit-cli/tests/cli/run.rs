@@ -172,3 +172,21 @@ fn a_remote_suite_is_fetched_and_its_components_run_from_the_checkout() {
     );
     assert_eq!(code, 3);
 }
+
+#[test]
+fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
+    let state = state_dir("keep");
+    let (code, out, err) = run(pit()
+        .args(["run", "--keep", "--state-dir"])
+        .arg(&state)
+        .arg(fixture("failing-check.yml")));
+    assert_eq!(code, 3);
+    assert!(out.contains("kept up (--keep); to remove it run:"), "{out}");
+    assert!(out.contains("undeploy-db"), "the undeploy command is shown: {out}");
+    assert!(!err.contains("undeployed"), "nothing was undeployed: {err}");
+    let rm = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rm -r "))
+        .expect("an rm line");
+    assert!(std::path::Path::new(rm).is_dir(), "the workspace is still there");
+}
