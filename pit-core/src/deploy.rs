@@ -3,7 +3,7 @@
 //! A [`Deployer`] creates and removes a suite's environment and runs the pitfile's commands in
 //! it. [`LocalDeployer`] gives every suite a sandbox directory and runs commands as local
 //! processes; the Kubernetes deployer (pit-k8s) gives it a namespace. Both share the provided
-//! methods [`Deployer::deploy`], [`Deployer::status_check`] and [`Deployer::undeploy`].
+//! methods [`Deployer::deploy`] (which also runs undeploy commands) and [`Deployer::status_check`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,7 +157,7 @@ fn quote(tail: &str) -> String {
 
 /// Creates environments and runs commands in them.
 ///
-/// Implement the three required methods; `deploy`, `status_check` and `undeploy` are built on
+/// Implement the three required methods; `deploy` (for deploy and undeploy commands) and `status_check` are built on
 /// [`Deployer::run`].
 ///
 /// ```

@@ -229,7 +229,7 @@ pub fn group_alive(pgid: Pid) -> bool {
     })
 }
 
-/// The last [`TAIL_BYTES`] written to `log` since `from`, on whole lines.
+/// The last 2 KiB written to `log` since `from`, on whole lines.
 pub fn tail(log: &Path, from: u64) -> String {
     let Ok(mut f) = std::fs::File::open(log) else {
         return String::new();
