@@ -204,6 +204,7 @@ fn describe(e: &Event) -> String {
             format!("{component}: ready ({:.1}s)", *elapsed_ms as f64 / 1000.0)
         }
         EventKind::StepFailed { component, step, error } => format!("{component}: {} failed: {error}", step.as_str()),
+        EventKind::Log { component, line } => format!("{component}| {line}"),
         EventKind::TestsStarted { session } => format!("tests started (session {session})"),
         EventKind::TestsFinished { passed } => format!("tests finished: {}", if *passed { "passed" } else { "FAILED" }),
         EventKind::TearingDown => "tearing down".into(),

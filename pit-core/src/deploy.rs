@@ -264,6 +264,63 @@ pub trait Deployer: Send + Sync {
     fn log_path(&self, env: &Environment, component: &ComponentId, kind: StepKind) -> PathBuf {
         env.logs.join(format!("{component}.{}.log", kind.as_str()))
     }
+
+    /// Streams `component`'s logs line by line into `out` until `stop` (for components with
+    /// `logTailing.enabled`). `container` picks a container where a component has several.
+    ///
+    /// The default follows the component's command logs (deploy, status check, undeploy),
+    /// reading them every 200 ms; a cluster deployer streams its pods' logs instead.
+    async fn stream_logs(
+        &self,
+        env: &Environment,
+        component: &ComponentId,
+        container: Option<&str>,
+        out: tokio::sync::mpsc::UnboundedSender<String>,
+        stop: &CancellationToken,
+    ) -> Result<(), DeployError> {
+        let _ = container; // local commands have no containers
+        let files: Vec<PathBuf> = [StepKind::Deploy, StepKind::StatusCheck, StepKind::Undeploy]
+            .into_iter()
+            .map(|k| self.log_path(env, component, k))
+            .collect();
+        let mut offsets = vec![0u64; files.len()];
+        loop {
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => false,
+                () = stop.cancelled() => true,
+            };
+            for (file, seen) in files.iter().zip(offsets.iter_mut()) {
+                for line in new_lines(file, seen, stopping) {
+                    if out.send(line).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if stopping {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The complete lines added to `file` after byte `seen` (all of the rest when `all`), moving
+/// `seen` past them.
+fn new_lines(file: &Path, seen: &mut u64, all: bool) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(file) else {
+        return Vec::new();
+    };
+    let start = usize::try_from(*seen).unwrap_or(usize::MAX).min(bytes.len());
+    let new = &bytes[start..];
+    let end = if all {
+        new.len()
+    } else {
+        new.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+    };
+    *seen += end as u64;
+    String::from_utf8_lossy(&new[..end])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs commands as local processes, each suite in a sandbox directory.

@@ -129,6 +129,13 @@ pub enum EventKind {
         /// Why.
         error: String,
     },
+    /// A line of a component's log (components with `logTailing.enabled`).
+    Log {
+        /// The component.
+        component: String,
+        /// The line.
+        line: String,
+    },
     /// The tests started.
     TestsStarted {
         /// The session.
@@ -462,6 +469,40 @@ impl Engine {
                 }
             };
 
+            // Log tailing runs from here to the end of teardown.
+            let stop_tailing = CancellationToken::new();
+            let mut tailing = JoinSet::new();
+            for c in suite
+                .waves
+                .iter()
+                .flatten()
+                .chain(suite.test_app.iter())
+                .filter(|c| c.log_tailing)
+            {
+                let (engine, env, stop, component) = (self.clone(), env.clone(), stop_tailing.clone(), c.id.clone());
+                let sid = sid.clone();
+                tailing.spawn(async move {
+                    let (tx, mut rx) = mpsc::unbounded_channel();
+                    let forward = async {
+                        while let Some(line) = rx.recv().await {
+                            engine.emit(
+                                &sid,
+                                EventKind::Log {
+                                    component: component.to_string(),
+                                    line,
+                                },
+                            );
+                        }
+                    };
+                    let stream = async {
+                        let r = engine.deployer.stream_logs(&env, &component, None, tx, &stop).await;
+                        if let Err(e) = r {
+                            tracing::warn!(component = %component, error = %error_chain(&e), "log tailing stopped");
+                        }
+                    };
+                    tokio::join!(stream, forward);
+                });
+            }
             let suite_cancel = cancel.child_token();
             let started = Arc::new(Mutex::new(Vec::<bool>::new()));
             let work = self.deploy_and_test(plan, suite, &env, opts, &suite_cancel, &timeline, &started, &mut result);
@@ -500,6 +541,8 @@ impl Engine {
                 let started = started.lock().expect("no panics while held").clone();
                 result.teardown_errors = self.teardown(plan, suite, &env, opts, &started, force, &timeline).await;
             }
+            stop_tailing.cancel();
+            while tailing.join_next().await.is_some() {}
             if let Some(lease) = lease {
                 let t = timeline.start("release", None);
                 match self.locks.release(&lease).await {

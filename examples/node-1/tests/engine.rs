@@ -143,8 +143,25 @@ async fn lock_is_free(locks: &FileLockStore) {
 
 #[tokio::test]
 async fn the_happy_path_deploys_in_dependency_order_tests_and_cleans_up() {
-    let h = harness("happy");
+    let mut h = harness("happy");
     let summary = run(&h, &plan("happy.yml", &[("MAX_P95_MS", "500")])).await;
+    // The store has `logTailing.enabled`: its command output arrived as events, nobody else's.
+    let mut logs = Vec::new();
+    while let Ok(e) = h.events.try_recv() {
+        if let EventKind::Log { component, line } = e.kind {
+            logs.push((component, line));
+        }
+    }
+    assert!(
+        logs.iter()
+            .any(|(c, l)| c == "store" && l.starts_with("started node-1")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|(c, l)| c == "store" && l.starts_with("stopped pid")),
+        "undeploy output too: {logs:?}"
+    );
+    assert!(logs.iter().all(|(c, _)| c == "store"), "{logs:?}");
     let suite = &summary.suites[0];
     assert_eq!(suite.outcome, SuiteOutcome::Passed, "{:#?}", suite.report);
     assert_eq!(summary.exit_code(), 0);
