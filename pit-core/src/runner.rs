@@ -123,62 +123,51 @@ impl HttpTestRunnerClient {
         }
     }
 
-    fn err(&self, what: &'static str) -> impl FnOnce(reqwest::Error) -> RunnerError + '_ {
-        move |source| RunnerError::Http {
+    /// Sends `req` and reads its JSON answer; `what` names the call in errors.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, RunnerError> {
+        let err = |source| RunnerError::Http {
             url: self.base.clone(),
             what,
             source,
-        }
+        };
+        req.send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(err)?
+            .json()
+            .await
+            .map_err(err)
     }
 }
 
 #[async_trait]
 impl TestRunnerClient for HttpTestRunnerClient {
     async fn start(&self, suite: &SuiteId) -> Result<StartResponse, RunnerError> {
-        let what = "POST /start";
-        self.http
-            .post(format!("{}/start", self.base))
-            .json(&StartRequest {
-                test_suite_id: suite.clone(),
-            })
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(self.err(what))?
-            .json()
-            .await
-            .map_err(self.err(what))
+        let req = self.http.post(format!("{}/start", self.base)).json(&StartRequest {
+            test_suite_id: suite.clone(),
+        });
+        self.call("POST /start", req).await
     }
 
     async fn status(&self, session: &str, wait: Option<Duration>) -> Result<StatusResponse, RunnerError> {
-        let what = "GET /status";
         let mut query = vec![("sessionId", session.to_owned())];
         let mut req = self.http.get(format!("{}/status", self.base));
         if let Some(w) = wait {
             query.push(("wait", format!("{:.3}", w.as_secs_f64())));
             req = req.timeout(w + Duration::from_secs(10));
         }
-        req.query(&query)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(self.err(what))?
-            .json()
-            .await
-            .map_err(self.err(what))
+        self.call("GET /status", req.query(&query)).await
     }
 
     async fn report(&self, session: &str) -> Result<ReportResponse, RunnerError> {
-        let what = "GET /reports";
-        self.http
+        let req = self
+            .http
             .get(format!("{}/reports", self.base))
-            .query(&[("sessionId", session)])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(self.err(what))?
-            .json()
-            .await
-            .map_err(self.err(what))
+            .query(&[("sessionId", session)]);
+        self.call("GET /reports", req).await
     }
 }

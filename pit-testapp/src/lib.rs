@@ -88,6 +88,17 @@ where
     axum::serve(listener, router(tests)).await
 }
 
+/// Binds a free loopback port and announces the app's URL by writing `http://127.0.0.1:PORT`
+/// to `url_file` (a file or FIFO the deploy script reads, to publish `PIT_TEST_APP_URL`).
+///
+/// # Errors
+/// When no port can be bound or the file cannot be written.
+pub async fn listen_and_announce(url_file: &std::path::Path) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    tokio::fs::write(url_file, format!("http://{}\n", listener.local_addr()?)).await?;
+    Ok(listener)
+}
+
 async fn start(State(state): State<AppState>, Json(req): Json<StartRequest>) -> Json<StartResponse> {
     let id = ulid::Ulid::new().to_string().to_lowercase();
     let (tx, _) = watch::channel(Session {

@@ -44,10 +44,9 @@ async fn main() {
         max_p99_ms: num("--max-p99-ms", 50.0),
     };
     let api = std::env::var("API_URL").expect("API_URL (the api's output) is set");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = pit_testapp::listen_and_announce(std::path::Path::new(&url_file))
         .await
-        .expect("a free loopback port");
-    std::fs::write(&url_file, format!("http://{}\n", listener.local_addr().expect("bound"))).expect("writable");
+        .expect("a free loopback port and a writable URL file");
     pit_testapp::serve(listener, move |_| {
         let api = api.clone();
         async move { Ok(run_load(&api, load).await) }

@@ -19,10 +19,9 @@ async fn main() {
     };
     let url_file = flag("--url-file").expect("usage: instant-test-app --url-file FILE [--delay-ms MS]");
     let delay = Duration::from_millis(flag("--delay-ms").map_or(0, |d| d.parse().expect("--delay-ms takes a number")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = pit_testapp::listen_and_announce(std::path::Path::new(&url_file))
         .await
-        .expect("a free loopback port");
-    std::fs::write(&url_file, format!("http://{}\n", listener.local_addr().expect("bound"))).expect("writable");
+        .expect("a free loopback port and a writable URL file");
     pit_testapp::serve(listener, move |_| async move {
         tokio::time::sleep(delay).await;
         let now = SystemTime::now()

@@ -25,11 +25,10 @@ async fn main() {
     let max_p95: f64 = flag(&args, "--max-p95-ms").map_or(200.0, |n| n.parse().expect("--max-p95-ms takes a number"));
     let api = std::env::var("API_URL").expect("API_URL (the api's output) is set");
     let audit = std::env::var("AUDIT_URL").expect("AUDIT_URL (the audit's output) is set");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = pit_testapp::listen_and_announce(std::path::Path::new(&url_file))
         .await
-        .expect("a free loopback port");
+        .expect("a free loopback port and a writable URL file");
     let url = format!("http://{}", listener.local_addr().expect("bound"));
-    std::fs::write(&url_file, format!("{url}\n")).expect("the URL file is writable");
     eprintln!("node-1-test-app listening on {url}");
     pit_testapp::serve(listener, move |_suite| {
         let (api, audit) = (api.clone(), audit.clone());

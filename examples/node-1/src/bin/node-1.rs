@@ -65,11 +65,10 @@ async fn main() {
         _ => usage(),
     };
     let app = app.route("/healthz", get(healthz)).with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = pit_testapp::listen_and_announce(std::path::Path::new(&url_file))
         .await
-        .expect("a free loopback port");
+        .expect("a free loopback port and a writable URL file");
     let url = format!("http://{}", listener.local_addr().expect("bound"));
-    std::fs::write(&url_file, format!("{url}\n")).expect("the URL file is writable");
     eprintln!("node-1 {role} listening on {url}");
     axum::serve(listener, app).await.expect("the server runs");
 }
