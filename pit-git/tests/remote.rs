@@ -128,27 +128,44 @@ struct Daemon {
 
 impl Daemon {
     fn start(base: &Path) -> Self {
+        use std::os::unix::process::CommandExt;
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("git")
-            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        // Run git-daemon itself, not `git daemon`: the `git` wrapper would leave the real
+        // daemon behind when killed. Its own process group and no inherited output, so nothing
+        // outlives the test or holds the test runner's pipes open.
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git runs")
+            .stdout;
+        let daemon = Path::new(String::from_utf8_lossy(&exec_path).trim()).join("git-daemon");
+        let child = Command::new(daemon)
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
             .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
             .spawn()
-            .expect("git daemon starts (package git-daemon-run or git's git-daemon)");
+            .expect("git-daemon starts (it comes with Debian's git package)");
+        let daemon = Self { child, port };
         // Wait (bounded) until it accepts connections.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "git daemon did not listen on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, port }
+        daemon
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Only signals: the whole group, so any connection handler it forked goes too.
+        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
