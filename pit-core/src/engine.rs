@@ -534,11 +534,11 @@ impl Engine {
                 outcome
             };
 
+            let started = started.lock().expect("no panics while held").clone();
             if opts.keep {
-                result.kept = self.keep_instructions(suite, &env);
+                result.kept = self.keep_instructions(plan, suite, &env, opts, &started);
             } else {
                 self.emit(&sid, EventKind::TearingDown);
-                let started = started.lock().expect("no panics while held").clone();
                 result.teardown_errors = self.teardown(plan, suite, &env, opts, &started, force, &timeline).await;
             }
             stop_tailing.cancel();
@@ -865,32 +865,57 @@ impl Engine {
         errors
     }
 
-    fn keep_instructions(&self, suite: &SuitePlan, env: &Environment) -> Vec<String> {
+    /// Shell commands, in teardown order, that undeploy what `--keep` left up: each with the
+    /// variables PIT would have given it (quoted for a POSIX shell; PIT itself never uses one).
+    fn keep_instructions(
+        &self,
+        plan: &Plan,
+        suite: &SuitePlan,
+        env: &Environment,
+        opts: &RunOptions,
+        started: &[bool],
+    ) -> Vec<String> {
+        let base = base_env(plan, suite, env, opts);
+        let comps: Vec<&ComponentPlan> = suite
+            .waves
+            .iter()
+            .flatten()
+            .chain(suite.test_app.iter())
+            .zip(started.iter().chain(std::iter::repeat(&false)))
+            .filter_map(|(c, &s)| s.then_some(c))
+            .collect();
         let mut out: Vec<String> = suite
             .teardown
             .iter()
             .flatten()
-            .filter_map(|id| {
-                suite
-                    .waves
-                    .iter()
-                    .flatten()
-                    .chain(suite.test_app.iter())
-                    .find(|c| &c.id == id)
-            })
+            .filter_map(|id| comps.iter().find(|c| &c.id == id))
             .map(|c| {
-                let dir = match &c.workdir {
-                    WorkDir::Local { path } => path.display().to_string(),
-                    WorkDir::Git { path, .. } => path.clone(),
-                };
+                let step = step_for(c, StepKind::Undeploy, &c.undeploy, &base);
+                let mut vars: BTreeMap<String, String> = step
+                    .env
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("PIT_") && !opts.env.contains_key(k))
+                    .collect();
+                vars.extend(read_outputs(&outputs_file(env, c)));
+                vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
+                vars.insert("PIT_OUTPUTS".into(), outputs_file(env, c).display().to_string());
+                let assignments: Vec<String> = vars
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", crate::plan::shell_quote(v)))
+                    .collect();
+                let argv: Vec<String> = step.argv.iter().map(|a| crate::plan::shell_quote(a)).collect();
                 format!(
-                    "(cd {dir} && PIT_OUTPUTS={} {})",
-                    outputs_file(env, c).display(),
-                    c.undeploy.argv.join(" ")
+                    "(cd {} && env {} {})",
+                    crate::plan::shell_quote(&step.cwd.display().to_string()),
+                    assignments.join(" "),
+                    argv.join(" ")
                 )
             })
             .collect();
-        out.push(format!("rm -r {}", env.workspace.display()));
+        out.push(format!(
+            "rm -r {}",
+            crate::plan::shell_quote(&env.workspace.display().to_string())
+        ));
         out
     }
 }

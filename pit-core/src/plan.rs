@@ -289,8 +289,9 @@ fn command_plan(d: &DeployInstructions) -> CommandPlan {
     }
 }
 
-/// Quotes an argument for display only (commands never go through a shell).
-fn shown(arg: &str) -> String {
+/// Quotes an argument for a POSIX shell, for display only (PIT never runs commands through a
+/// shell): plain words stay as they are, anything else is single-quoted.
+pub fn shell_quote(arg: &str) -> String {
     if !arg.is_empty()
         && arg
             .chars()
@@ -303,7 +304,7 @@ fn shown(arg: &str) -> String {
 }
 
 fn argv_text(argv: &[String]) -> String {
-    argv.iter().map(|a| shown(a)).collect::<Vec<_>>().join(" ")
+    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
 impl fmt::Display for WorkDir {

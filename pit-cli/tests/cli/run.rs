@@ -188,5 +188,27 @@ fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("rm -r "))
         .expect("an rm line");
-    assert!(std::path::Path::new(rm).is_dir(), "the workspace is still there");
+    let workspace = std::path::PathBuf::from(rm.trim_matches('\''));
+    assert!(workspace.is_dir(), "the workspace is still there");
+    // The printed commands work: run them as a person would.
+    let commands: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("to remove it run:"))
+        .skip(1)
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        commands.len(),
+        2,
+        "db (the test app never started), then the workspace: {commands:?}"
+    );
+    for cmd in &commands {
+        let done = std::process::Command::new("sh").args(["-c", cmd]).output().unwrap();
+        assert!(
+            done.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    assert!(!workspace.exists(), "removed");
 }
