@@ -343,6 +343,7 @@ impl Engine {
     }
 
     fn emit(&self, suite: &str, kind: EventKind) {
+        tracing::debug!(suite, event = ?kind, "event");
         if let Some(tx) = &self.events {
             let _ = tx.send(Event {
                 at_ms: now_ms(),
@@ -352,6 +353,7 @@ impl Engine {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(run_id = %plan.run_id, suite = %suite.id))]
     async fn run_suite(
         &self,
         plan: &Plan,

@@ -103,8 +103,11 @@ pub enum ProcessError {
 /// # Errors
 /// [`ProcessError`] when the command cannot start, runs too long, or is cancelled. A command
 /// that exits non-zero is not an error here: see [`Finished::success`].
+#[tracing::instrument(skip_all, fields(program = spec.argv.first().map(String::as_str), cwd = %spec.cwd.display()))]
 pub async fn run(spec: &CommandSpec, cancel: &CancellationToken) -> Result<Finished, ProcessError> {
     let program = spec.argv.first().ok_or(ProcessError::Empty)?;
+    // Arguments and variables may hold secrets: only the program and directory are logged.
+    tracing::debug!(timeout_s = spec.timeout.as_secs_f64(), "starting command");
     if let Some(dir) = spec.log.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ProcessError::Log {
             path: spec.log.clone(),
