@@ -119,7 +119,13 @@ impl HttpTestRunnerClient {
     pub fn new(base_url: &str) -> Self {
         Self {
             base: base_url.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            // A test app that hangs must not hang PIT: every call has a limit (the long poll
+            // sets its own, longer one).
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
