@@ -186,3 +186,25 @@ async fn a_remote_suite_is_fetched_from_git_daemon() {
     let b = cache.fetch(&url, "refs/remotes/origin/master").await.unwrap();
     assert_eq!(a, b);
 }
+
+#[tokio::test]
+async fn a_remote_component_runs_from_its_checkout() {
+    let root = remote_repository("component");
+    let cache = GitCache::new(root.join("cache"));
+    let url = format!("file://{}", root.join("perf-tests.git").display());
+    let yaml = format!(
+        "version: '1.0'\nprojectName: local\ntestSuites:\n  - name: S\n    id: s\n    deployment:\n      graph:\n        testApp: {{ name: T, id: t, deploy: {{ command: d }}, undeploy: {{ command: u }} }}\n        components:\n          - {{ name: R, id: r, location: {{ type: REMOTE, gitRepository: '{url}', gitRef: v1, path: scripts }}, deploy: {{ command: ./ok.sh }}, undeploy: {{ command: ./ok.sh }} }}\n"
+    );
+    let loaded = load_str("pitfile.yml", &yaml, &LoadOptions::default()).unwrap_or_else(|r| panic!("{r}"));
+    let plan = Plan::build(&loaded, RunId::generate());
+    assert!(
+        matches!(plan.suites[0].waves[0][0].workdir, WorkDir::Git { .. }),
+        "planning does not fetch"
+    );
+    let plan = resolve(plan, &cache, &LoadOptions::default()).await.unwrap();
+    let WorkDir::Local { path } = &plan.suites[0].waves[0][0].workdir else {
+        panic!("resolved")
+    };
+    assert!(path.join("ok.sh").is_file(), "{}", path.display());
+    assert!(!pit_core::resolve::needs_fetching(&plan));
+}

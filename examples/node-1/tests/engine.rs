@@ -366,3 +366,62 @@ async fn parallel_suites_overlap_unless_they_share_a_lock() {
     assert!(s1 < e2 && s2 < e1, "s1 and s2 (different locks) overlap");
     assert!(s3 >= e1, "s3 shares s1's lock and starts after it");
 }
+
+#[tokio::test]
+async fn a_lost_lease_stops_the_suite_and_still_tears_down() {
+    use pit_core::testing::MockLockStore;
+    let state = std::env::temp_dir().join(format!("pit-engine-lease-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let locks = Arc::new(MockLockStore::new());
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let engine = Engine::new(
+        Arc::new(LocalDeployer::new(state.join("runs")).with_grace(Duration::from_millis(500))),
+        locks.clone(),
+        Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
+    )
+    .with_events(tx);
+    // Renewals every 100 ms; the store breaks once the slow component is deploying.
+    let opts = RunOptions {
+        lock_ttl: Duration::from_millis(300),
+        ..options()
+    };
+    let plan = plan("interrupted.yml", &[]);
+    let (never, force) = (CancellationToken::new(), CancellationToken::new());
+    let run = engine.run(&plan, &opts, &never, &force);
+    let breaker = async {
+        while let Some(e) = events.recv().await {
+            if matches!(&e.kind, EventKind::StepStarted { component, .. } if component == "slow") {
+                locks.fail_with(Some("connection reset by peer"));
+                break;
+            }
+        }
+    };
+    let (summary, ()) = tokio::join!(run, breaker);
+    let suite = &summary.suites[0];
+    let SuiteOutcome::Error { message } = &suite.outcome else {
+        panic!("{:?}", suite.outcome)
+    };
+    assert!(
+        message.contains("connection reset by peer") && message.contains("the suite was stopped"),
+        "{message}"
+    );
+    assert_eq!(summary.exit_code(), 3);
+    assert_eq!(
+        entry(&suite.report, "deploy", "slow").outcome,
+        "cancelled",
+        "the deploy in flight was stopped"
+    );
+    assert_eq!(
+        entry(&suite.report, "undeploy", "store").outcome,
+        "ok",
+        "teardown still ran"
+    );
+    assert!(
+        locks
+            .calls()
+            .iter()
+            .any(|c| matches!(c, pit_core::testing::LockCall::Release(_))),
+        "release was attempted"
+    );
+    assert!(started_pids(&state).iter().all(|&p| !alive(p)));
+}
