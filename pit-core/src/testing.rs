@@ -21,7 +21,8 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo());
 //! ```
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -187,5 +188,113 @@ impl LockStore for MockLockStore {
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
         self.record(LockCall::Release(lease.id.clone()))?;
         self.inner.release(lease).await
+    }
+}
+
+fn req(ids: &[&str], owner: &str, wait_ms: u64, ttl_ms: u64) -> LockRequest {
+    LockRequest {
+        ids: ids.iter().map(|i| (*i).into()).collect(),
+        owner: LockOwner {
+            name: owner.into(),
+            ..Default::default()
+        },
+        ttl: Duration::from_millis(ttl_ms),
+        wait: Duration::from_millis(wait_ms),
+    }
+}
+
+/// The behaviour every [`LockStore`] must have, as one async test: exclusivity, all-or-none,
+/// renew, release, growing fencing tokens, expiry, cancellation, refusing bad requests, and
+/// never two holders under contention (4 tasks × 10 rounds). Run it against your store:
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// pit_core::testing::lock_contract(std::sync::Arc::new(pit_core::testing::MemoryLockStore::new())).await;
+/// # });
+/// ```
+///
+/// # Panics
+/// Where the store breaks the contract, naming what broke.
+pub async fn lock_contract(store: Arc<dyn LockStore>) {
+    let never = CancellationToken::new();
+    // Exclusive, all or none.
+    let a = store.acquire(&req(&["x", "y"], "a", 0, 30_000), &never).await.unwrap();
+    let err = store
+        .acquire(&req(&["y", "z"], "b", 50, 30_000), &never)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LockError::Busy { holders, .. } if holders.len() == 1 && holders[0].owner.name == "a"),
+        "{err}"
+    );
+    let z = store
+        .acquire(&req(&["z"], "c", 0, 30_000), &never)
+        .await
+        .expect("z was not taken by the failed request");
+    // Renew, release, fencing.
+    let a2 = store.renew(&a, Duration::from_secs(60)).await.unwrap();
+    assert!(a2.expires_at_ms >= a.expires_at_ms);
+    store.release(&a2).await.unwrap();
+    store.release(&a2).await.expect("releasing twice is harmless");
+    assert!(matches!(
+        store.renew(&a2, Duration::from_secs(1)).await,
+        Err(LockError::Lost { .. })
+    ));
+    let b = store.acquire(&req(&["x"], "b", 0, 30_000), &never).await.unwrap();
+    assert!(b.fencing[&"x".into()] > a.fencing[&"x".into()], "fencing tokens grow");
+    store.release(&b).await.unwrap();
+    store.release(&z).await.unwrap();
+    // Expiry frees a lease within its TTL.
+    let short = store.acquire(&req(&["e"], "short", 0, 100), &never).await.unwrap();
+    let taken = store
+        .acquire(&req(&["e"], "next", 3_000, 30_000), &never)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.renew(&short, Duration::from_secs(1)).await,
+        Err(LockError::Lost { .. })
+    ));
+    store.release(&taken).await.unwrap();
+    // Cancellation ends a wait.
+    let held = store.acquire(&req(&["c"], "holder", 0, 30_000), &never).await.unwrap();
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    assert!(matches!(
+        store.acquire(&req(&["c"], "w", 60_000, 30_000), &cancel).await,
+        Err(LockError::Cancelled { .. })
+    ));
+    store.release(&held).await.unwrap();
+    // Bad requests.
+    assert!(matches!(
+        store.acquire(&req(&[], "a", 0, 1000), &never).await,
+        Err(LockError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.acquire(&req(&["a"], "a", 0, 0), &never).await,
+        Err(LockError::Invalid(_))
+    ));
+    // Never two holders at once, under contention (bounded: 4 workers x 10 rounds).
+    let inside = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let (store, inside) = (store.clone(), inside.clone());
+        workers.spawn(async move {
+            for _ in 0..10 {
+                let lease = store
+                    .acquire(
+                        &req(&["hot"], &format!("w{w}"), 10_000, 30_000),
+                        &CancellationToken::new(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
+                tokio::task::yield_now().await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                store.release(&lease).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.unwrap();
     }
 }
