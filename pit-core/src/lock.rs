@@ -106,6 +106,14 @@ pub enum LockError {
     /// The request makes no sense.
     #[error("invalid lock request: {0}")]
     Invalid(String),
+    /// A store behind a network (a database, the Lock Manager) failed.
+    #[error("lock store `{store}` failed: {message}")]
+    Backend {
+        /// The store, without credentials (such as `postgres://127.0.0.1:5432/pit`).
+        store: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The store itself failed.
     #[error("lock store `{}` failed", path.display())]
     Store {

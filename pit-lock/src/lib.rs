@@ -1,9 +1,18 @@
 //! # pit-lock
 //!
-//! The PIT Lock Manager (issue 5): an HTTP service (axum) that keeps exclusive, fenced leases
-//! on shared resources in PostgreSQL (deadpool-postgres), compatible with the existing PIT
-//! toolkit's `/locks/*` API and extended with an atomic, queued v2 API; its HTTP `LockStore`
-//! client for `pit run`; and the code behind `pit lock` and `pit lock-manager serve`.
+//! The PIT Lock Manager (issue 5). So far: [`PgLockStore`], the PostgreSQL store the service
+//! will keep its locks in, usable directly as a [`pit_core::lock::LockStore`]. Still to come:
+//! the HTTP service (axum) compatible with the existing toolkit's `/locks/*` API plus the v2 API
+//! with queued, LISTEN/NOTIFY-woken waiters; its HTTP client; `pit lock` and
+//! `pit lock-manager serve`.
 //!
-//! It holds no code yet; the lock ids it serves come from [`pit_core::pitfile::Lock`].
+//! Guarantees of the store: an acquire takes every id or none, in one transaction that
+//! serialises writers on the lock table (so concurrent acquires never fail with PostgreSQL's
+//! "could not serialize access"); fencing tokens per id only grow; every expiry is computed
+//! with the database's clock (`now()`), never the caller's; schema migrations run under an
+//! advisory lock, so two instances may start at once.
 #![warn(missing_docs)]
+
+mod pg;
+
+pub use pg::PgLockStore;

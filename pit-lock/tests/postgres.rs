@@ -1,0 +1,68 @@
+//! The PostgreSQL lock store against a real server: `scripts/postgres start DIR` prints the
+//! `DATABASE_URL` these tests need (`scripts/test` does it for you). Each test gets a database
+//! of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pit_core::lock::{LockError, LockOwner, LockRequest, LockStore};
+use pit_lock::PgLockStore;
+use tokio_util::sync::CancellationToken;
+
+/// A new, empty database on the test server; its URL.
+async fn fresh_database(name: &str) -> String {
+    let admin = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: start PostgreSQL with `scripts/postgres start DIR` and export what it prints",
+    );
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is reachable");
+    let conn = tokio::spawn(conn);
+    let db = format!("pit_{name}_{}", std::process::id());
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    drop(client);
+    let _ = conn.await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    format!("{base}/{db}")
+}
+
+#[tokio::test]
+async fn the_postgres_store_keeps_the_lock_contract() {
+    let url = fresh_database("contract").await;
+    pit_core::testing::lock_contract(Arc::new(PgLockStore::connect(&url).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn two_instances_starting_at_once_both_migrate_safely() {
+    let url = fresh_database("migrate").await;
+    let (a, b) = tokio::join!(PgLockStore::connect(&url), PgLockStore::connect(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // And they share one lock table.
+    let req = |owner: &str| LockRequest {
+        ids: vec!["shared".into()],
+        owner: LockOwner {
+            name: owner.into(),
+            ..Default::default()
+        },
+        ttl: Duration::from_secs(30),
+        wait: Duration::ZERO,
+    };
+    let lease = a.acquire(&req("a"), &CancellationToken::new()).await.unwrap();
+    let err = b.acquire(&req("b"), &CancellationToken::new()).await.unwrap_err();
+    assert!(matches!(err, LockError::Busy { .. }), "{err}");
+    a.release(&lease).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error_without_the_password() {
+    let err = PgLockStore::connect("postgres://pit:s3cret@127.0.0.1:1/pit")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("postgres://127.0.0.1:1/pit"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
