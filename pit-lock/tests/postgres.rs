@@ -66,3 +66,30 @@ async fn an_unreachable_database_is_a_clear_error_without_the_password() {
     assert!(text.contains("postgres://127.0.0.1:1/pit"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+#[tokio::test]
+async fn a_waiter_is_handed_the_lock_when_it_is_released() {
+    let url = fresh_database("handover").await;
+    let store = Arc::new(PgLockStore::connect(&url).await.unwrap());
+    let req = |owner: &str, wait: u64| LockRequest {
+        ids: vec!["db".into()],
+        owner: LockOwner {
+            name: owner.into(),
+            ..Default::default()
+        },
+        ttl: Duration::from_secs(60),
+        wait: Duration::from_secs(wait),
+    };
+    let held = store
+        .acquire(&req("first", 0), &CancellationToken::new())
+        .await
+        .unwrap();
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move { store.acquire(&req("second", 60), &CancellationToken::new()).await })
+    };
+    store.release(&held).await.unwrap();
+    // The lease is 60 s and the wait 60 s: only the release can have let the waiter in.
+    let lease = waiter.await.unwrap().unwrap();
+    assert_eq!(lease.owner.name, "second");
+}
