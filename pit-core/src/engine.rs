@@ -818,10 +818,7 @@ impl Engine {
             let sid = suite.id.to_string();
             let results = run_graph(&waits, started, opts.max_parallel, None, |i| {
                 let c = comps[i].clone();
-                let mut vars = base.clone();
-                vars.extend(read_outputs(&outputs_file(env, &c)));
-                vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
-                vars.insert("PIT_OUTPUTS".into(), outputs_file(env, &c).display().to_string());
+                let vars = undeploy_env(base.clone(), env, &c);
                 let (deployer, env, force, timeline, engine, sid) = (
                     self.deployer.clone(),
                     env.clone(),
@@ -877,7 +874,6 @@ impl Engine {
         opts: &RunOptions,
         started: &[bool],
     ) -> Vec<String> {
-        let base = base_env(plan, suite, env, opts);
         let comps: Vec<&ComponentPlan> = suite
             .waves
             .iter()
@@ -892,15 +888,15 @@ impl Engine {
             .flatten()
             .filter_map(|id| comps.iter().find(|c| &c.id == id))
             .map(|c| {
+                let base = base_env(plan, suite, env, opts);
                 let step = step_for(c, StepKind::Undeploy, &c.undeploy, &base);
-                let mut vars: BTreeMap<String, String> = step
-                    .env
+                // PIT's own variables and the component's outputs; the user's extra ones are
+                // already in their shell.
+                let pit_only = base
                     .into_iter()
                     .filter(|(k, _)| k.starts_with("PIT_") && !opts.env.contains_key(k))
                     .collect();
-                vars.extend(read_outputs(&outputs_file(env, c)));
-                vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
-                vars.insert("PIT_OUTPUTS".into(), outputs_file(env, c).display().to_string());
+                let vars = undeploy_env(pit_only, env, c);
                 let assignments: Vec<String> = vars
                     .iter()
                     .map(|(k, v)| format!("{k}={}", crate::plan::shell_quote(v)))
@@ -1022,6 +1018,15 @@ fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions
     vars.insert("PIT_SUITE_ID".into(), suite.id.to_string());
     vars.insert("PIT_NAMESPACE".into(), env.name.clone());
     vars.insert("PIT_WORKSPACE".into(), env.workspace.display().to_string());
+    vars
+}
+
+/// What an undeploy command gets: `base`, the component's own outputs, and its id and outputs
+/// file.
+fn undeploy_env(mut vars: BTreeMap<String, String>, env: &Environment, c: &ComponentPlan) -> BTreeMap<String, String> {
+    vars.extend(read_outputs(&outputs_file(env, c)));
+    vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
+    vars.insert("PIT_OUTPUTS".into(), outputs_file(env, c).display().to_string());
     vars
 }
 

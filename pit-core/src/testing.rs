@@ -191,7 +191,8 @@ impl LockStore for MockLockStore {
     }
 }
 
-fn req(ids: &[&str], owner: &str, wait_ms: u64, ttl_ms: u64) -> LockRequest {
+/// A lock request for tests: `ids` for `owner`, waiting up to `wait_ms`, leased for `ttl_ms`.
+pub fn lock_request(ids: &[&str], owner: &str, wait_ms: u64, ttl_ms: u64) -> LockRequest {
     LockRequest {
         ids: ids.iter().map(|i| (*i).into()).collect(),
         owner: LockOwner {
@@ -218,9 +219,12 @@ fn req(ids: &[&str], owner: &str, wait_ms: u64, ttl_ms: u64) -> LockRequest {
 pub async fn lock_contract(store: Arc<dyn LockStore>) {
     let never = CancellationToken::new();
     // Exclusive, all or none.
-    let a = store.acquire(&req(&["x", "y"], "a", 0, 30_000), &never).await.unwrap();
+    let a = store
+        .acquire(&lock_request(&["x", "y"], "a", 0, 30_000), &never)
+        .await
+        .unwrap();
     let err = store
-        .acquire(&req(&["y", "z"], "b", 50, 30_000), &never)
+        .acquire(&lock_request(&["y", "z"], "b", 50, 30_000), &never)
         .await
         .unwrap_err();
     assert!(
@@ -228,7 +232,7 @@ pub async fn lock_contract(store: Arc<dyn LockStore>) {
         "{err}"
     );
     let z = store
-        .acquire(&req(&["z"], "c", 0, 30_000), &never)
+        .acquire(&lock_request(&["z"], "c", 0, 30_000), &never)
         .await
         .expect("z was not taken by the failed request");
     // Renew, release, fencing.
@@ -240,14 +244,20 @@ pub async fn lock_contract(store: Arc<dyn LockStore>) {
         store.renew(&a2, Duration::from_secs(1)).await,
         Err(LockError::Lost { .. })
     ));
-    let b = store.acquire(&req(&["x"], "b", 0, 30_000), &never).await.unwrap();
+    let b = store
+        .acquire(&lock_request(&["x"], "b", 0, 30_000), &never)
+        .await
+        .unwrap();
     assert!(b.fencing[&"x".into()] > a.fencing[&"x".into()], "fencing tokens grow");
     store.release(&b).await.unwrap();
     store.release(&z).await.unwrap();
     // Expiry frees a lease within its TTL.
-    let short = store.acquire(&req(&["e"], "short", 0, 100), &never).await.unwrap();
+    let short = store
+        .acquire(&lock_request(&["e"], "short", 0, 100), &never)
+        .await
+        .unwrap();
     let taken = store
-        .acquire(&req(&["e"], "next", 3_000, 30_000), &never)
+        .acquire(&lock_request(&["e"], "next", 3_000, 30_000), &never)
         .await
         .unwrap();
     assert!(matches!(
@@ -256,21 +266,24 @@ pub async fn lock_contract(store: Arc<dyn LockStore>) {
     ));
     store.release(&taken).await.unwrap();
     // Cancellation ends a wait.
-    let held = store.acquire(&req(&["c"], "holder", 0, 30_000), &never).await.unwrap();
+    let held = store
+        .acquire(&lock_request(&["c"], "holder", 0, 30_000), &never)
+        .await
+        .unwrap();
     let cancel = CancellationToken::new();
     cancel.cancel();
     assert!(matches!(
-        store.acquire(&req(&["c"], "w", 60_000, 30_000), &cancel).await,
+        store.acquire(&lock_request(&["c"], "w", 60_000, 30_000), &cancel).await,
         Err(LockError::Cancelled { .. })
     ));
     store.release(&held).await.unwrap();
     // Bad requests.
     assert!(matches!(
-        store.acquire(&req(&[], "a", 0, 1000), &never).await,
+        store.acquire(&lock_request(&[], "a", 0, 1000), &never).await,
         Err(LockError::Invalid(_))
     ));
     assert!(matches!(
-        store.acquire(&req(&["a"], "a", 0, 0), &never).await,
+        store.acquire(&lock_request(&["a"], "a", 0, 0), &never).await,
         Err(LockError::Invalid(_))
     ));
     // Never two holders at once, under contention (bounded: 4 workers x 10 rounds).
@@ -282,7 +295,7 @@ pub async fn lock_contract(store: Arc<dyn LockStore>) {
             for _ in 0..10 {
                 let lease = store
                     .acquire(
-                        &req(&["hot"], &format!("w{w}"), 10_000, 30_000),
+                        &lock_request(&["hot"], &format!("w{w}"), 10_000, 30_000),
                         &CancellationToken::new(),
                     )
                     .await

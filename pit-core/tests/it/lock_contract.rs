@@ -2,10 +2,9 @@
 //! alike (the Lock Manager's HTTP client joins them in pit-lock).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use pit_core::lock::{FileLockStore, LockError, LockOwner, LockRequest, LockStore};
-use pit_core::testing::{lock_contract, LockCall, MemoryLockStore, MockLockStore};
+use pit_core::lock::{FileLockStore, LockError, LockStore};
+use pit_core::testing::{lock_contract, lock_request, LockCall, MemoryLockStore, MockLockStore};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -34,24 +33,12 @@ async fn the_mock_store_can_be_told_to_fail() {
     let mock = MockLockStore::new();
     mock.fail_with(Some("connection reset"));
     let err = mock
-        .acquire(&req(&["x"], "a", 0, 1000), &CancellationToken::new())
+        .acquire(&lock_request(&["x"], "a", 0, 1000), &CancellationToken::new())
         .await
         .unwrap_err();
     assert!(matches!(err, LockError::Store { .. }));
     mock.fail_with(None);
-    mock.acquire(&req(&["x"], "a", 0, 1000), &CancellationToken::new())
+    mock.acquire(&lock_request(&["x"], "a", 0, 1000), &CancellationToken::new())
         .await
         .unwrap();
-}
-
-fn req(ids: &[&str], owner: &str, wait_ms: u64, ttl_ms: u64) -> LockRequest {
-    LockRequest {
-        ids: ids.iter().map(|i| (*i).into()).collect(),
-        owner: LockOwner {
-            name: owner.into(),
-            ..Default::default()
-        },
-        ttl: Duration::from_millis(ttl_ms),
-        wait: Duration::from_millis(wait_ms),
-    }
 }
