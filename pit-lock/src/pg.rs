@@ -1,13 +1,16 @@
 //! The PostgreSQL lock store.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Config, Pool, Runtime};
-use pit_core::lock::{validate, wait_for, Holder, Lease, LockError, LockRequest, LockStore};
+use pit_core::lock::{now_ms, validate, Holder, Lease, LockError, LockRequest, LockStore};
 use pit_core::pitfile::LockId;
-use tokio_postgres::NoTls;
+use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
+
+/// The channel every release notifies, waking all waiters.
+const RELEASED_CHANNEL: &str = "pit_locks_released";
 
 /// An arbitrary, fixed key for the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x5049_545f_4c4f_434b; // "PIT_LOCK"
@@ -37,6 +40,7 @@ CREATE INDEX IF NOT EXISTS pit_locks_lease ON pit_locks (lease_id);
 #[derive(Clone)]
 pub struct PgLockStore {
     pool: Pool,
+    url: String,
     name: String,
 }
 
@@ -73,7 +77,11 @@ impl PgLockStore {
                 store: name.clone(),
                 message: e.to_string(),
             })?;
-        let store = Self { pool, name };
+        let store = Self {
+            pool,
+            url: url.to_owned(),
+            name,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -163,9 +171,64 @@ impl PgLockStore {
 impl LockStore for PgLockStore {
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
         validate(req)?;
-        // Waiting here polls with backoff; the Lock Manager service will wake its queued
-        // waiters with LISTEN/NOTIFY instead (issue 5).
-        wait_for(req, cancel, || self.try_acquire(req)).await
+        let start = Instant::now();
+        // Waiters are woken by the database: every release sends NOTIFY on RELEASED_CHANNEL.
+        // Pooled connections do not hand out notifications, so a wait has a connection of its
+        // own, LISTENing before its first try so that no release in between is missed.
+        let (listener, mut connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let drive = async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => {
+                        let _ = wake.send(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return e.to_string(),
+                }
+            }
+            "the connection closed".to_owned()
+        };
+        let wait = async {
+            listener
+                .batch_execute(&format!("LISTEN {RELEASED_CHANNEL}"))
+                .await
+                .map_err(|e| self.fail(e))?;
+            loop {
+                let holders = match self.try_acquire(req).await? {
+                    Ok(lease) => return Ok(lease),
+                    Err(holders) => holders,
+                };
+                let waited = start.elapsed();
+                if waited >= req.wait {
+                    return Err(LockError::Busy {
+                        wanted: req.ids.clone(),
+                        holders,
+                        waited,
+                    });
+                }
+                // Also wake when the first holder's lease runs out (by our clock, so at least
+                // 10 ms on: a skewed clock costs a retry, never a spin).
+                let expiry = holders
+                    .iter()
+                    .map(|h| h.expires_at_ms.saturating_sub(now_ms()))
+                    .min()
+                    .unwrap_or(0);
+                let pause = (req.wait - waited).min(Duration::from_millis(expiry.max(10)));
+                tokio::select! {
+                    _ = woken.recv() => {}
+                    () = tokio::time::sleep(pause) => {}
+                    () = cancel.cancelled() => return Err(LockError::Cancelled { wanted: req.ids.clone() }),
+                }
+            }
+        };
+        tokio::select! {
+            result = wait => result,
+            message = drive => Err(self.fail(format!("listening for releases failed: {message}"))),
+        }
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
@@ -201,10 +264,17 @@ impl LockStore for PgLockStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
         let client = self.pool.get().await.map_err(|e| self.fail(e))?;
-        client
+        let freed = client
             .execute("DELETE FROM pit_locks WHERE lease_id = $1", &[&lease.id])
             .await
             .map_err(|e| self.fail(e))?;
+        if freed > 0 {
+            // Wakes every waiter (see `acquire`).
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &lease.id])
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
         Ok(())
     }
 }
