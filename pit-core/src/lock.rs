@@ -299,13 +299,23 @@ impl LockTable {
     }
 }
 
-/// Waits for `attempt` to succeed, retrying with backoff (25 ms doubling to 250 ms) until
-/// `req.wait` passes or `cancel` fires. Shared by the embedded stores, which have no way to be
-/// told when a lock is freed.
+/// Waits for `attempt` to succeed until `req.wait` passes or `cancel` fires. Every store's
+/// acquire is built on it.
+///
+/// A store that learns of releases (in memory, PostgreSQL's NOTIFY) passes `released`, a
+/// receiver subscribed *before* the first attempt and bumped on every release, so no release is
+/// missed; it is retried on each release and when the first holder's lease runs out. Without
+/// it (the file store, which has no way to be told) it retries with backoff, 25 ms doubling to
+/// 250 ms.
 ///
 /// # Errors
 /// [`LockError::Busy`] naming the holders, [`LockError::Cancelled`], or the attempt's error.
-pub async fn wait_for<F, Fut>(req: &LockRequest, cancel: &CancellationToken, mut attempt: F) -> Result<Lease, LockError>
+pub async fn wait_for<F, Fut>(
+    req: &LockRequest,
+    cancel: &CancellationToken,
+    mut released: Option<&mut tokio::sync::watch::Receiver<u64>>,
+    mut attempt: F,
+) -> Result<Lease, LockError>
 where
     F: FnMut() -> Fut + Send,
     Fut: std::future::Future<Output = Result<Result<Lease, Vec<Holder>>, LockError>> + Send,
@@ -326,12 +336,35 @@ where
                 waited,
             });
         }
-        let pause = delay.min(req.wait - waited);
+        let retry_in = if released.is_some() {
+            // The first holder's expiry, by our clock, so at least 10 ms on: a skewed clock
+            // costs a retry, never a spin.
+            let expiry = holders
+                .iter()
+                .map(|h| h.expires_at_ms.saturating_sub(now_ms()))
+                .min()
+                .unwrap_or(0);
+            Duration::from_millis(expiry.max(10))
+        } else {
+            let d = delay;
+            delay = (delay * 2).min(Duration::from_millis(250));
+            d
+        };
+        let release = async {
+            let announced = match released.as_deref_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => false,
+            };
+            if !announced {
+                // No store to hear from (or it went away): only the timer wakes.
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+            () = release => {}
+            () = tokio::time::sleep(retry_in.min(req.wait - waited)) => {}
             () = cancel.cancelled() => return Err(LockError::Cancelled { wanted: req.ids.clone() }),
         }
-        delay = (delay * 2).min(Duration::from_millis(250));
     }
 }
 
@@ -397,7 +430,7 @@ impl FileLockStore {
 #[async_trait]
 impl LockStore for FileLockStore {
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
-        wait_for(req, cancel, || {
+        wait_for(req, cancel, None, || {
             let req = req.clone();
             self.with_table(move |t| t.try_acquire(&req, now_ms()))
         })

@@ -23,20 +23,30 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::lock::{now_ms, validate, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, LockTable};
+use crate::lock::{now_ms, wait_for, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, LockTable};
 use crate::pitfile::LockId;
 
 /// A lock store in memory, with the same behaviour as the real ones.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryLockStore {
     table: Mutex<LockTable>,
-    released: Notify,
+    /// Bumped on every release, to wake waiters.
+    released: watch::Sender<u64>,
+}
+
+impl Default for MemoryLockStore {
+    fn default() -> Self {
+        Self {
+            table: Mutex::default(),
+            released: watch::Sender::new(0),
+        }
+    }
 }
 
 impl MemoryLockStore {
@@ -49,41 +59,16 @@ impl MemoryLockStore {
 #[async_trait]
 impl LockStore for MemoryLockStore {
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
-        validate(req)?;
-        let start = Instant::now();
-        loop {
-            // Register for wake-ups before looking, so a release in between is not missed.
-            let released = self.released.notified();
-            let attempt = self
+        // Subscribed before the first attempt, so a release in between is not missed.
+        let mut released = self.released.subscribe();
+        wait_for(req, cancel, Some(&mut released), || async {
+            Ok(self
                 .table
                 .lock()
                 .expect("no panics while held")
-                .try_acquire(req, now_ms());
-            let holders = match attempt {
-                Ok(lease) => return Ok(lease),
-                Err(holders) => holders,
-            };
-            let waited = start.elapsed();
-            if waited >= req.wait {
-                return Err(LockError::Busy {
-                    wanted: req.ids.clone(),
-                    holders,
-                    waited,
-                });
-            }
-            // Woken by a release, by the first holder's expiry, or by the end of the wait.
-            let expiry = holders
-                .iter()
-                .map(|h| h.expires_at_ms.saturating_sub(now_ms()))
-                .min()
-                .unwrap_or(0);
-            let pause = (req.wait - waited).min(Duration::from_millis(expiry + 1));
-            tokio::select! {
-                () = released => {}
-                () = tokio::time::sleep(pause) => {}
-                () = cancel.cancelled() => return Err(LockError::Cancelled { wanted: req.ids.clone() }),
-            }
-        }
+                .try_acquire(req, now_ms()))
+        })
+        .await
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
@@ -95,7 +80,7 @@ impl LockStore for MemoryLockStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
         self.table.lock().expect("no panics while held").release(lease);
-        self.released.notify_waiters();
+        self.released.send_modify(|n| *n += 1);
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! The PostgreSQL lock store.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Config, Pool, Runtime};
-use pit_core::lock::{now_ms, validate, Holder, Lease, LockError, LockRequest, LockStore};
+use pit_core::lock::{validate, wait_for, Holder, Lease, LockError, LockRequest, LockStore};
 use pit_core::pitfile::LockId;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -171,20 +171,19 @@ impl PgLockStore {
 impl LockStore for PgLockStore {
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
         validate(req)?;
-        let start = Instant::now();
         // Waiters are woken by the database: every release sends NOTIFY on RELEASED_CHANNEL.
         // Pooled connections do not hand out notifications, so a wait has a connection of its
         // own, LISTENing before its first try so that no release in between is missed.
         let (listener, mut connection) = tokio_postgres::connect(&self.url, NoTls)
             .await
             .map_err(|e| self.fail(e))?;
-        let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (wake, mut released) = tokio::sync::watch::channel(0u64);
         let drive = async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
                 match message {
                     Ok(AsyncMessage::Notification(_)) => {
-                        let _ = wake.send(());
+                        wake.send_modify(|n| *n += 1);
                     }
                     Ok(_) => {}
                     Err(e) => return e.to_string(),
@@ -197,33 +196,7 @@ impl LockStore for PgLockStore {
                 .batch_execute(&format!("LISTEN {RELEASED_CHANNEL}"))
                 .await
                 .map_err(|e| self.fail(e))?;
-            loop {
-                let holders = match self.try_acquire(req).await? {
-                    Ok(lease) => return Ok(lease),
-                    Err(holders) => holders,
-                };
-                let waited = start.elapsed();
-                if waited >= req.wait {
-                    return Err(LockError::Busy {
-                        wanted: req.ids.clone(),
-                        holders,
-                        waited,
-                    });
-                }
-                // Also wake when the first holder's lease runs out (by our clock, so at least
-                // 10 ms on: a skewed clock costs a retry, never a spin).
-                let expiry = holders
-                    .iter()
-                    .map(|h| h.expires_at_ms.saturating_sub(now_ms()))
-                    .min()
-                    .unwrap_or(0);
-                let pause = (req.wait - waited).min(Duration::from_millis(expiry.max(10)));
-                tokio::select! {
-                    _ = woken.recv() => {}
-                    () = tokio::time::sleep(pause) => {}
-                    () = cancel.cancelled() => return Err(LockError::Cancelled { wanted: req.ids.clone() }),
-                }
-            }
+            wait_for(req, cancel, Some(&mut released), || self.try_acquire(req)).await
         };
         tokio::select! {
             result = wait => result,
