@@ -474,13 +474,7 @@ impl Engine {
             // Log tailing runs from here to the end of teardown.
             let stop_tailing = CancellationToken::new();
             let mut tailing = JoinSet::new();
-            for c in suite
-                .waves
-                .iter()
-                .flatten()
-                .chain(suite.test_app.iter())
-                .filter(|c| c.log_tailing)
-            {
+            for c in suite.components().filter(|c| c.log_tailing) {
                 let (engine, env, stop, component) = (self.clone(), env.clone(), stop_tailing.clone(), c.id.clone());
                 let sid = sid.clone();
                 tailing.spawn(async move {
@@ -621,7 +615,7 @@ impl Engine {
         result: &mut SuiteResult,
     ) -> SuiteOutcome {
         let sid = suite.id.to_string();
-        let comps: Vec<&ComponentPlan> = suite.waves.iter().flatten().chain(suite.test_app.iter()).collect();
+        let comps: Vec<&ComponentPlan> = suite.components().collect();
         let n = comps.len();
         let index: HashMap<&str, usize> = comps.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
         // The test app (last) waits for every component.
@@ -801,7 +795,7 @@ impl Engine {
         force: &CancellationToken,
         timeline: &Timeline,
     ) -> Vec<String> {
-        let comps: Vec<&ComponentPlan> = suite.waves.iter().flatten().chain(suite.test_app.iter()).collect();
+        let comps: Vec<&ComponentPlan> = suite.components().collect();
         let n = comps.len();
         let mut errors = Vec::new();
         if n > 0 && started.len() == n {
@@ -875,10 +869,7 @@ impl Engine {
         started: &[bool],
     ) -> Vec<String> {
         let comps: Vec<&ComponentPlan> = suite
-            .waves
-            .iter()
-            .flatten()
-            .chain(suite.test_app.iter())
+            .components()
             .zip(started.iter().chain(std::iter::repeat(&false)))
             .filter_map(|(c, &s)| s.then_some(c))
             .collect();
@@ -1003,12 +994,7 @@ fn ancestors(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
 }
 
 fn unresolved(suite: &SuitePlan) -> bool {
-    suite
-        .waves
-        .iter()
-        .flatten()
-        .chain(suite.test_app.iter())
-        .any(|c| matches!(c.workdir, WorkDir::Git { .. }))
+    suite.components().any(|c| matches!(c.workdir, WorkDir::Git { .. }))
 }
 
 fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions) -> BTreeMap<String, String> {

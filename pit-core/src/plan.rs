@@ -62,6 +62,13 @@ pub struct SuitePlan {
     pub teardown: Vec<Vec<ComponentId>>,
 }
 
+impl SuitePlan {
+    /// Every component in deployment order, the test app last.
+    pub fn components(&self) -> impl Iterator<Item = &ComponentPlan> {
+        self.waves.iter().flatten().chain(self.test_app.iter())
+    }
+}
+
 /// The locks of a suite.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

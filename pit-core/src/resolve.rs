@@ -199,12 +199,7 @@ fn clean_join(dir: &Path, rel: &str) -> PathBuf {
 
 /// Whether a plan still has parts that need fetching.
 pub fn needs_fetching(plan: &Plan) -> bool {
-    plan.suites.iter().any(|s| {
-        s.remote.is_some()
-            || s.waves
-                .iter()
-                .flatten()
-                .chain(s.test_app.iter())
-                .any(|c| matches!(c.workdir, WorkDir::Git { .. }))
-    })
+    plan.suites
+        .iter()
+        .any(|s| s.remote.is_some() || s.components().any(|c| matches!(c.workdir, WorkDir::Git { .. })))
 }
