@@ -165,6 +165,78 @@ pub trait LockStore: Send + Sync {
 
     /// Gives the ids back. Releasing a lease that is already gone is not an error.
     async fn release(&self, lease: &Lease) -> Result<(), LockError>;
+
+    /// [`acquire`](Self::acquire), telling `progress` where the request stands while it waits
+    /// (its place in the queue, who holds the ids). Stores without a queue never call it.
+    async fn acquire_with_progress(
+        &self,
+        req: &LockRequest,
+        cancel: &CancellationToken,
+        progress: &Progress<'_>,
+    ) -> Result<Lease, LockError> {
+        let _ = progress;
+        self.acquire(req, cancel).await
+    }
+}
+
+/// A callback told where a waiting request stands (see
+/// [`LockStore::acquire_with_progress`]).
+pub type Progress<'a> = dyn for<'w> Fn(&'w WaitProgress) + Send + Sync + 'a;
+
+/// Where a waiting request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitProgress {
+    /// 1 when only holders are in the way; n when n - 1 earlier requests for an overlapping
+    /// set of ids wait ahead of it (first come, first served).
+    pub position: u32,
+    /// Who holds the ids now.
+    pub holders: Vec<HolderInfo>,
+}
+
+/// A holder as shown to waiters and in lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderInfo {
+    /// The id.
+    pub id: LockId,
+    /// Who holds it.
+    pub owner: LockOwner,
+    /// Unix milliseconds when the lease ends unless renewed.
+    pub expires_at_ms: u64,
+}
+
+impl From<&Holder> for HolderInfo {
+    fn from(h: &Holder) -> Self {
+        Self {
+            id: h.id.clone(),
+            owner: h.owner.clone(),
+            expires_at_ms: h.expires_at_ms,
+        }
+    }
+}
+
+/// Why one attempt to acquire did not succeed: who holds the ids, and for stores with a queue,
+/// the request's place in it.
+#[derive(Debug, Clone, Default)]
+pub struct Blocked {
+    /// Holders of the wanted ids.
+    pub holders: Vec<Holder>,
+    /// The place in the queue (1: next).
+    pub position: u32,
+    /// Try again after this long even if nothing is announced: set when only other waiters
+    /// are in the way, one of which may have died without saying so.
+    pub recheck: Option<Duration>,
+}
+
+impl From<Vec<Holder>> for Blocked {
+    fn from(holders: Vec<Holder>) -> Self {
+        Self {
+            holders,
+            position: 1,
+            recheck: None,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -314,37 +386,52 @@ pub async fn wait_for<F, Fut>(
     req: &LockRequest,
     cancel: &CancellationToken,
     mut released: Option<&mut tokio::sync::watch::Receiver<u64>>,
+    progress: &Progress<'_>,
     mut attempt: F,
 ) -> Result<Lease, LockError>
 where
     F: FnMut() -> Fut + Send,
-    Fut: std::future::Future<Output = Result<Result<Lease, Vec<Holder>>, LockError>> + Send,
+    Fut: std::future::Future<Output = Result<Result<Lease, Blocked>, LockError>> + Send,
 {
     validate(req)?;
     let start = Instant::now();
     let mut delay = Duration::from_millis(25);
+    let mut last: Option<WaitProgress> = None;
     loop {
-        let holders = match attempt().await? {
+        let blocked = match attempt().await? {
             Ok(lease) => return Ok(lease),
-            Err(holders) => holders,
+            Err(blocked) => blocked,
         };
         let waited = start.elapsed();
         if waited >= req.wait {
             return Err(LockError::Busy {
                 wanted: req.ids.clone(),
-                holders,
+                holders: blocked.holders,
                 waited,
             });
+        }
+        let now = WaitProgress {
+            position: blocked.position,
+            holders: blocked.holders.iter().map(HolderInfo::from).collect(),
+        };
+        if last.as_ref() != Some(&now) {
+            progress(&now);
+            last = Some(now);
         }
         let retry_in = if released.is_some() {
             // The first holder's expiry, by our clock, so at least 10 ms on: a skewed clock
             // costs a retry, never a spin.
-            let expiry = holders
+            let expiry = blocked
+                .holders
                 .iter()
                 .map(|h| h.expires_at_ms.saturating_sub(now_ms()))
-                .min()
-                .unwrap_or(0);
-            Duration::from_millis(expiry.max(10))
+                .min();
+            match (expiry, blocked.recheck) {
+                (Some(e), Some(r)) => Duration::from_millis(e.max(10)).min(r),
+                (Some(e), None) => Duration::from_millis(e.max(10)),
+                (None, Some(r)) => r,
+                (None, None) => Duration::from_millis(10),
+            }
         } else {
             let d = delay;
             delay = (delay * 2).min(Duration::from_millis(250));
@@ -430,9 +517,9 @@ impl FileLockStore {
 #[async_trait]
 impl LockStore for FileLockStore {
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
-        wait_for(req, cancel, None, || {
+        wait_for(req, cancel, None, &|_| {}, || {
             let req = req.clone();
-            self.with_table(move |t| t.try_acquire(&req, now_ms()))
+            self.with_table(move |t| t.try_acquire(&req, now_ms()).map_err(Blocked::from))
         })
         .await
     }

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::lock::{now_ms, wait_for, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, LockTable};
+use crate::lock::{now_ms, wait_for, Blocked, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, LockTable};
 use crate::pitfile::LockId;
 
 /// A lock store in memory, with the same behaviour as the real ones.
@@ -61,12 +61,13 @@ impl LockStore for MemoryLockStore {
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
         // Subscribed before the first attempt, so a release in between is not missed.
         let mut released = self.released.subscribe();
-        wait_for(req, cancel, Some(&mut released), || async {
+        wait_for(req, cancel, Some(&mut released), &|_| {}, || async {
             Ok(self
                 .table
                 .lock()
                 .expect("no panics while held")
-                .try_acquire(req, now_ms()))
+                .try_acquire(req, now_ms())
+                .map_err(Blocked::from))
         })
         .await
     }

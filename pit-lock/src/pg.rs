@@ -1,20 +1,30 @@
 //! The PostgreSQL lock store.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Config, Pool, Runtime};
-use pit_core::lock::{validate, wait_for, Holder, Lease, LockError, LockRequest, LockStore};
+use pit_core::lock::{
+    validate, wait_for, Blocked, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, Progress,
+};
 use pit_core::pitfile::LockId;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-/// The channel every release notifies, waking all waiters.
+use crate::api::{LockEntry, LockList, QueueEntry, QueuedFor};
+
+/// The channel every release (and every waiter leaving the queue) notifies, waking all waiters.
 const RELEASED_CHANNEL: &str = "pit_locks_released";
 
 /// An arbitrary, fixed key for the migration advisory lock.
 const MIGRATION_LOCK: i64 = 0x5049_545f_4c4f_434b; // "PIT_LOCK"
 
+/// How often a waiter that is behind other waiters only (no holder) looks again, in case one
+/// ahead died without leaving the queue. Live waiters announce it when they leave.
+const QUEUE_RECHECK: Duration = Duration::from_secs(1);
+
+/// Schema changes, each safe to run again; they run in one transaction under an advisory lock.
 const MIGRATIONS: &str = "
 CREATE TABLE IF NOT EXISTS pit_lock_fencing (
     lock_id text PRIMARY KEY,
@@ -28,13 +38,36 @@ CREATE TABLE IF NOT EXISTS pit_locks (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pit_locks_lease ON pit_locks (lease_id);
+ALTER TABLE pit_locks ADD COLUMN IF NOT EXISTS acquired_at timestamptz NOT NULL DEFAULT now();
+CREATE TABLE IF NOT EXISTS pit_lock_waiters (
+    seq bigserial PRIMARY KEY,
+    ids text[] NOT NULL,
+    owner jsonb NOT NULL,
+    pid integer NOT NULL,
+    backend_start timestamptz NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
+);
 ";
 
-/// Locks kept in PostgreSQL.
+/// Unix milliseconds of a timestamptz column, as SQL.
+macro_rules! ms {
+    ($col:literal) => {
+        concat!("(extract(epoch FROM ", $col, ") * 1000)::bigint")
+    };
+}
+
+/// Locks kept in PostgreSQL, with a first-come first-served queue of waiters.
+///
+/// Waiters are woken by the database: every release sends `NOTIFY`, and a waiter LISTENs on a
+/// connection of its own. A waiter's place in the queue is a row tied to that connection's
+/// server session, so a waiter that goes away (or whose Lock Manager is killed) drops out of
+/// the queue with its session. Every expiry is computed with the database's clock.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), pit_core::lock::LockError> {
 /// let store = pit_lock::PgLockStore::connect("postgres://pit@127.0.0.1:5432/pit").await?;
+/// let locks = store.list().await?;
+/// println!("{} ids held, {} requests waiting", locks.locks.len(), locks.queue.len());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -53,10 +86,47 @@ impl std::fmt::Debug for PgLockStore {
 }
 
 /// `url` without its password, for messages and logs.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
         _ => url.to_owned(),
+    }
+}
+
+fn to_ms(ttl: Duration) -> f64 {
+    ttl.as_millis() as f64
+}
+
+fn as_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A place in the queue, left (with a notification to those behind) when dropped.
+struct QueueSlot {
+    seq: AtomicI64,
+    pool: Pool,
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        let seq = self.seq.load(Ordering::SeqCst);
+        if seq == 0 {
+            return;
+        }
+        let pool = self.pool.clone();
+        // Drop cannot wait; the row also dies with the waiter's session if this never runs.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Ok(client) = pool.get().await {
+                    let _ = client
+                        .execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
+                        .await;
+                    let _ = client
+                        .execute("SELECT pg_notify($1, 'left')", &[&RELEASED_CHANNEL])
+                        .await;
+                }
+            });
+        }
     }
 }
 
@@ -66,11 +136,21 @@ impl PgLockStore {
     /// # Errors
     /// [`LockError::Backend`] when the database cannot be reached or migrated.
     pub async fn connect(url: &str) -> Result<Self, LockError> {
+        Self::connect_with_pool_size(url, 16).await
+    }
+
+    /// [`connect`](Self::connect) with at most `size` pooled connections (waiters hold one more
+    /// each while they wait).
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database cannot be reached or migrated.
+    pub async fn connect_with_pool_size(url: &str, size: usize) -> Result<Self, LockError> {
         let name = redact(url);
-        let cfg = Config {
+        let mut cfg = Config {
             url: Some(url.to_owned()),
             ..Config::default()
         };
+        cfg.pool = Some(deadpool_postgres::PoolConfig::new(size.max(1)));
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| LockError::Backend {
@@ -86,6 +166,11 @@ impl PgLockStore {
         Ok(store)
     }
 
+    /// The database, without credentials.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     fn fail(&self, e: impl std::fmt::Display) -> LockError {
         LockError::Backend {
             store: self.name.clone(),
@@ -93,8 +178,12 @@ impl PgLockStore {
         }
     }
 
+    async fn client(&self) -> Result<deadpool_postgres::Object, LockError> {
+        self.pool.get().await.map_err(|e| self.fail(e))
+    }
+
     async fn migrate(&self) -> Result<(), LockError> {
-        let mut client = self.pool.get().await.map_err(|e| self.fail(e))?;
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.fail(e))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
@@ -103,60 +192,118 @@ impl PgLockStore {
         tx.commit().await.map_err(|e| self.fail(e))
     }
 
-    /// One attempt: the lease, or who holds what was asked.
-    async fn try_acquire(&self, req: &LockRequest) -> Result<Result<Lease, Vec<Holder>>, LockError> {
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when it does not.
+    pub async fn ping(&self) -> Result<(), LockError> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// One attempt: the lease, or what is in the way. With `queue` (the waiter's session pid
+    /// and its slot), a request that is blocked takes a place in the queue on its first try.
+    async fn try_acquire(
+        &self,
+        req: &LockRequest,
+        queue: Option<(i32, &QueueSlot)>,
+    ) -> Result<Result<Lease, Blocked>, LockError> {
         let ids: Vec<String> = req.ids.iter().map(ToString::to_string).collect();
-        let ttl_ms = i64::try_from(req.ttl.as_millis()).unwrap_or(i64::MAX);
         let owner = serde_json::to_value(&req.owner).map_err(|e| self.fail(e))?;
-        let mut client = self.pool.get().await.map_err(|e| self.fail(e))?;
+        let seq = queue.map(|(_, s)| s.seq.load(Ordering::SeqCst)).filter(|s| *s != 0);
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.fail(e))?;
         // Writers of the lock table take turns: no serialisation failures, ever.
         tx.batch_execute(
-            "LOCK TABLE pit_locks IN SHARE ROW EXCLUSIVE MODE; DELETE FROM pit_locks WHERE expires_at <= now();",
+            "LOCK TABLE pit_locks IN SHARE ROW EXCLUSIVE MODE;
+             DELETE FROM pit_locks WHERE expires_at <= now();
+             DELETE FROM pit_lock_waiters w WHERE NOT EXISTS (
+                 SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid AND a.backend_start = w.backend_start);",
         )
         .await
         .map_err(|e| self.fail(e))?;
         let held = tx
             .query(
-                "SELECT lock_id, owner, (extract(epoch FROM expires_at) * 1000)::bigint FROM pit_locks WHERE lock_id = ANY($1)",
+                concat!(
+                    "SELECT lock_id, owner, ",
+                    ms!("expires_at"),
+                    " FROM pit_locks WHERE lock_id = ANY($1)"
+                ),
                 &[&ids],
             )
             .await
             .map_err(|e| self.fail(e))?;
-        if !held.is_empty() {
-            let holders = held
+        let ahead: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM pit_lock_waiters WHERE ids && $1 AND ($2::bigint IS NULL OR seq < $2)",
+                &[&ids, &seq],
+            )
+            .await
+            .map_err(|e| self.fail(e))?
+            .get(0);
+        if !held.is_empty() || ahead > 0 {
+            let holders: Vec<Holder> = held
                 .iter()
                 .map(|r| Holder {
                     id: LockId(r.get(0)),
                     owner: serde_json::from_value(r.get(1)).unwrap_or_default(),
-                    expires_at_ms: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                    expires_at_ms: as_u64(r.get(2)),
                 })
                 .collect();
-            tx.rollback().await.map_err(|e| self.fail(e))?;
-            return Ok(Err(holders));
+            if let (Some((pid, slot)), None) = (queue, seq) {
+                let row = tx
+                    .query_one(
+                        "INSERT INTO pit_lock_waiters (ids, owner, pid, backend_start)
+                         SELECT $1, $2, pid, backend_start FROM pg_stat_activity WHERE pid = $3
+                         RETURNING seq",
+                        &[&ids, &owner, &pid],
+                    )
+                    .await
+                    .map_err(|e| self.fail(e))?;
+                slot.seq.store(row.get(0), Ordering::SeqCst);
+                tx.commit().await.map_err(|e| self.fail(e))?;
+            } else {
+                tx.rollback().await.map_err(|e| self.fail(e))?;
+            }
+            let recheck = holders.is_empty().then_some(QUEUE_RECHECK);
+            return Ok(Err(Blocked {
+                holders,
+                position: u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1),
+                recheck,
+            }));
         }
         let lease_id = ulid::Ulid::new().to_string().to_lowercase();
         let rows = tx
             .query(
-                "WITH tokens AS (
+                concat!(
+                    "WITH tokens AS (
                      INSERT INTO pit_lock_fencing (lock_id, token) SELECT unnest($1::text[]), 1
                      ON CONFLICT (lock_id) DO UPDATE SET token = pit_lock_fencing.token + 1
                      RETURNING lock_id, token)
                  INSERT INTO pit_locks (lock_id, lease_id, owner, token, expires_at)
                  SELECT lock_id, $2, $3, token, now() + $4 * interval '1 millisecond' FROM tokens
-                 RETURNING lock_id, token, (extract(epoch FROM expires_at) * 1000)::bigint",
-                &[&ids, &lease_id, &owner, &(ttl_ms as f64)],
+                 RETURNING lock_id, token, ",
+                    ms!("expires_at")
+                ),
+                &[&ids, &lease_id, &owner, &to_ms(req.ttl)],
             )
             .await
             .map_err(|e| self.fail(e))?;
+        if let Some(seq) = seq {
+            tx.execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
         tx.commit().await.map_err(|e| self.fail(e))?;
-        let fencing = rows
-            .iter()
-            .map(|r| (LockId(r.get(0)), u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
-            .collect();
-        let expires_at_ms = rows
-            .first()
-            .map_or(0, |r| u64::try_from(r.get::<_, i64>(2)).unwrap_or(0));
+        if let Some((_, slot)) = queue {
+            slot.seq.store(0, Ordering::SeqCst);
+        }
+        let fencing = rows.iter().map(|r| (LockId(r.get(0)), as_u64(r.get(1)))).collect();
+        let expires_at_ms = rows.first().map_or(0, |r| as_u64(r.get(2)));
         Ok(Ok(Lease {
             id: lease_id,
             ids: req.ids.clone(),
@@ -165,15 +312,15 @@ impl PgLockStore {
             owner: req.owner.clone(),
         }))
     }
-}
 
-#[async_trait]
-impl LockStore for PgLockStore {
-    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
-        validate(req)?;
-        // Waiters are woken by the database: every release sends NOTIFY on RELEASED_CHANNEL.
-        // Pooled connections do not hand out notifications, so a wait has a connection of its
-        // own, LISTENing before its first try so that no release in between is missed.
+    /// Waits in the queue: LISTENs on a connection of its own, takes a place in the queue tied
+    /// to that connection's session, and tries again on every release.
+    async fn wait_in_queue(
+        &self,
+        req: &LockRequest,
+        cancel: &CancellationToken,
+        progress: &Progress<'_>,
+    ) -> Result<Lease, LockError> {
         let (listener, mut connection) = tokio_postgres::connect(&self.url, NoTls)
             .await
             .map_err(|e| self.fail(e))?;
@@ -191,64 +338,344 @@ impl LockStore for PgLockStore {
             }
             "the connection closed".to_owned()
         };
+        let slot = QueueSlot {
+            seq: AtomicI64::new(0),
+            pool: self.pool.clone(),
+        };
         let wait = async {
             listener
                 .batch_execute(&format!("LISTEN {RELEASED_CHANNEL}"))
                 .await
                 .map_err(|e| self.fail(e))?;
-            wait_for(req, cancel, Some(&mut released), || self.try_acquire(req)).await
+            let pid: i32 = listener
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .map_err(|e| self.fail(e))?
+                .get(0);
+            // LISTENing before this first try, so that no release in between is missed.
+            wait_for(req, cancel, Some(&mut released), progress, || {
+                self.try_acquire(req, Some((pid, &slot)))
+            })
+            .await
         };
         tokio::select! {
             result = wait => result,
             message = drive => Err(self.fail(format!("listening for releases failed: {message}"))),
         }
+        // `slot` leaves the queue here if the request did not get the lease.
     }
 
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX) as f64;
-        let mut client = self.pool.get().await.map_err(|e| self.fail(e))?;
-        let tx = client.transaction().await.map_err(|e| self.fail(e))?;
-        let rows = tx
+    /// Renews the lease `lease_id` to `ttl` from now (by the database clock).
+    ///
+    /// # Errors
+    /// [`LockError::Lost`] when it expired or was force-released: a lost lease is never
+    /// revived.
+    pub async fn renew_lease(&self, lease_id: &str, ttl: Duration) -> Result<Lease, LockError> {
+        let client = self.client().await?;
+        let rows = client
             .query(
-                "UPDATE pit_locks SET expires_at = now() + $2 * interval '1 millisecond'
-                 WHERE lease_id = $1 AND expires_at > now()
-                 RETURNING (extract(epoch FROM expires_at) * 1000)::bigint",
-                &[&lease.id, &ttl_ms],
+                concat!(
+                    "UPDATE pit_locks SET expires_at = now() + $2 * interval '1 millisecond'
+                     WHERE lease_id = $1 AND expires_at > now()
+                     RETURNING lock_id, token, owner, ",
+                    ms!("expires_at")
+                ),
+                &[&lease_id, &to_ms(ttl)],
             )
             .await
             .map_err(|e| self.fail(e))?;
-        if rows.len() != lease.ids.len() {
-            // Part of it expired (or was force-released): never revive a lost lease.
-            tx.rollback().await.map_err(|e| self.fail(e))?;
-            return Err(LockError::Lost {
-                lease: lease.id.clone(),
-                ids: lease.ids.clone(),
-            });
+        lease_from_rows(lease_id, &rows).ok_or_else(|| LockError::Lost {
+            lease: lease_id.to_owned(),
+            ids: Vec::new(),
+        })
+    }
+
+    /// Releases the lease `lease_id`; whether it was still held.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn release_lease(&self, lease_id: &str) -> Result<bool, LockError> {
+        let client = self.client().await?;
+        let freed = client
+            .query(
+                "DELETE FROM pit_locks WHERE lease_id = $1 RETURNING expires_at > now()",
+                &[&lease_id],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        if !freed.is_empty() {
+            self.announce(&client, lease_id).await?;
         }
-        tx.commit().await.map_err(|e| self.fail(e))?;
-        let expires_at_ms = rows
-            .first()
-            .map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0));
-        Ok(Lease {
-            expires_at_ms,
-            ..lease.clone()
+        Ok(freed.iter().any(|r| r.get::<_, bool>(0)))
+    }
+
+    /// Wakes every waiter.
+    async fn announce(&self, client: &tokio_postgres::Client, what: &str) -> Result<(), LockError> {
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &what])
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Frees `ids` whoever holds them, ending the whole lease of each holder (its other ids
+    /// too). Returns the leases ended. For admins: their holders learn on their next renewal.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn force_release(&self, ids: &[LockId]) -> Result<Vec<Lease>, LockError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                concat!(
+                    "DELETE FROM pit_locks WHERE lease_id IN (SELECT lease_id FROM pit_locks WHERE lock_id = ANY($1))
+                     RETURNING lease_id, lock_id, token, owner, ",
+                    ms!("expires_at")
+                ),
+                &[&ids],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        let mut leases: Vec<Lease> = Vec::new();
+        for r in &rows {
+            let lease: String = r.get(0);
+            let id = LockId(r.get(1));
+            let token = as_u64(r.get(2));
+            match leases.iter_mut().find(|l| l.id == lease) {
+                Some(l) => {
+                    l.ids.push(id.clone());
+                    l.fencing.insert(id, token);
+                }
+                None => leases.push(Lease {
+                    id: lease,
+                    ids: vec![id.clone()],
+                    fencing: [(id, token)].into(),
+                    expires_at_ms: as_u64(r.get(4)),
+                    owner: serde_json::from_value(r.get(3)).unwrap_or_default(),
+                }),
+            }
+        }
+        if !leases.is_empty() {
+            self.announce(&client, "forced").await?;
+        }
+        Ok(leases)
+    }
+
+    /// Every held id with its holder, and the queue of waiters in order.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn list(&self) -> Result<LockList, LockError> {
+        let client = self.client().await?;
+        let held = client
+            .query(
+                concat!(
+                    "SELECT lock_id, lease_id, owner, token, ",
+                    ms!("acquired_at"),
+                    ", ",
+                    ms!("expires_at"),
+                    " FROM pit_locks WHERE expires_at > now() ORDER BY lock_id"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        let waiting = client
+            .query(
+                concat!(
+                    "SELECT w.ids, w.owner, ",
+                    ms!("w.since"),
+                    " FROM pit_lock_waiters w JOIN pg_stat_activity a
+                       ON a.pid = w.pid AND a.backend_start = w.backend_start
+                     ORDER BY w.seq"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        let queue: Vec<QueueEntry> = waiting
+            .iter()
+            .enumerate()
+            .map(|(i, r)| QueueEntry {
+                position: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                ids: r.get::<_, Vec<String>>(0).into_iter().map(LockId).collect(),
+                owner: serde_json::from_value(r.get(1)).unwrap_or_default(),
+                waiting_since_ms: as_u64(r.get(2)),
+            })
+            .collect();
+        let locks = held
+            .iter()
+            .map(|r| {
+                let id = LockId(r.get(0));
+                let waiting = queue
+                    .iter()
+                    .filter(|q| q.ids.contains(&id))
+                    .enumerate()
+                    .map(|(i, q)| QueuedFor {
+                        position: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                        owner: q.owner.clone(),
+                        waiting_since_ms: q.waiting_since_ms,
+                    })
+                    .collect();
+                LockEntry {
+                    id,
+                    lease: r.get(1),
+                    owner: serde_json::from_value(r.get(2)).unwrap_or_default(),
+                    fencing_token: as_u64(r.get(3)),
+                    acquired_at_ms: as_u64(r.get(4)),
+                    expires_at_ms: as_u64(r.get(5)),
+                    waiting,
+                }
+            })
+            .collect();
+        Ok(LockList { locks, queue })
+    }
+
+    /// The existing toolkit's acquire: `id` for `owner` without waiting. Re-entrant: when
+    /// `owner` already holds `id`, its expiry is moved to `ttl` from now. The expiry, or
+    /// `None` when someone else holds it.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn v1_acquire(&self, id: &LockId, owner: &str, ttl: Duration) -> Result<Option<u64>, LockError> {
+        let kept = self.v1_keep_alive(std::slice::from_ref(id), owner, ttl).await?;
+        if let Some((_, expiry)) = kept.first() {
+            return Ok(Some(*expiry));
+        }
+        let req = LockRequest {
+            ids: vec![id.clone()],
+            owner: LockOwner {
+                name: owner.to_owned(),
+                ..LockOwner::default()
+            },
+            ttl,
+            wait: Duration::ZERO,
+        };
+        Ok(self.try_acquire(&req, None).await?.ok().map(|l| l.expires_at_ms))
+    }
+
+    /// The existing toolkit's keep-alive: moves the expiry of those of `ids` that `owner` still
+    /// holds to `ttl` from now. Expired locks are never revived. The ids kept, with their
+    /// new expiry.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn v1_keep_alive(
+        &self,
+        ids: &[LockId],
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Vec<(LockId, u64)>, LockError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let rows = self
+            .client()
+            .await?
+            .query(
+                concat!(
+                    "UPDATE pit_locks SET expires_at = now() + $3 * interval '1 millisecond'
+                     WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now()
+                     RETURNING lock_id, ",
+                    ms!("expires_at")
+                ),
+                &[&ids, &owner, &to_ms(ttl)],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(rows.iter().map(|r| (LockId(r.get(0)), as_u64(r.get(1)))).collect())
+    }
+
+    /// The existing toolkit's release: frees those of `ids` that `owner` holds; the ids freed.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn v1_release(&self, ids: &[LockId], owner: &str) -> Result<Vec<LockId>, LockError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "DELETE FROM pit_locks WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now()
+                 RETURNING lock_id",
+                &[&ids, &owner],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        if !rows.is_empty() {
+            self.announce(&client, "v1").await?;
+        }
+        Ok(rows.iter().map(|r| LockId(r.get(0))).collect())
+    }
+
+    /// How many ids are held now.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails.
+    pub async fn held_count(&self) -> Result<u64, LockError> {
+        let n: i64 = self
+            .client()
+            .await?
+            .query_one("SELECT count(*) FROM pit_locks WHERE expires_at > now()", &[])
+            .await
+            .map_err(|e| self.fail(e))?
+            .get(0);
+        Ok(as_u64(n))
+    }
+}
+
+fn lease_from_rows(lease_id: &str, rows: &[tokio_postgres::Row]) -> Option<Lease> {
+    let first = rows.first()?;
+    let mut ids: Vec<LockId> = rows.iter().map(|r| LockId(r.get(0))).collect();
+    ids.sort();
+    Some(Lease {
+        id: lease_id.to_owned(),
+        fencing: rows.iter().map(|r| (LockId(r.get(0)), as_u64(r.get(1)))).collect(),
+        ids,
+        owner: serde_json::from_value(first.get(2)).unwrap_or_default(),
+        expires_at_ms: as_u64(first.get(3)),
+    })
+}
+
+#[async_trait]
+impl LockStore for PgLockStore {
+    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
+        self.acquire_with_progress(req, cancel, &|_| {}).await
+    }
+
+    async fn acquire_with_progress(
+        &self,
+        req: &LockRequest,
+        cancel: &CancellationToken,
+        progress: &Progress<'_>,
+    ) -> Result<Lease, LockError> {
+        validate(req)?;
+        // The fast path takes no place in the queue and opens no connection of its own.
+        let first = self.try_acquire(req, None).await?;
+        match first {
+            Ok(lease) => Ok(lease),
+            Err(blocked) if req.wait.is_zero() => Err(LockError::Busy {
+                wanted: req.ids.clone(),
+                holders: blocked.holders,
+                waited: Duration::ZERO,
+            }),
+            Err(_) if cancel.is_cancelled() => Err(LockError::Cancelled {
+                wanted: req.ids.clone(),
+            }),
+            Err(_) => self.wait_in_queue(req, cancel, progress).await,
+        }
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
+        self.renew_lease(&lease.id, ttl).await.map_err(|e| match e {
+            LockError::Lost { lease: id, .. } => LockError::Lost {
+                lease: id,
+                ids: lease.ids.clone(),
+            },
+            e => e,
         })
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        let client = self.pool.get().await.map_err(|e| self.fail(e))?;
-        let freed = client
-            .execute("DELETE FROM pit_locks WHERE lease_id = $1", &[&lease.id])
-            .await
-            .map_err(|e| self.fail(e))?;
-        if freed > 0 {
-            // Wakes every waiter (see `acquire`).
-            client
-                .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &lease.id])
-                .await
-                .map_err(|e| self.fail(e))?;
-        }
-        Ok(())
+        self.release_lease(&lease.id).await.map(drop)
     }
 }
 

@@ -9,26 +9,8 @@ use pit_core::lock::{LockError, LockOwner, LockRequest, LockStore};
 use pit_lock::PgLockStore;
 use tokio_util::sync::CancellationToken;
 
-/// A new, empty database on the test server; its URL.
-async fn fresh_database(name: &str) -> String {
-    let admin = std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL is not set: start PostgreSQL with `scripts/postgres start DIR` and export what it prints",
-    );
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL is reachable");
-    let conn = tokio::spawn(conn);
-    let db = format!("pit_{name}_{}", std::process::id());
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-        .await
-        .unwrap();
-    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    drop(client);
-    let _ = conn.await;
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-    format!("{base}/{db}")
-}
+mod common;
+use common::fresh_database;
 
 #[tokio::test]
 async fn the_postgres_store_keeps_the_lock_contract() {

@@ -1,0 +1,324 @@
+//! The Lock Manager's wire format: the existing toolkit's `/locks/*` API (v1) and ours (v2),
+//! shared by the service and its client. `docs/schemas/lock-manager.openapi.yaml` describes
+//! both.
+
+use pit_core::lock::{HolderInfo, Lease, LockOwner, WaitProgress};
+use pit_core::pitfile::LockId;
+use serde::{Deserialize, Serialize};
+
+/// Most ids in one request.
+pub const MAX_IDS: usize = 64;
+/// Longest id, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+/// Longest owner name (and each owner field), in bytes.
+pub const MAX_OWNER_LEN: usize = 512;
+/// Shortest lease, in milliseconds.
+pub const MIN_TTL_MS: u64 = 100;
+/// Longest lease (and longest wait), in milliseconds: a day.
+pub const MAX_TTL_MS: u64 = 86_400_000;
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The existing toolkit's API.
+pub mod v1 {
+    use super::{Deserialize, Serialize};
+
+    /// `POST /locks/acquire`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AcquireRequest {
+        /// The id.
+        pub lock_id: String,
+        /// Who asks.
+        pub owner: String,
+        /// Lease length in seconds (default 10).
+        #[serde(default)]
+        pub expiry_in_sec: Option<u64>,
+    }
+
+    /// The answer to [`AcquireRequest`].
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AcquireResponse {
+        /// The id.
+        pub lock_id: String,
+        /// Whether the caller holds it now.
+        pub acquired: bool,
+        /// When the lock expires (RFC 3339, milliseconds, UTC), when acquired.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub lock_expiry: Option<String>,
+    }
+
+    /// `POST /locks/keep-alive`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct KeepAliveRequest {
+        /// The ids.
+        pub lock_ids: Vec<String>,
+        /// Their holder.
+        pub owner: String,
+        /// New lease length in seconds from now (default 10).
+        #[serde(default)]
+        pub expiry_in_sec: Option<u64>,
+    }
+
+    /// `POST /locks/release`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ReleaseRequest {
+        /// The ids.
+        pub lock_ids: Vec<String>,
+        /// Their holder.
+        pub owner: String,
+    }
+
+    /// The default lease of the existing toolkit, in seconds.
+    pub const DEFAULT_EXPIRY_SEC: u64 = 10;
+}
+
+/// Our API.
+pub mod v2 {
+    use super::{Deserialize, HolderInfo, Lease, LockOwner, Serialize, WaitProgress};
+
+    /// `POST /v2/leases`: take every id or none.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AcquireRequest {
+        /// The ids.
+        pub ids: Vec<String>,
+        /// Lease length in milliseconds.
+        pub ttl_ms: u64,
+        /// How long to wait in the queue, in milliseconds (default 0: do not wait).
+        #[serde(default)]
+        pub wait_ms: u64,
+        /// Who asks: shown to waiters and in lists.
+        pub owner: LockOwner,
+    }
+
+    /// `POST /v2/leases/{lease}/renew`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RenewRequest {
+        /// New lease length from now, in milliseconds.
+        pub ttl_ms: u64,
+    }
+
+    /// `POST /v2/admin/force-release`.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ForceReleaseRequest {
+        /// The ids to free, whoever holds them.
+        pub ids: Vec<String>,
+    }
+
+    /// The answer to a force-release: the leases it ended.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ForceReleaseResponse {
+        /// Ended leases.
+        pub released: Vec<Lease>,
+    }
+
+    /// One line of a streamed acquire (`Accept: application/x-ndjson`).
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    #[serde(tag = "event", rename_all = "camelCase")]
+    pub enum AcquireEvent {
+        /// Waiting: the place in the queue changed.
+        Queued(WaitProgress),
+        /// The lease: the last line.
+        Acquired {
+            /// The lease.
+            lease: Lease,
+        },
+        /// The request ended without a lease: the last line.
+        Failed(super::ApiError),
+    }
+
+    /// Holders in a busy answer.
+    pub type Holders = Vec<HolderInfo>;
+}
+
+/// Every error the service answers: a machine-readable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiError {
+    /// Such as `malformed_json`, `invalid_request`, `busy`, `lease_lost`, `unauthorized`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// The HTTP status it came with.
+    #[serde(default)]
+    pub status: u16,
+    /// For `busy`: who holds the ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<HolderInfo>,
+    /// The same message under the key the existing toolkit's clients read (v1 routes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ApiError {
+    /// An error with no holders.
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            status,
+            holders: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// A 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request", message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, HTTP {})", self.message, self.code, self.status)
+    }
+}
+
+/// Locks held and requests waiting: `GET /v2/locks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockList {
+    /// Held ids, sorted.
+    pub locks: Vec<LockEntry>,
+    /// Waiting requests, first come first.
+    pub queue: Vec<QueueEntry>,
+}
+
+/// A held id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockEntry {
+    /// The id.
+    pub id: LockId,
+    /// The lease holding it.
+    pub lease: String,
+    /// Its holder, with the run id, suite and CI job they gave.
+    pub owner: LockOwner,
+    /// The holder's fencing token for this id.
+    pub fencing_token: u64,
+    /// Unix milliseconds when it was taken.
+    pub acquired_at_ms: u64,
+    /// Unix milliseconds when it ends unless renewed.
+    pub expires_at_ms: u64,
+    /// Who waits for it, in order.
+    pub waiting: Vec<QueuedFor>,
+}
+
+/// A waiter of one id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedFor {
+    /// 1: next.
+    pub position: u32,
+    /// Who waits.
+    pub owner: LockOwner,
+    /// Unix milliseconds when it began to wait.
+    pub waiting_since_ms: u64,
+}
+
+/// A waiting request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueEntry {
+    /// Its place among all waiting requests (1: first).
+    pub position: u32,
+    /// The ids it wants.
+    pub ids: Vec<LockId>,
+    /// Who waits.
+    pub owner: LockOwner,
+    /// Unix milliseconds when it began to wait.
+    pub waiting_since_ms: u64,
+}
+
+/// Checks and normalises a request's ids: 1 to [`MAX_IDS`] of them, each 1 to [`MAX_ID_LEN`]
+/// bytes without control characters or surrounding spaces; duplicates are merged.
+///
+/// ```
+/// let ids = pit_lock::api::check_ids(&["db".into(), "topic".into(), "db".into()]).unwrap();
+/// assert_eq!(ids.len(), 2);
+/// assert!(pit_lock::api::check_ids(&[" db".into()]).is_err());
+/// ```
+///
+/// # Errors
+/// An [`ApiError`] naming the offending id.
+pub fn check_ids(ids: &[String]) -> Result<Vec<LockId>, ApiError> {
+    if ids.is_empty() {
+        return Err(ApiError::invalid("no lock ids: give at least one"));
+    }
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::invalid(format!(
+            "{} lock ids in one request; at most {MAX_IDS} are allowed",
+            ids.len()
+        )));
+    }
+    let mut out: Vec<LockId> = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if id.is_empty() {
+            return Err(ApiError::invalid(format!("lock id {i} is empty")));
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(ApiError::invalid(format!(
+                "lock id {i} is {} bytes long; at most {MAX_ID_LEN} are allowed",
+                id.len()
+            )));
+        }
+        if id.trim() != id || id.chars().any(char::is_control) {
+            return Err(ApiError::invalid(format!(
+                "lock id {i} ({id:?}) has surrounding spaces or control characters"
+            )));
+        }
+        out.push(LockId(id.clone()));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Checks a lease length or wait in milliseconds against its bounds.
+///
+/// # Errors
+/// An [`ApiError`] saying the allowed range.
+pub fn check_ms(field: &str, value: u64, min: u64) -> Result<std::time::Duration, ApiError> {
+    if value < min || value > MAX_TTL_MS {
+        return Err(ApiError::invalid(format!(
+            "`{field}` is {value}; it must be between {min} and {MAX_TTL_MS} milliseconds"
+        )));
+    }
+    Ok(std::time::Duration::from_millis(value))
+}
+
+/// Checks an owner's fields' lengths.
+///
+/// # Errors
+/// An [`ApiError`] naming the field.
+pub fn check_owner(owner: &LockOwner) -> Result<(), ApiError> {
+    let fields = [
+        ("owner.name", Some(&owner.name)),
+        ("owner.runId", owner.run_id.as_ref()),
+        ("owner.suite", owner.suite.as_ref()),
+        ("owner.ciJob", owner.ci_job.as_ref()),
+    ];
+    for (field, value) in fields {
+        if value.is_some_and(|v| v.len() > MAX_OWNER_LEN) {
+            return Err(ApiError::invalid(format!(
+                "`{field}` is longer than {MAX_OWNER_LEN} bytes"
+            )));
+        }
+    }
+    if owner.name.trim().is_empty() {
+        return Err(ApiError::invalid("`owner.name` is empty: say who asks"));
+    }
+    Ok(())
+}
+
+/// Unix milliseconds as RFC 3339 with milliseconds, UTC (`2026-11-25T15:32:37.825Z`).
+pub fn rfc3339_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}

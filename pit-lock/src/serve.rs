@@ -1,0 +1,170 @@
+//! Configuration and start-up of the service, shared by `pit lock-manager serve` and the
+//! `pit-lock-manager` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{serve_on, AppState, Auth};
+use crate::PgLockStore;
+
+/// How the Lock Manager is configured: flags, each with an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default; use 0.0.0.0:8080 in a container.
+    #[arg(long, env = "PIT_LOCK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// PostgreSQL connection URL (its password never reaches the log).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// File of bearer tokens for the lock routes, one per line (`#` starts a comment).
+    #[arg(long, env = "PIT_LOCK_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// File of admin tokens (force-release), one per line.
+    #[arg(long, env = "PIT_LOCK_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Most pooled database connections (each waiting request holds one more while it waits).
+    #[arg(long, env = "PIT_LOCK_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+}
+
+/// Tokens given in the environment, comma-separated: `PIT_LOCK_TOKENS` and
+/// `PIT_LOCK_ADMIN_TOKENS` (read in addition to the files).
+pub const TOKENS_ENV: &str = "PIT_LOCK_TOKENS";
+/// See [`TOKENS_ENV`].
+pub const ADMIN_TOKENS_ENV: &str = "PIT_LOCK_ADMIN_TOKENS";
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A token file could not be read.
+    #[error("cannot read the token file {}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be reached or migrated.
+    #[error(transparent)]
+    Store(#[from] pit_core::lock::LockError),
+    /// The address could not be bound, or serving failed.
+    #[error("cannot serve on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn read_tokens(file: Option<&PathBuf>, env: &str) -> Result<Vec<String>, ServeError> {
+    let mut tokens: Vec<String> = std::env::var(env)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::TokenFile {
+            path: path.clone(),
+            source,
+        })?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    Ok(tokens)
+}
+
+/// The tokens `args` and the environment give.
+///
+/// # Errors
+/// [`ServeError::TokenFile`] when a file cannot be read.
+pub fn auth_from(args: &ServeArgs) -> Result<Auth, ServeError> {
+    Ok(Auth {
+        tokens: read_tokens(args.token_file.as_ref(), TOKENS_ENV)?,
+        admin_tokens: read_tokens(args.admin_token_file.as_ref(), ADMIN_TOKENS_ENV)?,
+    })
+}
+
+/// Connects, migrates, and serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+///
+/// # Errors
+/// [`ServeError`] when it cannot start.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let auth = auth_from(&args)?;
+    let store = PgLockStore::connect_with_pool_size(&args.database_url, args.pool_size).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: args.listen,
+        source,
+    })?;
+    if auth.is_open() {
+        tracing::warn!("no token configured: the Lock Manager is open to anyone who can reach it (set PIT_LOCK_TOKENS or --token-file)");
+    }
+    tracing::info!(%addr, database = store.name(), auth = if auth.is_open() { "open" } else { "bearer-token" }, "Lock Manager listening");
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    serve_on(listener, AppState::new(store, auth), stop)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sets up logging: JSON lines (the default, for log collectors) or text, filtered by
+/// `PIT_LOG` (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,802 @@
+//! The Lock Manager service: an axum application over a [`PgLockStore`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use futures_util::Stream;
+use pit_core::lock::{HolderInfo, LockError, LockRequest, LockStore};
+use pit_core::pitfile::LockId;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, v1, v2, ApiError};
+use crate::PgLockStore;
+
+/// The OpenAPI document of both APIs, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../docs/schemas/lock-manager.openapi.yaml");
+
+/// Who may call the service.
+#[derive(Clone, Default)]
+pub struct Auth {
+    /// Tokens for the v1 and v2 lock routes.
+    pub tokens: Vec<String>,
+    /// Tokens for those and the admin routes.
+    pub admin_tokens: Vec<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens themselves.
+        f.debug_struct("Auth")
+            .field("tokens", &self.tokens.len())
+            .field("admin_tokens", &self.admin_tokens.len())
+            .finish()
+    }
+}
+
+impl Auth {
+    /// With no token at all, the service is open, as the existing toolkit's is.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty() && self.admin_tokens.is_empty()
+    }
+
+    fn mode(&self) -> &'static str {
+        if self.is_open() {
+            "open"
+        } else {
+            "bearer-token"
+        }
+    }
+}
+
+/// Whether `given` is one of `tokens`, in time that does not depend on where they differ.
+fn token_matches(tokens: &[String], given: &[u8]) -> bool {
+    let mut found = subtle::Choice::from(0);
+    for t in tokens {
+        found |= t.as_bytes().ct_eq(given);
+    }
+    found.into()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AcquireLabels {
+    api: &'static str,
+    outcome: &'static str,
+}
+
+struct Metrics {
+    registry: Registry,
+    acquisitions: Family<AcquireLabels, Counter>,
+    waits: Counter,
+    wait_seconds: Histogram,
+    held: Gauge,
+    renewals_lost: Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("pit_lock");
+        let acquisitions = Family::<AcquireLabels, Counter>::default();
+        let waits = Counter::default();
+        let wait_seconds = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0]);
+        let held = Gauge::default();
+        let renewals_lost = Counter::default();
+        registry.register(
+            "acquisitions",
+            "Acquire requests by API and outcome",
+            acquisitions.clone(),
+        );
+        registry.register("waits", "Acquire requests that had to wait", waits.clone());
+        registry.register(
+            "wait_seconds",
+            "Time from request to lease for requests that waited",
+            wait_seconds.clone(),
+        );
+        registry.register("held", "Lock ids held now", held.clone());
+        registry.register(
+            "renewals_lost",
+            "Renewals refused because the lease was lost",
+            renewals_lost.clone(),
+        );
+        Self {
+            registry,
+            acquisitions,
+            waits,
+            wait_seconds,
+            held,
+            renewals_lost,
+        }
+    }
+
+    fn acquired(&self, api: &'static str, outcome: &'static str) {
+        self.acquisitions.get_or_create(&AcquireLabels { api, outcome }).inc();
+    }
+}
+
+/// The service's shared state.
+pub struct AppState {
+    store: PgLockStore,
+    auth: Auth,
+    metrics: Metrics,
+    /// Fired at shutdown: ends every wait with 503, so clients go elsewhere.
+    shutdown: CancellationToken,
+    in_flight_waits: AtomicU64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over `store`, checking callers against `auth`.
+    pub fn new(store: PgLockStore, auth: Auth) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            auth,
+            metrics: Metrics::new(),
+            shutdown: CancellationToken::new(),
+            in_flight_waits: AtomicU64::new(0),
+        })
+    }
+
+    /// Ends every wait in progress (with 503 `shutting_down`).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// An error answer.
+struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.0)).into_response()
+    }
+}
+
+/// A v1 error: the same, with the message also under `error` as the existing clients read it.
+fn v1_failure(mut e: ApiError) -> Failure {
+    e.error = Some(e.message.clone());
+    Failure(e)
+}
+
+fn lock_failure(e: &LockError) -> ApiError {
+    match e {
+        LockError::Busy { holders, .. } => {
+            let mut err = ApiError::new(423, "busy", e.to_string());
+            err.holders = holders.iter().map(HolderInfo::from).collect();
+            err
+        }
+        LockError::Lost { .. } => ApiError::new(
+            409,
+            "lease_lost",
+            format!("{e}: renew no more, and stop using what it protected"),
+        ),
+        LockError::Cancelled { .. } => ApiError::new(
+            503,
+            "shutting_down",
+            "this Lock Manager is shutting down: ask again (another instance will answer)",
+        ),
+        LockError::Invalid(m) => ApiError::invalid(m.clone()),
+        LockError::Backend { .. } => {
+            tracing::warn!(error = %e, "database failed");
+            ApiError::new(
+                503,
+                "database_unavailable",
+                "the lock database is unavailable: try again",
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "lock store failed");
+            ApiError::new(500, "internal", "the lock store failed; see the service's log")
+        }
+    }
+}
+
+/// A JSON body, with every way it can be wrong answered as a JSON 4xx.
+struct ApiJson<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    413,
+                    "body_too_large",
+                    format!("the request body is larger than {} bytes", api::MAX_BODY),
+                )
+            } else {
+                ApiError::new(400, "bad_body", e.body_text())
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::new(400, "malformed_json", "the request body is empty: send a JSON object").into());
+        }
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            let code = if e.is_data() {
+                "invalid_request"
+            } else {
+                "malformed_json"
+            };
+            ApiError::new(400, code, format!("the request body is not valid: {e}")).into()
+        })
+    }
+}
+
+/// v1 routes answer their errors with `error` too.
+struct V1Json<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for V1Json<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        ApiJson::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| V1Json(v))
+            .map_err(|Failure(e)| v1_failure(e))
+    }
+}
+
+/// The application: every route, with authentication, limits and JSON errors.
+pub fn router(state: Arc<AppState>) -> Router {
+    let user = Router::new()
+        .route("/locks/acquire", post(v1_acquire))
+        .route("/locks/keep-alive", post(v1_keep_alive))
+        .route("/locks/release", post(v1_release))
+        .route("/v2/leases", post(v2_acquire))
+        .route("/v2/leases/{lease}/renew", post(v2_renew))
+        .route("/v2/leases/{lease}", delete(v2_release))
+        .route("/v2/locks", get(v2_list))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_user));
+    let admin = Router::new()
+        .route("/v2/admin/force-release", post(v2_force_release))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/", get(v1_health))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.yaml",
+            get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
+        )
+        .merge(user)
+        .merge(admin)
+        .fallback(|| async { Failure(ApiError::new(404, "not_found", "no such route: see /openapi.yaml")) })
+        .method_not_allowed_fallback(|| async {
+            Failure(ApiError::new(
+                405,
+                "method_not_allowed",
+                "this route does not take that method: see /openapi.yaml",
+            ))
+        })
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .as_bytes()
+        .strip_prefix(b"Bearer ")
+        .map(<[u8]>::trim_ascii)
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut r = Failure(ApiError::new(401, "unauthorized", message)).into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn require_user(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if app.auth.tokens.is_empty() && app.auth.admin_tokens.is_empty() {
+        return next.run(req).await;
+    }
+    match bearer(req.headers()) {
+        None => unauthorized("this Lock Manager needs `Authorization: Bearer <token>` (PIT_LOCK_TOKEN for pit)"),
+        Some(t) if token_matches(&app.auth.tokens, t) || token_matches(&app.auth.admin_tokens, t) => {
+            next.run(req).await
+        }
+        Some(_) => unauthorized("the bearer token is not one this Lock Manager accepts"),
+    }
+}
+
+async fn require_admin(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if app.auth.is_open() {
+        return next.run(req).await;
+    }
+    match bearer(req.headers()) {
+        None => unauthorized("admin routes need `Authorization: Bearer <admin token>`"),
+        Some(t) if token_matches(&app.auth.admin_tokens, t) => next.run(req).await,
+        Some(t) if token_matches(&app.auth.tokens, t) => Failure(ApiError::new(
+            403,
+            "forbidden",
+            "this route needs an admin token; yours is a user token",
+        ))
+        .into_response(),
+        Some(_) => unauthorized("the bearer token is not one this Lock Manager accepts"),
+    }
+}
+
+async fn v1_health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"app": "lock-manager", "time": api::rfc3339_ms(pit_core::lock::now_ms())}))
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let auth = app.auth.mode();
+    match app.store.ping().await {
+        Ok(()) => {
+            axum::Json(serde_json::json!({"status": "ready", "database": "reachable", "auth": auth})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "not ready", "database": "unreachable", "auth": auth})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    if let Ok(n) = app.store.held_count().await {
+        app.metrics.held.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &app.metrics.registry).is_err() {
+        return Failure(ApiError::new(500, "internal", "could not encode the metrics")).into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn v1_owner(owner: &str) -> Result<(), ApiError> {
+    if owner.trim().is_empty() {
+        return Err(ApiError::invalid("`owner` should be a non-empty string"));
+    }
+    if owner.len() > api::MAX_OWNER_LEN {
+        return Err(ApiError::invalid(format!(
+            "`owner` is longer than {} bytes",
+            api::MAX_OWNER_LEN
+        )));
+    }
+    Ok(())
+}
+
+fn v1_expiry(sec: Option<u64>) -> Result<Duration, ApiError> {
+    let sec = sec.unwrap_or(v1::DEFAULT_EXPIRY_SEC);
+    api::check_ms("expiryInSec", sec.saturating_mul(1000), 1000).map_err(|_| {
+        ApiError::invalid(format!(
+            "`expiryInSec` is {sec}; it must be between 1 and {} seconds",
+            api::MAX_TTL_MS / 1000
+        ))
+    })
+}
+
+async fn v1_acquire(
+    State(app): State<Arc<AppState>>,
+    V1Json(body): V1Json<v1::AcquireRequest>,
+) -> Result<axum::Json<v1::AcquireResponse>, Failure> {
+    let ids = api::check_ids(std::slice::from_ref(&body.lock_id)).map_err(v1_failure)?;
+    v1_owner(&body.owner).map_err(v1_failure)?;
+    let ttl = v1_expiry(body.expiry_in_sec).map_err(v1_failure)?;
+    let expiry = app
+        .store
+        .v1_acquire(&ids[0], &body.owner, ttl)
+        .await
+        .map_err(|e| v1_failure(lock_failure(&e)))?;
+    app.metrics
+        .acquired("v1", if expiry.is_some() { "acquired" } else { "busy" });
+    Ok(axum::Json(v1::AcquireResponse {
+        lock_id: body.lock_id,
+        acquired: expiry.is_some(),
+        lock_expiry: expiry.map(api::rfc3339_ms),
+    }))
+}
+
+async fn v1_keep_alive(
+    State(app): State<Arc<AppState>>,
+    V1Json(body): V1Json<v1::KeepAliveRequest>,
+) -> Result<axum::Json<Vec<String>>, Failure> {
+    let ids = api::check_ids(&body.lock_ids).map_err(v1_failure)?;
+    v1_owner(&body.owner).map_err(v1_failure)?;
+    let ttl = v1_expiry(body.expiry_in_sec).map_err(v1_failure)?;
+    let kept = app
+        .store
+        .v1_keep_alive(&ids, &body.owner, ttl)
+        .await
+        .map_err(|e| v1_failure(lock_failure(&e)))?;
+    if kept.is_empty() {
+        return Err(v1_failure(ApiError::new(
+            400,
+            "not_held",
+            "No valid lock and owner combination found (the locks are not held by this owner, or expired)",
+        )));
+    }
+    Ok(axum::Json(kept.into_iter().map(|(id, _)| id.0).collect()))
+}
+
+async fn v1_release(
+    State(app): State<Arc<AppState>>,
+    V1Json(body): V1Json<v1::ReleaseRequest>,
+) -> Result<axum::Json<Vec<String>>, Failure> {
+    let ids = api::check_ids(&body.lock_ids).map_err(v1_failure)?;
+    v1_owner(&body.owner).map_err(v1_failure)?;
+    let freed = app
+        .store
+        .v1_release(&ids, &body.owner)
+        .await
+        .map_err(|e| v1_failure(lock_failure(&e)))?;
+    if freed.is_empty() {
+        return Err(v1_failure(ApiError::new(
+            400,
+            "not_held",
+            "No valid lock and owner combination found in database to delete",
+        )));
+    }
+    Ok(axum::Json(freed.into_iter().map(|id| id.0).collect()))
+}
+
+fn v2_request(body: v2::AcquireRequest) -> Result<LockRequest, ApiError> {
+    let ids = api::check_ids(&body.ids)?;
+    api::check_owner(&body.owner)?;
+    let ttl = api::check_ms("ttlMs", body.ttl_ms, api::MIN_TTL_MS)?;
+    let wait = api::check_ms("waitMs", body.wait_ms, 0)?;
+    Ok(LockRequest {
+        ids,
+        owner: body.owner,
+        ttl,
+        wait,
+    })
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"))
+}
+
+/// `POST /v2/leases`. With `Accept: application/x-ndjson` the answer streams one JSON line
+/// per change of queue position and ends with the lease or the failure; otherwise it is the
+/// lease (200) or an error. A client that goes away while waiting leaves the queue; one that
+/// goes away before the lease reached it has the lease released.
+async fn v2_acquire(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<v2::AcquireRequest>,
+) -> Result<Response, Failure> {
+    let req = v2_request(body)?;
+    let stream = wants_stream(&headers);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<v2::AcquireEvent>();
+    let final_tx = tx.clone();
+    let started = Instant::now();
+    let waited = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acquire = {
+        let (app, waited) = (app.clone(), waited.clone());
+        async move {
+            app.in_flight_waits.fetch_add(1, Ordering::Relaxed);
+            let progress = |p: &pit_core::lock::WaitProgress| {
+                waited.store(true, Ordering::Relaxed);
+                let _ = tx.send(v2::AcquireEvent::Queued(p.clone()));
+            };
+            let result = app.store.acquire_with_progress(&req, &app.shutdown, &progress).await;
+            app.in_flight_waits.fetch_sub(1, Ordering::Relaxed);
+            let did_wait = waited.load(Ordering::Relaxed);
+            if did_wait {
+                app.metrics.waits.inc();
+            }
+            match result {
+                Ok(lease) => {
+                    app.metrics.acquired("v2", "acquired");
+                    if did_wait {
+                        app.metrics.wait_seconds.observe(started.elapsed().as_secs_f64());
+                    }
+                    v2::AcquireEvent::Acquired { lease }
+                }
+                Err(e) => {
+                    app.metrics.acquired(
+                        "v2",
+                        match e {
+                            LockError::Busy { .. } => "busy",
+                            LockError::Cancelled { .. } => "cancelled",
+                            _ => "error",
+                        },
+                    );
+                    v2::AcquireEvent::Failed(lock_failure(&e))
+                }
+            }
+        }
+    };
+    if stream {
+        // The last event goes through the same channel, after every `queued` one.
+        let last = final_tx;
+        let drive = futures_util::StreamExt::filter_map(
+            futures_util::stream::once(async move {
+                let _ = last.send(acquire.await);
+            }),
+            |()| std::future::ready(None),
+        );
+        let events = futures_util::stream::select(tokio_stream_from(rx), drive);
+        let body = Delivery::new(app.clone(), Box::pin(events), true);
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            Body::from_stream(body),
+        )
+            .into_response());
+    }
+    drop((rx, final_tx));
+    match acquire.await {
+        v2::AcquireEvent::Failed(e) => Err(Failure(e)),
+        event => {
+            let body = Delivery::new(
+                app.clone(),
+                Box::pin(futures_util::stream::once(async { event })),
+                false,
+            );
+            Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+        }
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = v2::AcquireEvent> + Send>>;
+
+/// The body of an acquire answer. If it is dropped before it was sent to the end (the client
+/// went away), a lease it carried is released: nobody will ever use it.
+struct Delivery {
+    app: Arc<AppState>,
+    events: EventStream,
+    lines: bool,
+    lease: Option<String>,
+    done: bool,
+}
+
+impl Delivery {
+    fn new(app: Arc<AppState>, events: EventStream, lines: bool) -> Self {
+        Self {
+            app,
+            events,
+            lines,
+            lease: None,
+            done: false,
+        }
+    }
+}
+
+impl Stream for Delivery {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.events.as_mut().poll_next(cx) {
+            Poll::Ready(Some(event)) => {
+                if let v2::AcquireEvent::Acquired { lease } = &event {
+                    self.lease = Some(lease.id.clone());
+                }
+                let mut bytes = match (&event, self.lines) {
+                    (v2::AcquireEvent::Acquired { lease }, false) => serde_json::to_vec(lease),
+                    _ => serde_json::to_vec(&event),
+                }
+                .unwrap_or_default();
+                bytes.push(b'\n');
+                Poll::Ready(Some(Ok(Bytes::from(bytes))))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(lease) = self.lease.take() {
+            let app = self.app.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    tracing::info!(lease, "the client went away before its lease reached it; releasing it");
+                    let _ = app.store.release_lease(&lease).await;
+                });
+            }
+        }
+    }
+}
+
+fn check_lease_id(lease: &str) -> Result<(), ApiError> {
+    if lease.is_empty() || lease.len() > 64 || !lease.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::new(
+            404,
+            "no_such_lease",
+            "no such lease: lease ids are 26 letters and digits",
+        ));
+    }
+    Ok(())
+}
+
+async fn v2_renew(
+    State(app): State<Arc<AppState>>,
+    Path(lease): Path<String>,
+    ApiJson(body): ApiJson<v2::RenewRequest>,
+) -> Result<axum::Json<pit_core::lock::Lease>, Failure> {
+    check_lease_id(&lease).map_err(|_| {
+        lock_failure(&LockError::Lost {
+            lease: lease.clone(),
+            ids: Vec::new(),
+        })
+    })?;
+    let ttl = api::check_ms("ttlMs", body.ttl_ms, api::MIN_TTL_MS)?;
+    match app.store.renew_lease(&lease, ttl).await {
+        Ok(l) => Ok(axum::Json(l)),
+        Err(e) => {
+            if matches!(e, LockError::Lost { .. }) {
+                app.metrics.renewals_lost.inc();
+            }
+            Err(Failure(lock_failure(&e)))
+        }
+    }
+}
+
+async fn v2_release(State(app): State<Arc<AppState>>, Path(lease): Path<String>) -> Result<Response, Failure> {
+    check_lease_id(&lease)?;
+    let held = app.store.release_lease(&lease).await.map_err(|e| lock_failure(&e))?;
+    Ok(axum::Json(serde_json::json!({"lease": lease, "released": held})).into_response())
+}
+
+async fn v2_list(State(app): State<Arc<AppState>>) -> Result<axum::Json<api::LockList>, Failure> {
+    Ok(axum::Json(app.store.list().await.map_err(|e| lock_failure(&e))?))
+}
+
+async fn v2_force_release(
+    State(app): State<Arc<AppState>>,
+    ApiJson(body): ApiJson<v2::ForceReleaseRequest>,
+) -> Result<axum::Json<v2::ForceReleaseResponse>, Failure> {
+    let ids: Vec<LockId> = api::check_ids(&body.ids)?;
+    let released = app.store.force_release(&ids).await.map_err(|e| lock_failure(&e))?;
+    for l in &released {
+        tracing::warn!(lease = %l.id, holder = %l.owner.name, ids = ?l.ids, "force-released by an admin");
+    }
+    Ok(axum::Json(v2::ForceReleaseResponse { released }))
+}
+
+/// A running service (see [`start`]).
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Shuts down gracefully: waits end with 503, requests in progress finish.
+    ///
+    /// # Errors
+    /// The server's I/O error, if it had one.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.cancel();
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// The state (for tests).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+}
+
+/// Serves `state` on `listener` until `stop` fires, then shuts down gracefully.
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let shutdown = {
+        let state = state.clone();
+        async move {
+            stop.cancelled().await;
+            tracing::info!("shutting down: ending waits, finishing requests");
+            state.begin_shutdown();
+        }
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Binds `addr` and serves `state` in the background.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use pit_lock::server::{start, AppState, Auth};
+/// let store = pit_lock::PgLockStore::connect("postgres://pit@127.0.0.1:5432/pit").await?;
+/// let running = start("127.0.0.1:0".parse()?, AppState::new(store, Auth::default())).await?;
+/// println!("listening on {}", running.addr);
+/// running.shutdown().await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// When `addr` cannot be bound.
+pub async fn start(addr: SocketAddr, state: Arc<AppState>) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(serve_on(listener, state.clone(), stop.clone()));
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}

@@ -1,0 +1,48 @@
+//! Shared by the tests that need PostgreSQL: `scripts/postgres start DIR` prints the
+//! `DATABASE_URL` they need (`scripts/test` does it for you).
+#![allow(dead_code)] // each test file uses its own part
+
+use std::sync::Arc;
+
+use pit_lock::server::{start, AppState, Auth, Running};
+use pit_lock::{HttpLockStore, PgLockStore};
+
+/// A new, empty database on the test server; its URL.
+pub async fn fresh_database(name: &str) -> String {
+    let admin = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: start PostgreSQL with `scripts/postgres start DIR` and export what it prints",
+    );
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is reachable");
+    let conn = tokio::spawn(conn);
+    let db = format!("pit_{name}_{}", std::process::id());
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    drop(client);
+    let _ = conn.await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+    format!("{base}/{db}")
+}
+
+/// A Lock Manager on a fresh database, listening on loopback, and a client of it.
+pub async fn service(name: &str, auth: Auth) -> (Running, HttpLockStore, String) {
+    let url = fresh_database(name).await;
+    let store = PgLockStore::connect(&url).await.unwrap();
+    let running = start("127.0.0.1:0".parse().unwrap(), AppState::new(store, auth))
+        .await
+        .unwrap();
+    let client = HttpLockStore::new(&format!("http://{}", running.addr), None).unwrap();
+    (running, client, url)
+}
+
+/// A client with `token`.
+pub fn client_with(running: &Running, token: Option<&str>) -> HttpLockStore {
+    HttpLockStore::new(&format!("http://{}", running.addr), token.map(str::to_owned)).unwrap()
+}
+
+/// Shared so that tests hold the store across tasks.
+pub type Store = Arc<dyn pit_core::lock::LockStore>;
