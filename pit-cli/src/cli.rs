@@ -25,6 +25,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// Deploy each suite's components, run its tests, store the report, tear everything down.
     Run(RunArgs),
+    /// Take, renew, release and list locks on a Lock Manager.
+    Lock(LockArgs),
+    /// Run the Lock Manager service.
+    LockManager {
+        #[command(subcommand)]
+        command: LockManagerCommand,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -85,6 +92,74 @@ pub struct RunArgs {
     /// Store suite reports in this directory (default: `<state dir>/reports`).
     #[arg(long, env = "PIT_REPORT_DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Take suites' locks from this Lock Manager (token from PIT_LOCK_TOKEN) instead of the
+    /// embedded file lock store.
+    #[arg(long, env = "PIT_LOCK_MANAGER")]
+    pub lock_manager: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockManagerCommand {
+    /// Serve the Lock Manager over HTTP, storing locks in PostgreSQL (logs JSON lines on stderr).
+    Serve {
+        #[command(flatten)]
+        args: pit_lock::serve::ServeArgs,
+        /// Log as text instead of JSON lines.
+        #[arg(long, env = "PIT_LOG_TEXT")]
+        log_text: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// The Lock Manager.
+    #[arg(long, env = "PIT_LOCK_MANAGER", global = true)]
+    pub lock_manager: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Human, global = true)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: LockCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Take every id or none, waiting in the queue; prints the lease id (JSON: the lease).
+    Acquire {
+        /// The ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// How long the lease lasts unless renewed.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// How long to wait for the ids.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+        /// Who asks (default: `user@host`).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Extend a lease to TTL from now.
+    Renew {
+        /// The lease id.
+        lease: String,
+        /// The new length.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
+    /// Release a lease.
+    Release {
+        /// The lease id.
+        lease: String,
+    },
+    /// Show held locks, their holders and who waits.
+    List,
+    /// Free ids whoever holds them (needs an admin token in PIT_LOCK_TOKEN).
+    ForceRelease {
+        /// The ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,6 +25,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
             Ok(pit_core::exit::OK)
         }
+        Command::Lock(args) => crate::lock::run(&ui, &args),
+        Command::LockManager {
+            command: crate::cli::LockManagerCommand::Serve { args, log_text },
+        } => crate::lock::serve(args, log_text),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "pit", &mut out);

@@ -15,6 +15,12 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A lock operation failed.
+    #[error(transparent)]
+    Lock(#[from] pit_core::lock::LockError),
+    /// The Lock Manager could not start.
+    #[error(transparent)]
+    Serve(#[from] pit_lock::serve::ServeError),
     /// Writing the output failed.
     #[error("cannot write the output")]
     Output(#[source] io::Error),
@@ -24,7 +30,10 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::InvalidPitfile | CliError::Load(_) => exit::INVALID,
-            CliError::Output(_) | CliError::Runtime(_) => exit::INFRASTRUCTURE,
+            CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
+            CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
+            CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
+            CliError::Lock(_) => exit::INFRASTRUCTURE,
         }
     }
 

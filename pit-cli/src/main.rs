@@ -4,16 +4,20 @@
 mod cli;
 mod commands;
 mod error;
+mod lock;
 mod run;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PIT_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    // The Lock Manager sets up its own (JSON) logging.
+    if !matches!(cli.command, cli::Command::LockManager { .. }) {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("PIT_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let ui = commands::Ui::new(cli.color);
     let code = match commands::run(cli) {
         Ok(code) => code,

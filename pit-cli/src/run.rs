@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pit_core::deploy::LocalDeployer;
 use pit_core::diagnostic::Severity;
 use pit_core::engine::{Engine, Event, EventKind, RunOptions, RunSummary, SuiteOutcome};
-use pit_core::lock::FileLockStore;
+use pit_core::lock::{FileLockStore, LockStore};
 use pit_core::naming::RunId;
 use pit_core::pitfile::LoadOptions;
 use pit_core::plan::Plan;
@@ -61,12 +61,16 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     } else {
         plan
     };
+    let locks: Arc<dyn LockStore> = match &args.lock_manager {
+        Some(url) => Arc::new(crate::lock::client(url)?),
+        None => Arc::new(FileLockStore::new(state.join("locks"))),
+    };
     ui.message(&format!("run {run_id}: logs in {}", run_dir.display()));
     let summary = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Engine::new(
             Arc::new(LocalDeployer::new(&run_dir)),
-            Arc::new(FileLockStore::new(state.join("locks"))),
+            locks,
             Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
         )
         .with_reports(Arc::new(DirReportSink::new(&reports)))
@@ -198,6 +202,12 @@ fn describe(e: &Event) -> String {
     let what = match &e.kind {
         EventKind::SuiteStarted { environment } => format!("starting in environment {environment}"),
         EventKind::WaitingForLocks { ids } => format!("waiting for locks {}", ids.join(", ")),
+        EventKind::LockQueue { position, holders } => {
+            format!(
+                "waiting for locks: place {position} in the queue; {}",
+                holders.join(", ")
+            )
+        }
         EventKind::LocksTaken => "locks taken".into(),
         EventKind::StepStarted { component, step } => format!("{component}: {}", step.as_str()),
         EventKind::Ready { component, elapsed_ms } => {

@@ -104,6 +104,14 @@ pub enum EventKind {
         /// The ids.
         ids: Vec<String>,
     },
+    /// Still waiting for locks: the request's place in the Lock Manager's queue (1: next) and
+    /// who holds them. Sent when either changes.
+    LockQueue {
+        /// The place in the queue.
+        position: u32,
+        /// `id held by owner`, for each held id.
+        holders: Vec<String>,
+    },
     /// Locks taken.
     LocksTaken,
     /// A command starts.
@@ -447,7 +455,20 @@ impl Engine {
                         ttl: opts.lock_ttl,
                         wait: Duration::from_millis(u64::try_from(locks.timeout_ms).unwrap_or(u64::MAX)),
                     };
-                    match self.locks.acquire(&req, cancel).await {
+                    let progress = |p: &crate::lock::WaitProgress| {
+                        self.emit(
+                            &sid,
+                            EventKind::LockQueue {
+                                position: p.position,
+                                holders: p
+                                    .holders
+                                    .iter()
+                                    .map(|h| format!("{} held by {}", h.id, h.owner.name))
+                                    .collect(),
+                            },
+                        );
+                    };
+                    match self.locks.acquire_with_progress(&req, cancel, &progress).await {
                         Ok(lease) => {
                             timeline.end(t, "ok", Some(fencing_detail(&lease)));
                             self.emit(&sid, EventKind::LocksTaken);

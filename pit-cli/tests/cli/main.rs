@@ -1,5 +1,6 @@
 //! End-to-end tests of the `pit` binary: exit codes, streams, formats.
 
+mod lock;
 mod plan;
 mod run;
 mod validate;

@@ -1,0 +1,174 @@
+//! `pit lock …` and `pit lock-manager serve`: thin layers over pit-lock.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use pit_core::lock::{LockError, LockOwner, LockRequest, LockStore, WaitProgress};
+use pit_lock::HttpLockStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{LockArgs, LockCommand, Output};
+use crate::commands::{json, stdout, Ui};
+use crate::error::CliError;
+
+/// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
+pub fn client(url: &str) -> Result<HttpLockStore, CliError> {
+    Ok(HttpLockStore::new(url, std::env::var(pit_lock::TOKEN_ENV).ok())?)
+}
+
+fn default_owner() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "someone".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host} (pit lock)")
+}
+
+pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
+    let Some(url) = args.lock_manager.as_deref() else {
+        return Err(LockError::Invalid(
+            "no Lock Manager given: pass --lock-manager URL or set PIT_LOCK_MANAGER".into(),
+        )
+        .into());
+    };
+    let locks = client(url)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        match &args.command {
+            LockCommand::Acquire { ids, ttl, wait, owner } => {
+                let req = LockRequest {
+                    ids: ids.iter().map(|i| i.as_str().into()).collect(),
+                    owner: LockOwner {
+                        name: owner.clone().unwrap_or_else(default_owner),
+                        ci_job: std::env::var("CI_JOB_URL")
+                            .or_else(|_| std::env::var("GITHUB_RUN_ID"))
+                            .ok(),
+                        ..LockOwner::default()
+                    },
+                    ttl: *ttl,
+                    wait: *wait,
+                };
+                let cancel = CancellationToken::new();
+                tokio::spawn({
+                    let cancel = cancel.clone();
+                    async move {
+                        if tokio::signal::ctrl_c().await.is_ok() {
+                            cancel.cancel();
+                        }
+                    }
+                });
+                let progress = |p: &WaitProgress| ui.message(&describe_wait(p));
+                let lease = locks.acquire_with_progress(&req, &cancel, &progress).await?;
+                match args.output {
+                    Output::Json => stdout(&json(&lease))?,
+                    Output::Human => {
+                        let tokens: Vec<String> = lease.fencing.iter().map(|(id, t)| format!("{id}#{t}")).collect();
+                        ui.message(&format!(
+                            "holding {} (fencing {})",
+                            req.ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                            tokens.join(", ")
+                        ));
+                        stdout(&format!("{}\n", lease.id))?;
+                    }
+                }
+            }
+            LockCommand::Renew { lease, ttl } => {
+                let lease = locks.renew_id(lease, *ttl).await?;
+                match args.output {
+                    Output::Json => stdout(&json(&lease))?,
+                    Output::Human => ui.message(&format!(
+                        "lease {} renewed for {}",
+                        lease.id,
+                        humantime::format_duration(*ttl)
+                    )),
+                }
+            }
+            LockCommand::Release { lease } => {
+                let held = locks.release_id(lease).await?;
+                match args.output {
+                    Output::Json => stdout(&json(&serde_json::json!({"lease": lease, "released": held})))?,
+                    Output::Human if held => ui.message(&format!("lease {lease} released")),
+                    Output::Human => ui.message(&format!("lease {lease} was no longer held")),
+                }
+            }
+            LockCommand::List => {
+                let list = locks.list().await?;
+                match args.output {
+                    Output::Json => stdout(&json(&list))?,
+                    Output::Human => stdout(&human_list(&list))?,
+                }
+            }
+            LockCommand::ForceRelease { ids } => {
+                let ids: Vec<_> = ids.iter().map(|i| i.as_str().into()).collect();
+                let ended = locks.force_release(&ids).await?;
+                match args.output {
+                    Output::Json => stdout(&json(&ended))?,
+                    Output::Human if ended.is_empty() => ui.message("nothing was held"),
+                    Output::Human => {
+                        for l in &ended {
+                            let ids: Vec<String> = l.ids.iter().map(ToString::to_string).collect();
+                            ui.message(&format!(
+                                "ended lease {} of {} ({})",
+                                l.id,
+                                l.owner.name,
+                                ids.join(", ")
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(pit_core::exit::OK)
+    })
+}
+
+fn describe_wait(p: &WaitProgress) -> String {
+    let holders: Vec<String> = p
+        .holders
+        .iter()
+        .map(|h| format!("{} held by {}", h.id, h.owner.name))
+        .collect();
+    match (p.position, holders.is_empty()) {
+        (1, false) => format!("waiting: next in line; {}", holders.join(", ")),
+        (n, true) => format!("waiting: place {n} in the queue"),
+        (n, false) => format!("waiting: place {n} in the queue; {}", holders.join(", ")),
+    }
+}
+
+fn human_list(list: &pit_lock::api::LockList) -> String {
+    let now = pit_core::lock::now_ms();
+    let mut out = String::new();
+    if list.locks.is_empty() {
+        out.push_str("no locks held\n");
+    }
+    for l in &list.locks {
+        let left = Duration::from_millis(l.expires_at_ms.saturating_sub(now) / 1000 * 1000);
+        let _ = writeln!(
+            out,
+            "{}  held by {}  (lease {}, fencing #{}, expires in {})",
+            l.id,
+            l.owner.name,
+            l.lease,
+            l.fencing_token,
+            humantime::format_duration(left)
+        );
+        for w in &l.waiting {
+            let _ = writeln!(out, "    {}. {}", w.position, w.owner.name);
+        }
+    }
+    if !list.queue.is_empty() {
+        out.push_str("queue:\n");
+        for q in &list.queue {
+            let ids: Vec<String> = q.ids.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "  {}. {} wants {}", q.position, q.owner.name, ids.join(", "));
+        }
+    }
+    out
+}
+
+pub fn serve(args: pit_lock::serve::ServeArgs, log_text: bool) -> Result<i32, CliError> {
+    pit_lock::serve::init_logging(!log_text);
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    runtime.block_on(pit_lock::serve::run(args))?;
+    Ok(pit_core::exit::OK)
+}
