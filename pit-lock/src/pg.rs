@@ -105,6 +105,8 @@ fn as_u64(v: i64) -> u64 {
 struct QueueSlot {
     seq: AtomicI64,
     pool: Pool,
+    /// The ids it waits for, as the notification payload of its leaving.
+    ids: String,
 }
 
 impl Drop for QueueSlot {
@@ -113,7 +115,7 @@ impl Drop for QueueSlot {
         if seq == 0 {
             return;
         }
-        let pool = self.pool.clone();
+        let (pool, ids) = (self.pool.clone(), std::mem::take(&mut self.ids));
         // Drop cannot wait; the row also dies with the waiter's session if this never runs.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
@@ -122,7 +124,7 @@ impl Drop for QueueSlot {
                         .execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
                         .await;
                     let _ = client
-                        .execute("SELECT pg_notify($1, 'left')", &[&RELEASED_CHANNEL])
+                        .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids])
                         .await;
                 }
             });
@@ -216,6 +218,13 @@ impl PgLockStore {
         let owner = serde_json::to_value(&req.owner).map_err(|e| self.fail(e))?;
         let seq = queue.map(|(_, s)| s.seq.load(Ordering::SeqCst)).filter(|s| *s != 0);
         let mut client = self.client().await?;
+        if let Some(seq) = seq {
+            // A queued waiter first looks without taking the table lock: when a release wakes
+            // many, only those with nothing in their way take turns at the lock.
+            if let Some(blocked) = self.probe(&client, &ids, seq).await? {
+                return Ok(Err(blocked));
+            }
+        }
         let tx = client.transaction().await.map_err(|e| self.fail(e))?;
         // Writers of the lock table take turns: no serialisation failures, ever.
         tx.batch_execute(
@@ -246,14 +255,7 @@ impl PgLockStore {
             .map_err(|e| self.fail(e))?
             .get(0);
         if !held.is_empty() || ahead > 0 {
-            let holders: Vec<Holder> = held
-                .iter()
-                .map(|r| Holder {
-                    id: LockId(r.get(0)),
-                    owner: serde_json::from_value(r.get(1)).unwrap_or_default(),
-                    expires_at_ms: as_u64(r.get(2)),
-                })
-                .collect();
+            let blocked = blocked(&held, ahead);
             if let (Some((pid, slot)), None) = (queue, seq) {
                 let row = tx
                     .query_one(
@@ -269,12 +271,7 @@ impl PgLockStore {
             } else {
                 tx.rollback().await.map_err(|e| self.fail(e))?;
             }
-            let recheck = holders.is_empty().then_some(QUEUE_RECHECK);
-            return Ok(Err(Blocked {
-                holders,
-                position: u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1),
-                recheck,
-            }));
+            return Ok(Err(blocked));
         }
         let lease_id = ulid::Ulid::new().to_string().to_lowercase();
         let rows = tx
@@ -313,6 +310,40 @@ impl PgLockStore {
         }))
     }
 
+    /// What is in the way of the queued request `seq`, read without locking: `None` when
+    /// nothing seems to be (the locked attempt decides).
+    async fn probe(
+        &self,
+        client: &tokio_postgres::Client,
+        ids: &[String],
+        seq: i64,
+    ) -> Result<Option<Blocked>, LockError> {
+        let held = client
+            .query(
+                concat!(
+                    "SELECT lock_id, owner, ",
+                    ms!("expires_at"),
+                    " FROM pit_locks WHERE lock_id = ANY($1) AND expires_at > now()"
+                ),
+                &[&ids],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        let ahead: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pit_lock_waiters w WHERE ids && $1 AND seq < $2 AND EXISTS (
+                     SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid AND a.backend_start = w.backend_start)",
+                &[&ids, &seq],
+            )
+            .await
+            .map_err(|e| self.fail(e))?
+            .get(0);
+        if held.is_empty() && ahead == 0 {
+            return Ok(None);
+        }
+        Ok(Some(blocked(&held, ahead)))
+    }
+
     /// Waits in the queue: LISTENs on a connection of its own, takes a place in the queue tied
     /// to that connection's session, and tries again on every release.
     async fn wait_in_queue(
@@ -325,11 +356,15 @@ impl PgLockStore {
             .await
             .map_err(|e| self.fail(e))?;
         let (wake, mut released) = tokio::sync::watch::channel(0u64);
+        let wanted: Vec<String> = req.ids.iter().map(ToString::to_string).collect();
         let drive = async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
                 match message {
-                    Ok(AsyncMessage::Notification(_)) => {
+                    // Only releases of an id it wants can let this waiter in.
+                    Ok(AsyncMessage::Notification(n))
+                        if n.payload().lines().any(|id| wanted.iter().any(|w| w == id)) =>
+                    {
                         wake.send_modify(|n| *n += 1);
                     }
                     Ok(_) => {}
@@ -341,6 +376,7 @@ impl PgLockStore {
         let slot = QueueSlot {
             seq: AtomicI64::new(0),
             pool: self.pool.clone(),
+            ids: req.ids.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
         };
         let wait = async {
             listener
@@ -398,21 +434,22 @@ impl PgLockStore {
         let client = self.client().await?;
         let freed = client
             .query(
-                "DELETE FROM pit_locks WHERE lease_id = $1 RETURNING expires_at > now()",
+                "DELETE FROM pit_locks WHERE lease_id = $1 RETURNING expires_at > now(), lock_id",
                 &[&lease_id],
             )
             .await
             .map_err(|e| self.fail(e))?;
         if !freed.is_empty() {
-            self.announce(&client, lease_id).await?;
+            let ids: Vec<String> = freed.iter().map(|r| r.get(1)).collect();
+            self.announce(&client, &ids).await?;
         }
         Ok(freed.iter().any(|r| r.get::<_, bool>(0)))
     }
 
-    /// Wakes every waiter.
-    async fn announce(&self, client: &tokio_postgres::Client, what: &str) -> Result<(), LockError> {
+    /// Wakes the waiters for `ids` (the payload names them, one per line).
+    async fn announce(&self, client: &tokio_postgres::Client, ids: &[String]) -> Result<(), LockError> {
         client
-            .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &what])
+            .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
             .await
             .map(drop)
             .map_err(|e| self.fail(e))
@@ -457,7 +494,8 @@ impl PgLockStore {
             }
         }
         if !leases.is_empty() {
-            self.announce(&client, "forced").await?;
+            let freed: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
+            self.announce(&client, &freed).await?;
         }
         Ok(leases)
     }
@@ -601,7 +639,8 @@ impl PgLockStore {
             .await
             .map_err(|e| self.fail(e))?;
         if !rows.is_empty() {
-            self.announce(&client, "v1").await?;
+            let freed: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            self.announce(&client, &freed).await?;
         }
         Ok(rows.iter().map(|r| LockId(r.get(0))).collect())
     }
@@ -619,6 +658,24 @@ impl PgLockStore {
             .map_err(|e| self.fail(e))?
             .get(0);
         Ok(as_u64(n))
+    }
+}
+
+/// What is in the way: `held` rows (id, owner, expiry ms) and `ahead` earlier waiters.
+fn blocked(held: &[tokio_postgres::Row], ahead: i64) -> Blocked {
+    let holders: Vec<Holder> = held
+        .iter()
+        .map(|r| Holder {
+            id: LockId(r.get(0)),
+            owner: serde_json::from_value(r.get(1)).unwrap_or_default(),
+            expires_at_ms: as_u64(r.get(2)),
+        })
+        .collect();
+    let recheck = holders.is_empty().then_some(QUEUE_RECHECK);
+    Blocked {
+        holders,
+        position: u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1),
+        recheck,
     }
 }
 

@@ -18,7 +18,10 @@ fn fresh_database(name: &str) -> String {
     runtime.block_on(async {
         let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
         let conn = tokio::spawn(conn);
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.unwrap();
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+            .await
+            .unwrap();
         client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
         drop(client);
         let _ = conn.await;
@@ -106,7 +109,8 @@ fn people_and_scripts_take_list_and_release_locks_and_see_the_queue() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("PIT_LOCK_TOKEN"), "says how to give a token: {err}");
 
-    let (code, lease, err) = run(lock(&service, Some(TOKEN)).args(["acquire", "db", "--owner", "alice", "--ttl", "5m"]));
+    let (code, lease, err) =
+        run(lock(&service, Some(TOKEN)).args(["acquire", "db", "--owner", "alice", "--ttl", "5m"]));
     assert_eq!(code, 0, "{err}");
     let lease = lease.trim().to_owned();
     assert_eq!(lease.len(), 26, "prints the lease id: {lease}");
