@@ -771,6 +771,10 @@ pub async fn serve_on(
             state.begin_shutdown();
         }
     };
+    // Answers go out as soon as they are written: no Nagle delay on small streamed lines.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 

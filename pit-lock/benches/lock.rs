@@ -1,0 +1,165 @@
+//! Lock Manager throughput and hand-off latency, each beside the ceiling of the same SQL run
+//! directly ([`PgLockStore`] in one loop, no HTTP).
+//!
+//! `DATABASE_URL=… cargo bench -p pit-lock --bench lock` (`scripts/bench` starts PostgreSQL
+//! for you). Prints figures and ratios taken in one run; asserts nothing. The load generator
+//! is this binary: tokio tasks over keep-alive HTTP connections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pit_core::lock::{LockStore, WaitProgress};
+use pit_core::testing::lock_request;
+use pit_lock::server::{start, AppState, Auth};
+use pit_lock::{HttpLockStore, PgLockStore};
+use tokio_util::sync::CancellationToken;
+
+struct Figures {
+    ops_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn figures(mut times: Vec<Duration>, wall: Duration) -> Figures {
+    times.sort();
+    let n = times.len();
+    Figures {
+        ops_per_s: n as f64 / wall.as_secs_f64(),
+        p50: times[n / 2],
+        p99: times[(n * 99 / 100).min(n - 1)],
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `tasks` tasks, each acquiring and releasing an id of its own `per_task` times.
+async fn uncontended(store: Arc<dyn LockStore>, tag: &str, tasks: usize, per_task: usize) -> Figures {
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let store = store.clone();
+        let id = format!("{tag}-{t}");
+        set.spawn(async move {
+            let never = CancellationToken::new();
+            let mut times = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t0 = Instant::now();
+                let lease = store
+                    .acquire(&lock_request(&[&id], "bench", 0, 30_000), &never)
+                    .await
+                    .unwrap();
+                store.release(&lease).await.unwrap();
+                times.push(t0.elapsed());
+            }
+            times
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(times) = set.join_next().await {
+        all.extend(times.unwrap());
+    }
+    figures(all, start.elapsed())
+}
+
+/// Release until the next waiter holds the lock, `rounds` times: a waiter queues (the store
+/// tells it its place), then the holder releases.
+async fn hand_off(store: Arc<dyn LockStore>, tag: &str, rounds: usize) -> Figures {
+    let never = CancellationToken::new();
+    let mut holder = store
+        .acquire(&lock_request(&[tag], "holder", 0, 30_000), &never)
+        .await
+        .unwrap();
+    let mut times = Vec::with_capacity(rounds);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let (queued_tx, queued_rx) = tokio::sync::oneshot::channel::<()>();
+        let waiter = {
+            let (store, tag) = (store.clone(), tag.to_owned());
+            tokio::spawn(async move {
+                let queued = std::sync::Mutex::new(Some(queued_tx));
+                let progress = |_: &WaitProgress| {
+                    if let Some(tx) = queued.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                };
+                let lease = store
+                    .acquire_with_progress(
+                        &lock_request(&[&tag], "waiter", 30_000, 30_000),
+                        &CancellationToken::new(),
+                        &progress,
+                    )
+                    .await
+                    .unwrap();
+                (lease, Instant::now())
+            })
+        };
+        queued_rx.await.unwrap();
+        let t0 = Instant::now();
+        store.release(&holder).await.unwrap();
+        let (lease, held_at) = waiter.await.unwrap();
+        times.push(held_at.saturating_duration_since(t0));
+        holder = lease;
+    }
+    store.release(&holder).await.unwrap();
+    figures(times, start.elapsed())
+}
+
+fn row(name: &str, f: &Figures) {
+    println!(
+        "{name:<44} {:>9.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
+        f.ops_per_s,
+        ms(f.p50),
+        ms(f.p99)
+    );
+}
+
+async fn fresh_database(admin: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let db = format!("pit_bench_{}", std::process::id());
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    drop(client);
+    let _ = conn.await;
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b).to_owned();
+    format!("{base}/{db}")
+}
+
+#[tokio::main]
+async fn main() {
+    let Ok(admin) = std::env::var("DATABASE_URL") else {
+        eprintln!("DATABASE_URL is not set: start PostgreSQL with `scripts/postgres start DIR` (scripts/bench does)");
+        std::process::exit(2);
+    };
+    // `cargo test --benches` runs this binary without `--bench`: keep that run short.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (per_task, rounds) = if full { (500, 300) } else { (20, 10) };
+    let url = fresh_database(&admin).await;
+    let direct = Arc::new(PgLockStore::connect(&url).await.unwrap());
+    let service = start(
+        "127.0.0.1:0".parse().unwrap(),
+        AppState::new(PgLockStore::connect(&url).await.unwrap(), Auth::default()),
+    )
+    .await
+    .unwrap();
+    let http: Arc<dyn LockStore> = Arc::new(HttpLockStore::new(&format!("http://{}", service.addr), None).unwrap());
+    println!("acquire + release, uncontended ({per_task} per task), and hand-off ({rounds} rounds)");
+    for tasks in [1, 8] {
+        let sql = uncontended(direct.clone(), &format!("sql{tasks}"), tasks, per_task).await;
+        let api = uncontended(http.clone(), &format!("http{tasks}"), tasks, per_task).await;
+        row(&format!("direct SQL (ceiling), {tasks} task(s)"), &sql);
+        row(&format!("Lock Manager over HTTP, {tasks} task(s)"), &api);
+        println!("  throughput ratio HTTP / SQL: {:.2}", api.ops_per_s / sql.ops_per_s);
+    }
+    let sql = hand_off(direct.clone(), "handoff-sql", rounds).await;
+    let api = hand_off(http.clone(), "handoff-http", rounds).await;
+    row("hand-off, direct SQL (LISTEN/NOTIFY)", &sql);
+    row("hand-off, Lock Manager over HTTP", &api);
+    println!("  hand-off p99 HTTP: {:.3} ms (goal: at most 10 ms)", ms(api.p99));
+    service.shutdown().await.unwrap();
+}
