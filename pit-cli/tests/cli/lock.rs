@@ -194,3 +194,16 @@ fn pit_run_takes_its_locks_from_the_lock_manager_and_waits_in_its_queue() {
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["locks"], serde_json::json!([]), "{seen}");
 }
+
+#[test]
+fn pit_lock_without_a_lock_manager_says_how_to_give_one() {
+    let (code, _, err) = run(pit().args(["lock", "list"]).env_remove("PIT_LOCK_MANAGER"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--lock-manager URL") && err.contains("PIT_LOCK_MANAGER"),
+        "{err}"
+    );
+    let (code, _, err) = run(pit().args(["lock", "list", "--lock-manager", "ftp://x"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("http://"), "{err}");
+}
