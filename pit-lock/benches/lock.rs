@@ -14,6 +14,9 @@ use pit_lock::server::{start, AppState, Auth};
 use pit_lock::{HttpLockStore, PgLockStore};
 use tokio_util::sync::CancellationToken;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 struct Figures {
     ops_per_s: f64,
     p50: Duration,
@@ -115,31 +118,16 @@ fn row(name: &str, f: &Figures) {
     );
 }
 
-async fn fresh_database(admin: &str) -> String {
-    let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await.unwrap();
-    let conn = tokio::spawn(conn);
-    let db = format!("pit_bench_{}", std::process::id());
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-        .await
-        .unwrap();
-    client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    drop(client);
-    let _ = conn.await;
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b).to_owned();
-    format!("{base}/{db}")
-}
-
 #[tokio::main]
 async fn main() {
-    let Ok(admin) = std::env::var("DATABASE_URL") else {
+    if std::env::var("DATABASE_URL").is_err() {
         eprintln!("DATABASE_URL is not set: start PostgreSQL with `scripts/postgres start DIR` (scripts/bench does)");
         std::process::exit(2);
-    };
+    }
     // `cargo test --benches` runs this binary without `--bench`: keep that run short.
     let full = std::env::args().any(|a| a == "--bench");
     let (per_task, rounds) = if full { (500, 300) } else { (20, 10) };
-    let url = fresh_database(&admin).await;
+    let url = common::fresh_database("bench").await;
     let direct = Arc::new(PgLockStore::connect(&url).await.unwrap());
     let service = start(
         "127.0.0.1:0".parse().unwrap(),

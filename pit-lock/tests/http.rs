@@ -32,6 +32,10 @@ async fn post(addr: std::net::SocketAddr, path: &str, body: impl Into<reqwest::B
     (status, value)
 }
 
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// Waits (bounded) until `cond` holds for the service's lock list.
 async fn until_list(client: &pit_lock::HttpLockStore, what: &str, cond: impl Fn(&pit_lock::api::LockList) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -133,12 +137,7 @@ async fn the_v1_api_answers_the_existing_toolkits_clients() {
     .await;
     assert_eq!(s, 400, "an expired lock was revived: {v}");
     // Health check.
-    let v: Value = reqwest::get(format!("http://{a}/"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(format!("http://{a}/")).await;
     assert_eq!(v["app"], "lock-manager");
     running.shutdown().await.unwrap();
 }
@@ -436,28 +435,14 @@ async fn tokens_are_checked_and_open_mode_is_announced() {
     let err = client_with(&running, None).list().await.unwrap_err();
     assert!(err.to_string().contains("PIT_LOCK_TOKEN"), "{err}");
     // Health endpoints need no token; readiness says how callers are checked.
-    let v: Value = http
-        .get(format!("http://{a}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(format!("http://{a}/readyz")).await;
     assert_eq!(
         (v["status"].as_str(), v["auth"].as_str()),
         (Some("ready"), Some("bearer-token"))
     );
     running.shutdown().await.unwrap();
     let (open, _, _) = service("open", Auth::default()).await;
-    let v: Value = http
-        .get(format!("http://{}/readyz", open.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(format!("http://{}/readyz", open.addr)).await;
     assert_eq!(v["auth"], "open");
     open.shutdown().await.unwrap();
 }
