@@ -8,7 +8,7 @@
 //! `scripts/test` sets them. Bounded: about 10 seconds.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -261,7 +261,9 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
     };
     let c = &checker;
     let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
-    println!(
+    // Straight to stderr, past the test harness's capture: CI logs show the counts.
+    let _ = writeln!(
+        std::io::stderr(),
         "faults: {} holds ({} before the kill, {} more before the database restart, {} after), {} renewals, {} releases, \
          {} leases that arrived too late to use, {} busy, {} calls that failed while a part was down; \
          violations: {} double holds, {} fencing tokens going back, {} leases lost before expiry; {:.1} s",

@@ -299,6 +299,26 @@ async fn every_bad_input_is_a_json_4xx_naming_the_problem() {
 }
 
 #[tokio::test]
+async fn a_plain_json_acquire_delivers_a_lease_that_stays_held() {
+    let (running, client, _) = service("plain", Auth::default()).await;
+    let (s, lease) = post(
+        running.addr,
+        "/v2/leases",
+        r#"{"ids":["db","db","topic"],"ttlMs":60000,"owner":{"name":"plain","runId":"r1","suite":"s","ciJob":"j"}}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{lease}");
+    assert_eq!(lease["ids"], json!(["db", "topic"]), "duplicates are merged");
+    assert_eq!(lease["fencing"]["db"], 1);
+    // Delivered, so not released by the delivery guard.
+    let list = client.list().await.unwrap();
+    assert_eq!(list.locks.len(), 2, "{list:?}");
+    assert_eq!(list.locks[0].owner.run_id.as_deref(), Some("r1"));
+    assert_eq!(list.locks[0].owner.ci_job.as_deref(), Some("j"));
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn waiters_are_served_first_come_first_served_and_see_their_place() {
     let (running, client, _) = service("fifo", Auth::default()).await;
     let never = CancellationToken::new();
