@@ -398,6 +398,7 @@ impl Engine {
                 finished_ms: 0,
                 timeline: Vec::new(),
                 test_report: None,
+                spec_hash: Some(suite.spec_hash()),
             },
         };
 

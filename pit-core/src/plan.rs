@@ -63,6 +63,20 @@ pub struct SuitePlan {
 }
 
 impl SuitePlan {
+    /// A short hash of what the suite does (its planned steps, without the run-specific
+    /// environment name): two runs with the same hash ran the same thing.
+    pub fn spec_hash(&self) -> String {
+        use sha2::Digest;
+        let mut spec = self.clone();
+        spec.environment.clear();
+        let bytes = serde_json::to_vec(&spec).unwrap_or_default();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Every component in deployment order, the test app last.
     pub fn components(&self) -> impl Iterator<Item = &ComponentPlan> {
         self.waves.iter().flatten().chain(self.test_app.iter())

@@ -32,6 +32,10 @@ pub struct SuiteReport {
     pub finished_ms: u64,
     /// Every step with its times.
     pub timeline: Vec<TimelineEntry>,
+    /// A hash of the suite's specification (its planned steps, without run-specific names):
+    /// runs with equal hashes ran the same thing and can be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
     /// The test app's report, when the tests ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_report: Option<TestReport>,
@@ -68,6 +72,14 @@ pub struct StoredReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SinkError {
+    /// A remote store (such as a git repository) failed.
+    #[error("report store `{store}` failed: {message}")]
+    Remote {
+        /// The store, without credentials.
+        store: String,
+        /// What went wrong.
+        message: String,
+    },
     /// File system trouble.
     #[error("report store `{}` failed", path.display())]
     Io {

@@ -1,8 +1,13 @@
 //! # pit-report
 //!
-//! PIT's reports (issue 6): the report schema (version 1.0 of the existing PIT toolkit, with
-//! optional additions), HTML rendering (minijinja), JUnit XML, the directory and git report
-//! stores (`ReportSink`s), and comparison with earlier runs.
-//!
-//! It holds no code yet.
+//! PIT's reports: the report schema (version 1.0 of the existing PIT toolkit, with optional
+//! additions), JUnit XML, self-contained HTML pages, the directory and git report stores, and
+//! comparison with earlier runs.
 #![warn(missing_docs)]
+
+pub mod compare;
+mod junit;
+pub mod schema;
+
+pub use junit::to_junit;
+pub use schema::{Report, ReportError, Verdict};

@@ -1,0 +1,138 @@
+//! JUnit XML: one test case per scenario stream, a failure naming the unmet requirements.
+
+use pit_core::protocol::{Metric, Outcome};
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::schema::{parse_time, Report, Verdict};
+
+fn metric_text(m: &Metric) -> String {
+    match &m.value {
+        serde_json::Value::Array(a) => format!("{} samples", a.len()),
+        v => v.to_string(),
+    }
+}
+
+fn seconds(start: &serde_json::Value, end: &serde_json::Value) -> f64 {
+    match (start.as_str().and_then(parse_time), end.as_str().and_then(parse_time)) {
+        (Some(a), Some(b)) if b >= a => (b - a) as f64 / 1000.0,
+        _ => 0.0,
+    }
+}
+
+/// The report as JUnit XML (the common Jenkins/Surefire dialect): a `<testsuite>` per report,
+/// a `<testcase>` per scenario stream (classname: the scenario), and for a stream that failed,
+/// a `<failure>` listing each requirement beside what was observed. A run that ended in an
+/// error before its tests is one test case with an `<error>`.
+///
+/// ```
+/// # let suite: pit_core::sink::SuiteReport = serde_json::from_str(r#"{"schema":"pit.suite-report/v1","runId":"01jq","project":"shop","suiteId":"checkout","suiteName":"Checkout","outcome":"error","error":"db did not become ready","startedMs":0,"finishedMs":1000,"timeline":[]}"#).unwrap();
+/// let xml = pit_report::to_junit(&pit_report::Report::from_suite(&suite));
+/// assert!(xml.contains(r#"<error message="db did not become ready""#));
+/// ```
+pub fn to_junit(report: &Report) -> String {
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let streams: Vec<_> = report
+        .scenarios
+        .iter()
+        .flat_map(|sc| sc.streams.iter().map(move |st| (sc, st)))
+        .collect();
+    let errored = report.verdict() == Verdict::Error && streams.is_empty();
+    let tests = if errored { 1 } else { streams.len() };
+    let failures = streams.iter().filter(|(_, st)| st.outcome == Outcome::Fail).count();
+    let total = match (report.start_ms(), crate::schema::parse_time(&report.end_time)) {
+        (Some(a), Some(b)) if b >= a => (b - a) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+    let mut suites = BytesStart::new("testsuites");
+    suites.push_attribute(("name", report.project.as_deref().unwrap_or(&report.name)));
+    suites.push_attribute(("tests", tests.to_string().as_str()));
+    suites.push_attribute(("failures", failures.to_string().as_str()));
+    suites.push_attribute(("errors", usize::from(errored).to_string().as_str()));
+    suites.push_attribute(("time", format!("{total:.3}").as_str()));
+    let _ = w.write_event(Event::Start(suites));
+    let mut suite = BytesStart::new("testsuite");
+    suite.push_attribute(("name", report.name.as_str()));
+    suite.push_attribute(("tests", tests.to_string().as_str()));
+    suite.push_attribute(("failures", failures.to_string().as_str()));
+    suite.push_attribute(("errors", usize::from(errored).to_string().as_str()));
+    suite.push_attribute(("skipped", "0"));
+    suite.push_attribute(("time", format!("{total:.3}").as_str()));
+    suite.push_attribute(("timestamp", report.start_time.trim_end_matches('Z')));
+    let _ = w.write_event(Event::Start(suite));
+    let props: Vec<(&str, &str)> = [
+        ("runId", report.run_id.as_deref()),
+        ("project", report.project.as_deref()),
+        ("suite", report.suite.as_deref()),
+        ("branch", report.branch.as_deref()),
+        ("gitCommit", report.git_commit.as_deref()),
+        ("specHash", report.spec_hash.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    if !props.is_empty() {
+        let _ = w.write_event(Event::Start(BytesStart::new("properties")));
+        for (k, v) in props {
+            let mut p = BytesStart::new("property");
+            p.push_attribute(("name", k));
+            p.push_attribute(("value", v));
+            let _ = w.write_event(Event::Empty(p));
+        }
+        let _ = w.write_event(Event::End(BytesEnd::new("properties")));
+    }
+    if errored {
+        let message = report.error.as_deref().unwrap_or("the run ended before its tests");
+        let mut case = BytesStart::new("testcase");
+        case.push_attribute(("classname", report.name.as_str()));
+        case.push_attribute(("name", "pit run"));
+        case.push_attribute(("time", format!("{total:.3}").as_str()));
+        let _ = w.write_event(Event::Start(case));
+        let mut e = BytesStart::new("error");
+        e.push_attribute(("message", message));
+        e.push_attribute(("type", report.outcome.as_deref().unwrap_or("error")));
+        let _ = w.write_event(Event::Start(e));
+        let _ = w.write_event(Event::Text(BytesText::new(message)));
+        let _ = w.write_event(Event::End(BytesEnd::new("error")));
+        let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
+    }
+    for (sc, st) in streams {
+        let mut case = BytesStart::new("testcase");
+        case.push_attribute(("classname", sc.name.as_str()));
+        case.push_attribute(("name", st.name.as_str()));
+        case.push_attribute(("time", format!("{:.3}", seconds(&sc.start_time, &sc.end_time)).as_str()));
+        let _ = w.write_event(Event::Start(case));
+        if st.outcome == Outcome::Fail {
+            let lines: Vec<String> = st
+                .requirements
+                .iter()
+                .map(|r| {
+                    let observed = st
+                        .observations
+                        .iter()
+                        .find(|o| o.name == r.name)
+                        .map_or_else(|| "not observed".to_owned(), metric_text);
+                    format!("{}: required {}, observed {}", r.name, metric_text(r), observed)
+                })
+                .collect();
+            let message = if lines.is_empty() {
+                "the stream failed (it states no requirements)".to_owned()
+            } else {
+                format!("requirements not met: {}", lines.join("; "))
+            };
+            let mut f = BytesStart::new("failure");
+            f.push_attribute(("message", message.as_str()));
+            f.push_attribute(("type", "requirement"));
+            let _ = w.write_event(Event::Start(f));
+            let _ = w.write_event(Event::Text(BytesText::new(&lines.join("\n"))));
+            let _ = w.write_event(Event::End(BytesEnd::new("failure")));
+        }
+        let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
+    }
+    let _ = w.write_event(Event::End(BytesEnd::new("testsuite")));
+    let _ = w.write_event(Event::End(BytesEnd::new("testsuites")));
+    let mut out = String::from_utf8(w.into_inner()).unwrap_or_default();
+    out.push('\n');
+    out
+}
