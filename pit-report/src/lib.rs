@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod html;
 mod junit;
 pub mod schema;
+mod svg;
 
 pub use junit::to_junit;
 pub use schema::{Report, ReportError, Verdict};

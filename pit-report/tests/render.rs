@@ -1,0 +1,278 @@
+//! Reports: the schema (against docs/schemas/report.schema.json and the existing toolkit's
+//! files), JUnit XML (against a JUnit schema, with xmllint), HTML (in headless Chromium) and
+//! comparison.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pit_report::compare::{baseline_of, compare, Change, Thresholds};
+use pit_report::html::{render_index, render_report, IndexRun};
+use pit_report::{to_junit, Report, Verdict};
+use serde_json::json;
+
+mod support;
+use support::{report, suite_report};
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pit-report-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schemas/report.schema.json"))
+            .unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+#[test]
+fn reports_of_the_existing_toolkit_load_and_ours_match_the_schema() {
+    let old = Report::load(&testdata("existing-toolkit-report.json")).unwrap();
+    assert_eq!(old.verdict(), Verdict::Failed, "one stream failed");
+    assert_eq!(old.scenarios[0].components[0].name, "node-1");
+    assert!(old.run_id.is_none(), "additions are optional");
+    let v = schema_validator();
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(testdata("existing-toolkit-report.json")).unwrap()).unwrap();
+    assert!(v.is_valid(&raw), "the existing toolkit's report fits the schema");
+    for r in [
+        report("01jq0000000000000000000001", 100.0, 140.0),
+        Report::from_suite(&suite_report("error")),
+    ] {
+        let value = serde_json::to_value(&r).unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+}
+
+#[test]
+fn bad_report_files_say_where_and_what() {
+    let dir = scratch("bad");
+    let cases = [
+        (
+            "broken.json",
+            "{\n  \"schemaVersion\": \"1.0\",\n  \"name\": }",
+            "broken.json:3:",
+        ),
+        (
+            "version.json",
+            r#"{"schemaVersion":"2.0","name":"x"}"#,
+            "schema version `2.0` is not supported",
+        ),
+        ("missing.json", r#"{"name":"x"}"#, "missing field `schemaVersion`"),
+        (
+            "types.json",
+            r#"{"schemaVersion":"1.0","name":"x","startTime":"a","endTime":"b","scenarios":[{"name":1}]}"#,
+            "invalid type",
+        ),
+    ];
+    for (file, text, says) in cases {
+        std::fs::write(dir.join(file), text).unwrap();
+        let err = Report::load(&dir.join(file)).unwrap_err().to_string();
+        assert!(err.contains(says), "{file}: {err}");
+    }
+    let err = Report::load(&dir.join("absent.json")).unwrap_err().to_string();
+    assert!(err.contains("cannot read the report"), "{err}");
+}
+
+fn xmllint_validates(xml: &str, name: &str) -> Result<(), String> {
+    let dir = scratch(name);
+    let file = dir.join("junit.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit.xsd"))
+        .arg(&file)
+        .output()
+        .expect("xmllint runs (Debian's libxml2-utils; scripts/test installs it)");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn junit_has_a_test_case_per_stream_with_the_unmet_requirement_and_fits_the_schema() {
+    let old = Report::load(&testdata("existing-toolkit-report.json")).unwrap();
+    let xml = to_junit(&old);
+    xmllint_validates(&xml, "junit-ok").unwrap();
+    assert!(xml.contains(r#"tests="2" failures="1" errors="0""#), "{xml}");
+    assert!(
+        xml.contains(r#"<testcase classname="Steady load" name="POST /orders" time="300.000">"#),
+        "{xml}"
+    );
+    assert!(xml.contains("throughput: required 50, observed 31.5"), "{xml}");
+    // A run that failed before its tests is one errored case.
+    let xml = to_junit(&Report::from_suite(&suite_report("error")));
+    xmllint_validates(&xml, "junit-error").unwrap();
+    assert!(
+        xml.contains(r#"<error message="status check of `db` did not pass &lt;&amp;&gt;""#),
+        "{xml}"
+    );
+    // And the schema check can fail.
+    assert!(xmllint_validates("<testsuites><testsuite name=\"x\"/></testsuites>", "junit-bad").is_err());
+}
+
+/// Loads `html` in headless Chromium: the DOM it built, and the console messages it logged.
+fn chromium(html: &Path, screenshot: Option<&Path>) -> (String, Vec<String>) {
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1200,1800",
+    ]);
+    match screenshot {
+        Some(png) => cmd.arg(format!("--screenshot={}", png.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium runs (Debian's chromium package; scripts/test installs it)");
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .map(str::to_owned)
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+}
+
+#[test]
+fn the_html_report_loads_in_chromium_without_console_errors_or_requests() {
+    let dir = scratch("html");
+    let baselines: Vec<Report> = (1..=6)
+        .map(|i| report(&format!("01jq00000000000000000000b{i}"), 100.0 + f64::from(i), 140.0))
+        .collect();
+    let mut current = report("01jq0000000000000000000c01", 135.0, 90.0);
+    current.timeline = suite_report("passed").timeline;
+    let cmp = compare(&current, &baselines, &Thresholds::default());
+    let html = render_report(&current, Some(&cmp)).unwrap();
+    for forbidden in ["http://", "https://", "<script", "<link"] {
+        let outside: Vec<&str> = html.matches(forbidden).collect();
+        // The SVG namespace is the only URL allowed, and it is never fetched.
+        assert!(
+            outside.is_empty()
+                || (forbidden == "http://"
+                    && html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count()),
+            "the page would fetch `{forbidden}`"
+        );
+    }
+    let page = dir.join("report.html");
+    std::fs::write(&page, &html).unwrap();
+    let (dom, console) = chromium(&page, None);
+    assert!(console.is_empty(), "console messages: {console:?}");
+    for needle in [
+        r#"id="verdict" class="verdict failed""#,
+        r#"id="regressions""#,
+        r#"class="scenario" id="scenario-1""#,
+        r#"id="timeline""#,
+        r#"class="chart gantt""#,
+        r#"id="comparison""#,
+        "<td class=\"regression\">regression</td>",
+        "Load / GET /items: latency",
+    ] {
+        assert!(dom.contains(needle), "the page lacks {needle}");
+    }
+    // The check can fail: a page that logs an error is caught.
+    let noisy = dir.join("noisy.html");
+    std::fs::write(
+        &noisy,
+        "<html><body><script>console.error('boom')</script></body></html>",
+    )
+    .unwrap();
+    assert!(!chromium(&noisy, None).1.is_empty(), "console errors are seen");
+    // A screenshot for docs/ (refreshed by hand from target/ when the page changes).
+    let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/report-screenshot.png");
+    let _ = chromium(&page, Some(&png));
+    assert!(
+        std::fs::metadata(&png).map(|m| m.len() > 10_000).unwrap_or(false),
+        "a screenshot was taken"
+    );
+}
+
+#[test]
+fn the_index_page_lists_runs_and_trends_with_change_points() {
+    let dir = scratch("index");
+    let reports: Vec<Report> = (0..12)
+        .map(|i| {
+            report(
+                &format!("01jq00000000000000000000{i:02}"),
+                if i < 6 { 100.0 } else { 150.0 },
+                140.0,
+            )
+        })
+        .collect();
+    let history = pit_report::compare::history(&reports, 5.0);
+    let runs: Vec<IndexRun> = reports
+        .iter()
+        .map(|r| IndexRun::of(r, Some(format!("{}/report.html", r.run_id.as_deref().unwrap()))))
+        .collect();
+    let html = render_index("shop / checkout", &runs, &history, 20).unwrap();
+    let page = dir.join("index.html");
+    std::fs::write(&page, &html).unwrap();
+    let (dom, console) = chromium(&page, None);
+    assert!(console.is_empty(), "{console:?}");
+    assert!(dom.contains(r#"id="run-count">12 runs"#), "{dom}");
+    assert!(
+        dom.contains("level changed at 01jq0000000000000000000006"),
+        "the step at run 6 is marked"
+    );
+    assert!(dom.contains(r#"href="01jq0000000000000000000011/report.html""#));
+}
+
+#[test]
+fn comparison_flags_regressions_by_threshold_and_test_and_picks_fair_baselines() {
+    let base: Vec<Report> = (1..=6)
+        .map(|i| report(&format!("b{i}"), 100.0 + f64::from(i % 3), 140.0))
+        .collect();
+    // 5 % slower: within the default 10 %, beyond a 3 % threshold set for latency.
+    let slower = report("c1", 106.0, 140.0);
+    let c = compare(&slower, &base, &Thresholds::default());
+    assert_eq!(c.regressions(), 0, "{c:?}");
+    let mut strict = Thresholds::default();
+    strict.set("latency.p99=3%").unwrap();
+    let c = compare(&slower, &base, &strict);
+    let p99 = c.get("Load/GET /items/latency.p99").unwrap();
+    assert_eq!(p99.change, Change::Regression, "{p99:?}");
+    assert_eq!(
+        p99.test,
+        Some("mann-whitney"),
+        "samples on both sides allow a rank test"
+    );
+    assert_eq!(c.get("Load/GET /items/latency.p50").unwrap().threshold_pct, 10.0);
+    // Throughput: higher is better.
+    let faster = report("c2", 100.0, 200.0);
+    let c = compare(&faster, &base, &Thresholds::default());
+    assert_eq!(c.get("Load/GET /items/throughput").unwrap().change, Change::Improvement);
+    // Baselines: same branch and spec, earlier, the last N.
+    let mut other_branch = report("b7", 300.0, 10.0);
+    other_branch.branch = Some("feature".into());
+    let mut history = base.clone();
+    history.push(other_branch);
+    let mut current = report("c3", 100.0, 140.0);
+    current.branch = Some("main".into());
+    for r in &mut history {
+        r.branch.get_or_insert_with(|| "main".into());
+    }
+    let picked: Vec<&str> = baseline_of(&current, &history, 3)
+        .iter()
+        .filter_map(|r| r.run_id.as_deref())
+        .collect();
+    assert_eq!(picked, ["b4", "b5", "b6"]);
+    let json = serde_json::to_value(compare(&current, &base, &Thresholds::default())).unwrap();
+    assert_eq!(json["baselineRuns"], json!(["b1", "b2", "b3", "b4", "b5", "b6"]));
+}
