@@ -145,3 +145,18 @@ mod tests {
         }
     }
 }
+
+/// `url` without its password or token (`scheme://user:secret@host/…` → `scheme://host/…`),
+/// for messages and logs.
+///
+/// ```
+/// use pit_core::naming::redact_url;
+/// assert_eq!(redact_url("postgres://pit:s3cret@db:5432/pit"), "postgres://db:5432/pit");
+/// assert_eq!(redact_url("https://git.example.com/r.git"), "https://git.example.com/r.git");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}

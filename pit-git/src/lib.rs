@@ -22,8 +22,39 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+pub use git2;
 use git2::{build::CheckoutBuilder, Cred, FetchOptions, Oid, RemoteCallbacks, Repository};
 use pit_core::resolve::{FetchError, SourceFetcher};
+
+/// Callbacks that give a remote its credentials: the SSH agent for SSH URLs, and for HTTPS
+/// `PIT_GIT_TOKEN` (user `PIT_GIT_USERNAME`, default `x-access-token`). Shared by every git
+/// operation of PIT (fetching sources, pushing reports); the token is never logged.
+pub fn remote_callbacks<'a>() -> RemoteCallbacks<'a> {
+    let mut callbacks = RemoteCallbacks::new();
+    callbacks.credentials(|_url, username, allowed| {
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            Cred::ssh_key_from_agent(username.unwrap_or("git"))
+        } else if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            match std::env::var("PIT_GIT_TOKEN") {
+                Ok(token) => Cred::userpass_plaintext(
+                    &std::env::var("PIT_GIT_USERNAME").unwrap_or_else(|_| "x-access-token".into()),
+                    &token,
+                ),
+                Err(_) => Err(git2::Error::from_str(
+                    "the repository asks for credentials (hint: set PIT_GIT_TOKEN)",
+                )),
+            }
+        } else {
+            Cred::default()
+        }
+    });
+    callbacks
+}
+
+pub use pit_core::naming::redact_url;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// A cache of repositories and checkouts in one directory.
 #[derive(Debug, Clone)]
@@ -105,24 +136,7 @@ fn update_and_checkout(dir: &Path, key: &str, url: &str, git_ref: &str) -> Resul
     };
     {
         let mut remote = repo.find_remote("origin").map_err(|e| e.message().to_owned())?;
-        let mut callbacks = RemoteCallbacks::new();
-        callbacks.credentials(|_url, username, allowed| {
-            if allowed.contains(git2::CredentialType::SSH_KEY) {
-                Cred::ssh_key_from_agent(username.unwrap_or("git"))
-            } else if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-                match std::env::var("PIT_GIT_TOKEN") {
-                    Ok(token) => Cred::userpass_plaintext(
-                        &std::env::var("PIT_GIT_USERNAME").unwrap_or_else(|_| "x-access-token".into()),
-                        &token,
-                    ),
-                    Err(_) => Err(git2::Error::from_str(
-                        "the repository asks for credentials (hint: set PIT_GIT_TOKEN)",
-                    )),
-                }
-            } else {
-                Cred::default()
-            }
-        });
+        let callbacks = remote_callbacks();
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks).download_tags(git2::AutotagOption::All);
         tracing::debug!(repository = %url, "fetching");

@@ -1,15 +1,13 @@
 //! Fetching real repositories: a bare repository over `file://` and served by `git daemon` on
 //! loopback, then resolving a plan's REMOTE suite from it.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use pit_core::naming::RunId;
 use pit_core::pitfile::{load_str, LoadOptions};
 use pit_core::plan::{Plan, WorkDir};
 use pit_core::resolve::{resolve, ResolveError, SourceFetcher};
+use pit_git::testing::{git, GitDaemon};
 use pit_git::GitCache;
 
 const REMOTE_PITFILE: &str = r#"
@@ -29,23 +27,6 @@ testSuites:
       graph:
         testApp: { name: T, id: t, deploy: { command: ./ok.sh }, undeploy: { command: ./ok.sh } }
 "#;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A bare repository `<root>/perf-tests.git` holding the remote pitfile on `master`, and a
 /// `v1` tag; returns the root.
@@ -120,60 +101,10 @@ async fn unknown_suite_ids_and_refs_are_named() {
     assert!(cache.fetch(&url, "master").await.unwrap().join("pitfile.yml").is_file());
 }
 
-/// `git daemon` on a free loopback port, stopped when dropped.
-struct Daemon {
-    child: Child,
-    port: u16,
-}
-
-impl Daemon {
-    fn start(base: &Path) -> Self {
-        use std::os::unix::process::CommandExt;
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        // Run git-daemon itself, not `git daemon`: the `git` wrapper would leave the real
-        // daemon behind when killed. Its own process group and no inherited output, so nothing
-        // outlives the test or holds the test runner's pipes open.
-        let exec_path = Command::new("git")
-            .arg("--exec-path")
-            .output()
-            .expect("git runs")
-            .stdout;
-        let daemon = Path::new(String::from_utf8_lossy(&exec_path).trim()).join("git-daemon");
-        let child = Command::new(daemon)
-            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("git-daemon starts (it comes with Debian's git package)");
-        let daemon = Self { child, port };
-        // Wait (bounded) until it accepts connections.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        daemon
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Only signals: the whole group, so any connection handler it forked goes too.
-        let pgid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_remote_suite_is_fetched_from_git_daemon() {
     let root = remote_repository("daemon");
-    let daemon = Daemon::start(&root);
+    let daemon = GitDaemon::start(&root);
     let cache = GitCache::new(root.join("cache"));
     let url = format!("git://127.0.0.1:{}/perf-tests.git", daemon.port);
     let plan = resolve(local_plan(&url, "[other]"), &cache, &LoadOptions::default())

@@ -85,13 +85,7 @@ impl std::fmt::Debug for PgLockStore {
     }
 }
 
-/// `url` without its password, for messages and logs.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
+use pit_core::naming::redact_url as redact;
 
 fn to_ms(ttl: Duration) -> f64 {
     ttl.as_millis() as f64
@@ -733,16 +727,5 @@ impl LockStore for PgLockStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), LockError> {
         self.release_lease(&lease.id).await.map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(redact("postgres://pit:s3cret@db:5432/pit"), "postgres://db:5432/pit");
-        assert_eq!(redact("postgres://db/pit"), "postgres://db/pit");
     }
 }

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod html;
 mod junit;
 pub mod schema;
+pub mod store;
 mod svg;
 
 pub use junit::to_junit;

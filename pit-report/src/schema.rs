@@ -204,6 +204,43 @@ impl Report {
         }
     }
 
+    /// The suite record this report was made from (as far as the report keeps it), for
+    /// [`pit_core::sink::ReportSink::list`].
+    pub fn to_suite(&self) -> SuiteReport {
+        let scenarios = self
+            .scenarios
+            .iter()
+            .map(|s| pit_core::protocol::Scenario {
+                name: s.name.clone(),
+                start_time: s.start_time.clone(),
+                end_time: s.end_time.clone(),
+                streams: s.streams.clone(),
+                component_ids: s.components.iter().map(|c| c.name.clone()).collect(),
+                metadata: s.metadata.clone(),
+            })
+            .collect::<Vec<_>>();
+        SuiteReport {
+            schema: "pit.suite-report/v1".into(),
+            run_id: self.run_id.clone().unwrap_or_default(),
+            project: self.project.clone().unwrap_or_default(),
+            suite_id: self.suite.clone().unwrap_or_else(|| self.name.clone()),
+            suite_name: self.name.clone(),
+            outcome: self.outcome.clone().unwrap_or_else(|| match self.verdict() {
+                Verdict::Passed => "passed".into(),
+                Verdict::Failed => "failed".into(),
+                Verdict::Error => "error".into(),
+            }),
+            error: self.error.clone(),
+            started_ms: self.start_ms().unwrap_or(0),
+            finished_ms: parse_time(&self.end_time).unwrap_or(0),
+            timeline: self.timeline.clone(),
+            test_report: (!scenarios.is_empty()).then(|| pit_core::protocol::TestReport {
+                executed_scenarios: scenarios,
+            }),
+            spec_hash: self.spec_hash.clone(),
+        }
+    }
+
     /// Reads a report: schema 1.0 (with or without additions), or a suite record as
     /// `pit_core::sink::DirReportSink` stores it.
     ///
