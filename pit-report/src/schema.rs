@@ -234,7 +234,7 @@ impl Report {
             started_ms: self.start_ms().unwrap_or(0),
             finished_ms: parse_time(&self.end_time).unwrap_or(0),
             timeline: self.timeline.clone(),
-            test_report: (!scenarios.is_empty()).then(|| pit_core::protocol::TestReport {
+            test_report: (!scenarios.is_empty()).then_some(pit_core::protocol::TestReport {
                 executed_scenarios: scenarios,
             }),
             spec_hash: self.spec_hash.clone(),
