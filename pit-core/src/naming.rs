@@ -113,6 +113,21 @@ pub fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// `url` without its password or token (`scheme://user:secret@host/…` → `scheme://host/…`),
+/// for messages and logs.
+///
+/// ```
+/// use pit_core::naming::redact_url;
+/// assert_eq!(redact_url("postgres://pit:s3cret@db:5432/pit"), "postgres://db:5432/pit");
+/// assert_eq!(redact_url("https://git.example.com/r.git"), "https://git.example.com/r.git");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,20 +158,5 @@ mod tests {
             let name = environment_name(&RunId::generate(), &SuiteId(suite));
             prop_assert!(is_dns_label(&name), "{name}");
         }
-    }
-}
-
-/// `url` without its password or token (`scheme://user:secret@host/…` → `scheme://host/…`),
-/// for messages and logs.
-///
-/// ```
-/// use pit_core::naming::redact_url;
-/// assert_eq!(redact_url("postgres://pit:s3cret@db:5432/pit"), "postgres://db:5432/pit");
-/// assert_eq!(redact_url("https://git.example.com/r.git"), "https://git.example.com/r.git");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
-        _ => url.to_owned(),
     }
 }
