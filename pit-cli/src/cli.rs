@@ -25,6 +25,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Deploy each suite's components, run its tests, store the report, tear everything down.
     Run(RunArgs),
+    /// Render, convert, compare and serve reports.
+    Report(ReportArgs),
     /// Take, renew, release and list locks on a Lock Manager.
     Lock(LockArgs),
     /// Run the Lock Manager service.
@@ -89,9 +91,14 @@ pub struct RunArgs {
     /// Where runs, logs, embedded locks and (by default) reports are kept.
     #[arg(long, env = "PIT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Store suite reports in this directory (default: `<state dir>/reports`).
-    #[arg(long, env = "PIT_REPORT_DIR")]
+    /// Store suite reports in this directory (default: `<state dir>/reports`); the same as
+    /// `--report-store dir:PATH`.
+    #[arg(long, env = "PIT_REPORT_DIR", conflicts_with = "report_store")]
     pub report_dir: Option<PathBuf>,
+    /// Where to store every suite's report (JSON, HTML and JUnit): `dir:PATH` or
+    /// `git:URL#BRANCH` (default branch: one per project; credentials from PIT_GIT_TOKEN).
+    #[arg(long, env = "PIT_REPORT_STORE")]
+    pub report_store: Option<pit_report::store::StoreSpec>,
     /// Take suites' locks from this Lock Manager (token from PIT_LOCK_TOKEN) instead of the
     /// embedded file lock store.
     #[arg(long, env = "PIT_LOCK_MANAGER")]
@@ -178,4 +185,92 @@ pub enum Color {
     Always,
     /// Never colour.
     Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BaselineArgs {
+    /// Earlier reports to compare with (repeatable).
+    #[arg(long = "baseline", value_name = "REPORT")]
+    pub baselines: Vec<PathBuf>,
+    /// Or compare with the last runs of the same suite, branch and spec in this store
+    /// (`dir:PATH` or `git:URL#BRANCH`).
+    #[arg(long, env = "PIT_REPORT_STORE", conflicts_with = "baselines")]
+    pub store: Option<pit_report::store::StoreSpec>,
+    /// How many earlier runs of the store make the baseline.
+    #[arg(long, default_value_t = 5)]
+    pub last: usize,
+    /// The change that counts, per metric: `latency.p99=5%` (repeatable).
+    #[arg(long = "threshold", value_name = "METRIC=PERCENT")]
+    pub thresholds: Vec<String>,
+    /// The change that counts for other metrics, in percent.
+    #[arg(long, default_value_t = 10.0)]
+    pub default_threshold: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Render a report as a self-contained HTML page (to stdout, or --out).
+    Render {
+        /// The report (`report.json`).
+        report: PathBuf,
+        #[command(flatten)]
+        baseline: BaselineArgs,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Convert a report to JUnit XML (to stdout, or --out).
+    Junit {
+        /// The report.
+        report: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare a report with a baseline: a verdict per metric.
+    Compare {
+        /// The report.
+        report: PathBuf,
+        #[command(flatten)]
+        baseline: BaselineArgs,
+        /// Exit 1 when a metric regressed.
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// A suite's runs in a store, with the change points of each metric.
+    History {
+        /// The store.
+        #[arg(long, env = "PIT_REPORT_STORE")]
+        store: pit_report::store::StoreSpec,
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// The suite id.
+        #[arg(long)]
+        suite: String,
+        /// The smallest change of level worth showing, in percent.
+        #[arg(long, default_value_t = 5.0)]
+        min_change: f64,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// Serve a directory store's reports over HTTP (loopback by default).
+    Serve {
+        /// The store (`dir:PATH`).
+        #[arg(long, env = "PIT_REPORT_STORE")]
+        store: pit_report::store::StoreSpec,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: std::net::SocketAddr,
+    },
 }

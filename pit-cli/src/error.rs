@@ -21,6 +21,15 @@ pub enum CliError {
     /// The Lock Manager could not start.
     #[error(transparent)]
     Serve(#[from] pit_lock::serve::ServeError),
+    /// A report could not be read.
+    #[error(transparent)]
+    Report(#[from] pit_report::ReportError),
+    /// A report store failed.
+    #[error(transparent)]
+    Store(#[from] pit_core::sink::SinkError),
+    /// The arguments make no sense together.
+    #[error("{0}")]
+    Usage(String),
     /// Writing the output failed.
     #[error("cannot write the output")]
     Output(#[source] io::Error),
@@ -31,6 +40,8 @@ impl CliError {
         match self {
             CliError::InvalidPitfile | CliError::Load(_) => exit::INVALID,
             CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
+            CliError::Report(_) | CliError::Usage(_) => exit::INVALID,
+            CliError::Store(_) => exit::INFRASTRUCTURE,
             CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
             CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
             CliError::Lock(_) => exit::INFRASTRUCTURE,

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod error;
 mod lock;
+mod report;
 mod run;
 
 use clap::Parser;

@@ -11,7 +11,6 @@ use pit_core::naming::RunId;
 use pit_core::pitfile::LoadOptions;
 use pit_core::plan::Plan;
 use pit_core::runner::HttpTestRunnerClient;
-use pit_core::sink::DirReportSink;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Output, RunArgs};
@@ -19,7 +18,7 @@ use crate::commands::{load, stdout, Ui};
 use crate::error::CliError;
 
 /// Where PIT keeps its state when `--state-dir` is not given.
-fn default_state_dir() -> PathBuf {
+pub fn default_state_dir() -> PathBuf {
     std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
@@ -35,7 +34,12 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     let state = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let state = std::path::absolute(&state).unwrap_or(state);
     let run_dir = state.join("runs").join(run_id.to_string());
-    let reports = args.report_dir.clone().unwrap_or_else(|| state.join("reports"));
+    let report_store = match (&args.report_store, &args.report_dir) {
+        (Some(spec), _) => spec.clone(),
+        (None, Some(dir)) => pit_report::store::StoreSpec::Dir(dir.clone()),
+        (None, None) => pit_report::store::StoreSpec::Dir(state.join("reports")),
+    };
+    let reports = pit_report::store::AnyStore::open(&report_store, &state.join("report-repos"));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let plan = if pit_core::resolve::needs_fetching(&plan) {
         ui.message("fetching remote suites and components");
@@ -73,7 +77,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
             locks,
             Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
         )
-        .with_reports(Arc::new(DirReportSink::new(&reports)))
+        .with_reports(Arc::new(reports))
         .with_events(tx);
         let opts = RunOptions {
             max_parallel: usize::from(args.max_parallel),

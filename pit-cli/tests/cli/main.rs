@@ -2,6 +2,7 @@
 
 mod lock;
 mod plan;
+mod report;
 mod run;
 mod validate;
 
