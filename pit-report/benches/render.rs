@@ -15,7 +15,9 @@ fn report(run: usize, samples: usize) -> Report {
     let start = 1_795_564_800u64 + run as u64 * 60;
     let t = |s: u64| humantime::format_rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(s)).to_string();
     // Deterministic, skewed latencies.
-    let lat: Vec<f64> = (0..samples).map(|k| 20.0 + ((k * 7919) % 1000) as f64 / 10.0 + (k % 97) as f64 * 0.3).collect();
+    let lat: Vec<f64> = (0..samples)
+        .map(|k| 20.0 + ((k * 7919) % 1000) as f64 / 10.0 + (k % 97) as f64 * 0.3)
+        .collect();
     serde_json::from_value(json!({
         "schemaVersion": "1.0", "name": "Checkout", "startTime": t(start), "endTime": t(start + 50),
         "runId": format!("01jq{run:022}"), "project": "shop", "suite": "checkout", "outcome": "passed",
@@ -78,6 +80,10 @@ fn main() {
         size = html.len();
         let _ = baseline_of(&reports[reports.len() - 1], &reports, 5);
     });
-    println!("index over {stored} stored runs (read, history, render): {:.1} ms, {} KiB (goal: under 1 s)", index.as_secs_f64() * 1e3, size / 1024);
+    println!(
+        "index over {stored} stored runs (read, history, render): {:.1} ms, {} KiB (goal: under 1 s)",
+        index.as_secs_f64() * 1e3,
+        size / 1024
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -239,3 +239,32 @@ fn pit_run_stores_json_html_and_junit_in_the_report_store() {
         "{junit}"
     );
 }
+
+#[test]
+fn pit_run_pushes_its_reports_to_a_git_store() {
+    let root = scratch("run-git");
+    pit_git::testing::git(&root, &["init", "-q", "--bare", "reports.git"]);
+    let daemon = pit_git::testing::GitDaemon::start(&root);
+    let state = root.join("state");
+    let (_, _, err) = run(pit()
+        .args(["run", "--state-dir"])
+        .arg(&state)
+        .arg("--report-store")
+        .arg(format!("{}#nightly", format_args!("git:{}", daemon.url("reports.git"))))
+        .arg(repo().join("pit-cli/tests/fixtures/run/failing-check.yml")));
+    pit_git::testing::git(
+        &root,
+        &["clone", "-q", "-b", "nightly", &daemon.url("reports.git"), "clone"],
+    );
+    let suite = root.join("clone/failing-check");
+    assert!(suite.join("index.html").is_file(), "{err}");
+    let run_dir = std::fs::read_dir(&suite)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    for f in ["report.json", "report.html", "junit.xml"] {
+        assert!(run_dir.join(f).is_file(), "{f}");
+    }
+}
