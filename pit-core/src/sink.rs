@@ -118,8 +118,13 @@ impl DirReportSink {
     }
 }
 
-/// A file-name-safe version of `s` (no separators, no leading dot).
-fn path_safe(s: &str) -> String {
+/// A file-name-safe version of `s` (no separators, no leading dot): the folder names of
+/// report stores.
+///
+/// ```
+/// assert_eq!(pit_core::sink::path_safe("../shop/checkout"), "_shop_checkout");
+/// ```
+pub fn path_safe(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .map(|c| {

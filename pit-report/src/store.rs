@@ -53,23 +53,13 @@ impl RunContext {
     }
 }
 
-/// A file-name-safe version of `s`.
+/// A folder name for `s` (never empty).
 fn path_safe(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let cleaned = cleaned.trim_start_matches('.').to_owned();
-    if cleaned.is_empty() {
+    let safe = pit_core::sink::path_safe(s);
+    if safe.is_empty() {
         "_".into()
     } else {
-        cleaned
+        safe
     }
 }
 

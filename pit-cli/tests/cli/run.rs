@@ -123,18 +123,7 @@ fn remote_repository(root: &std::path::Path) -> std::path::PathBuf {
     let script = work.join("scripts/ok.sh");
     std::fs::write(&script, "#!/bin/sh\necho \"remote script $1\"\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let git = |dir: &std::path::Path, args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    use pit_git::testing::git;
     git(&work, &["init", "-q", "-b", "master"]);
     git(&work, &["add", "."]);
     git(&work, &["commit", "-q", "-m", "suites"]);
