@@ -29,6 +29,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Take, renew, release and list locks on a Lock Manager.
     Lock(LockArgs),
+    /// Delete the namespaces crashed runs left behind (PIT's labels, past their TTL).
+    Brownie(BrownieArgs),
     /// Run the Lock Manager service.
     LockManager {
         #[command(subcommand)]
@@ -99,6 +101,13 @@ pub struct RunArgs {
     /// `git:URL#BRANCH` (default branch: one per project; credentials from PIT_GIT_TOKEN).
     #[arg(long, env = "PIT_REPORT_STORE")]
     pub report_store: Option<pit_report::store::StoreSpec>,
+    /// Where suites run: `local` (sandboxes on this machine), `k8s` (a namespace per suite),
+    /// or `auto`: k8s when a kubeconfig is given (--kubeconfig or KUBECONFIG), else local.
+    #[arg(long, value_enum, default_value_t = Backend::Auto, env = "PIT_BACKEND")]
+    pub backend: Backend,
+    /// The cluster's kubeconfig for the k8s backend (default: KUBECONFIG, ~/.kube/config).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// Take suites' locks from this Lock Manager (token from PIT_LOCK_TOKEN) instead of the
     /// embedded file lock store.
     #[arg(long, env = "PIT_LOCK_MANAGER")]
@@ -273,4 +282,45 @@ pub enum ReportCommand {
         #[arg(long, default_value = "127.0.0.1:8000")]
         listen: std::net::SocketAddr,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// k8s when a kubeconfig is given, else local.
+    Auto,
+    /// Sandboxes on this machine.
+    Local,
+    /// A namespace per suite.
+    K8s,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BrownieArgs {
+    /// Delete PIT namespaces older than this (default: each namespace's own TTL).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Say what would be deleted and why; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Sweep once and exit (the default).
+    #[arg(long, conflicts_with = "every")]
+    pub once: bool,
+    /// Sweep again after this long, until interrupted (such as `10m`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub every: Option<std::time::Duration>,
+    /// Only namespaces that also match this label selector (such as `pit.dev/project=shop`).
+    #[arg(long, short = 'l')]
+    pub selector: Option<String>,
+    /// Namespaces deleted at once.
+    #[arg(long, default_value_t = 32)]
+    pub parallel: usize,
+    /// How long to wait for each namespace to be gone.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
+    /// The cluster's kubeconfig (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }

@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             Ok(pit_core::exit::OK)
         }
         Command::Report(args) => crate::report::run(&ui, args),
+        Command::Brownie(args) => crate::brownie::run(&ui, &args),
         Command::Lock(args) => crate::lock::run(&ui, &args),
         Command::LockManager {
             command: crate::cli::LockManagerCommand::Serve { args, log_text },

@@ -27,6 +27,12 @@ pub enum CliError {
     /// A report store failed.
     #[error(transparent)]
     Store(#[from] pit_core::sink::SinkError),
+    /// The cluster could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] pit_k8s::ConnectError),
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API failed")]
+    Kube(#[from] pit_k8s::kube::Error),
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -41,7 +47,7 @@ impl CliError {
             CliError::InvalidPitfile | CliError::Load(_) => exit::INVALID,
             CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
             CliError::Report(_) | CliError::Usage(_) => exit::INVALID,
-            CliError::Store(_) => exit::INFRASTRUCTURE,
+            CliError::Store(_) | CliError::Cluster(_) | CliError::Kube(_) => exit::INFRASTRUCTURE,
             CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
             CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
             CliError::Lock(_) => exit::INFRASTRUCTURE,

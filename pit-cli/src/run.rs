@@ -70,10 +70,27 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         None => Arc::new(FileLockStore::new(state.join("locks"))),
     };
     ui.message(&format!("run {run_id}: logs in {}", run_dir.display()));
+    let kubeconfig = args.kubeconfig.clone().or_else(|| {
+        std::env::var_os("KUBECONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let k8s = match args.backend {
+        crate::cli::Backend::K8s => true,
+        crate::cli::Backend::Local => false,
+        crate::cli::Backend::Auto => kubeconfig.is_some(),
+    };
+    let deployer: Arc<dyn pit_core::deploy::Deployer> = if k8s {
+        let client = runtime.block_on(pit_k8s::client(kubeconfig.as_deref()))?;
+        ui.message("backend: Kubernetes (a namespace per suite)");
+        Arc::new(pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig.clone()))
+    } else {
+        Arc::new(LocalDeployer::new(&run_dir))
+    };
     let summary = runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Engine::new(
-            Arc::new(LocalDeployer::new(&run_dir)),
+            deployer,
             locks,
             Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
         )

@@ -1,10 +1,74 @@
 //! # pit-k8s
 //!
-//! The Kubernetes backend of PIT (issue 7): a `Deployer` built on kube-rs that gives each suite
-//! its own namespace (named by [`pit_core::naming::environment_name`]), runs the pitfile's
-//! deploy, status-check and undeploy commands against it, streams logs, and removes the
-//! namespace at teardown; and the janitor behind `pit brownie`, which deletes what crashed runs
-//! left behind.
+//! The Kubernetes backend of PIT:
 //!
-//! It holds no code yet; the pitfile model and planning it builds on are in [`pit_core`].
+//! - [`K8sDeployer`]: a `pit_core::deploy::Deployer` that gives each suite its own namespace
+//!   (named by [`pit_core::naming::environment_name`], labelled with the run, project and suite,
+//!   annotated with its creation time, TTL and CI job), waits until it is Active, runs the
+//!   pitfile's commands against it with `KUBECONFIG` and `PIT_NAMESPACE`, and at teardown
+//!   deletes it and waits until it is gone, saying what blocks it when it is not;
+//! - [`janitor`]: `pit brownie`, which deletes the namespaces crashed runs left behind.
+//!
+//! Both are tested against a real control plane (`scripts/k8s up`).
 #![warn(missing_docs)]
+
+mod deployer;
+pub mod janitor;
+pub mod namespace;
+
+pub use deployer::K8sDeployer;
+pub use kube;
+
+/// An error with its causes, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Why PIT could not talk to a cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The kubeconfig could not be read.
+    #[error("cannot read the kubeconfig {}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// No configuration was found, or it was unusable.
+    #[error("no usable Kubernetes configuration (hint: pass --kubeconfig or set KUBECONFIG)")]
+    Config(#[source] kube::Error),
+}
+
+/// A client for the cluster of `kubeconfig`, or of the environment (`KUBECONFIG`,
+/// `~/.kube/config`, or in-cluster) when none is given.
+///
+/// # Errors
+/// [`ConnectError`] when the configuration cannot be read.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, ConnectError> {
+    match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|source| ConnectError::Kubeconfig {
+                path: path.to_owned(),
+                source,
+            })?;
+            let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|source| ConnectError::Kubeconfig {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            kube::Client::try_from(config).map_err(ConnectError::Config)
+        }
+        None => kube::Client::try_default().await.map_err(ConnectError::Config),
+    }
+}

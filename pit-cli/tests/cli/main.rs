@@ -29,6 +29,8 @@ pub fn pit() -> Command {
         .env_remove("PIT_COLOR")
         .env_remove("PIT_LOG")
         .env_remove("PIT_FILE")
+        .env_remove("KUBECONFIG")
+        .env_remove("PIT_BACKEND")
         .env("COLUMNS", "250");
     cmd
 }

@@ -1,0 +1,113 @@
+//! The Kubernetes [`Deployer`]: a namespace per suite; the pitfile's commands run as local
+//! processes against it (as the existing toolkit's deploy scripts do, with `kubectl`), with
+//! `KUBECONFIG` and `PIT_NAMESPACE` set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::Client;
+use pit_core::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, LocalDeployer, Step};
+use pit_core::process::Finished;
+use tokio_util::sync::CancellationToken;
+
+use crate::namespace::{self, NamespaceSpec};
+
+/// Runs suites in namespaces of a cluster.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), kube::Error> {
+/// let client = kube::Client::try_default().await?;
+/// let deployer = pit_k8s::K8sDeployer::new(client, "/tmp/pit/runs/01jq", None);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct K8sDeployer {
+    local: LocalDeployer,
+    client: Client,
+    kubeconfig: Option<PathBuf>,
+    ttl: Duration,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for K8sDeployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K8sDeployer")
+            .field("run_dir", &self.local.root())
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+impl K8sDeployer {
+    /// A deployer on `client`'s cluster, keeping logs and outputs under `run_dir`;
+    /// `kubeconfig` is passed to the commands (`KUBECONFIG`) when given.
+    pub fn new(client: Client, run_dir: impl Into<PathBuf>, kubeconfig: Option<PathBuf>) -> Self {
+        Self {
+            local: LocalDeployer::new(run_dir),
+            client,
+            kubeconfig,
+            ttl: Duration::from_secs(6 * 3600),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// How long a namespace may live before `pit brownie` deletes it (default 6 h), written
+    /// in its `pit.dev/ttl` annotation.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long to wait for a namespace to become Active, or to be gone (default 120 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+fn env_error(name: &str, e: impl std::error::Error + Send + Sync + 'static) -> DeployError {
+    DeployError::Environment {
+        name: name.to_owned(),
+        source: std::io::Error::other(crate::error_chain(&e)),
+    }
+}
+
+#[async_trait]
+impl Deployer for K8sDeployer {
+    async fn create_environment(&self, req: &EnvironmentRequest) -> Result<Environment, DeployError> {
+        let env = self.local.create_environment(req).await?;
+        let spec = NamespaceSpec {
+            name: req.name.clone(),
+            run_id: req.run_id.to_string(),
+            project: req.project.clone(),
+            suite: req.suite.to_string(),
+            ttl: self.ttl,
+        };
+        namespace::create(&self.client, &spec, self.timeout)
+            .await
+            .map_err(|e| env_error(&req.name, e))?;
+        tracing::info!(namespace = %req.name, "namespace is Active");
+        Ok(env)
+    }
+
+    async fn remove_environment(&self, env: &Environment) -> Result<(), DeployError> {
+        let removed = namespace::delete(&self.client, &env.name, self.timeout)
+            .await
+            .map_err(|e| env_error(&env.name, e));
+        // The local part (workspace) goes whatever happened to the namespace.
+        let local = self.local.remove_environment(env).await;
+        removed.and(local)
+    }
+
+    async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError> {
+        let mut step = step.clone();
+        step.env.insert("PIT_NAMESPACE".into(), env.name.clone());
+        if let Some(kc) = &self.kubeconfig {
+            step.env.insert("KUBECONFIG".into(), kc.display().to_string());
+        }
+        self.local.run(env, &step, cancel).await
+    }
+}
