@@ -1,5 +1,6 @@
 //! End-to-end tests of the `pit` binary: exit codes, streams, formats.
 
+mod k8s;
 mod lock;
 mod plan;
 mod report;

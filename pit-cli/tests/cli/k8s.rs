@@ -1,0 +1,107 @@
+//! `pit run --backend k8s` against a real control plane (`scripts/k8s up`, which
+//! `scripts/test` runs; it passes its kubeconfig as PIT_TEST_KUBECONFIG and its kubectl as
+//! PIT_KUBECTL).
+
+use std::path::{Path, PathBuf};
+
+use crate::{pit, repo, run};
+
+fn cluster() -> (String, String) {
+    let kubeconfig = std::env::var("PIT_TEST_KUBECONFIG")
+        .expect("PIT_TEST_KUBECONFIG is not set: start a control plane with `scripts/k8s up DIR` (scripts/test does)");
+    let kubectl = std::env::var("PIT_KUBECTL").expect("PIT_KUBECTL is not set (scripts/k8s up prints it)");
+    (kubeconfig, kubectl)
+}
+
+/// Where cargo put the example's test app (built with the workspace's tests).
+fn example_bins() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_pit")).parent().unwrap().to_path_buf()
+}
+
+fn namespace_exists(kubectl: &str, kubeconfig: &str, name: &str) -> bool {
+    std::process::Command::new(kubectl)
+        .args(["--kubeconfig", kubeconfig, "get", "namespace", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Runs an example pitfile on the cluster: exit code, stderr, the log of its first
+/// component's deploy, and the suite's namespace.
+fn run_on_cluster(pitfile: &str, component: &str) -> (i32, String, String, String) {
+    let (kubeconfig, kubectl) = cluster();
+    let state = std::env::temp_dir().join(format!("pit-cli-k8s-{component}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let (code, _, err) = run(pit()
+        .args(["run", "--backend", "k8s", "--kubeconfig", &kubeconfig, "--state-dir"])
+        .arg(&state)
+        .arg(repo().join("examples/k8s-shop").join(pitfile))
+        .env("PIT_KUBECTL", &kubectl)
+        .env("PIT_EXAMPLE_BIN_DIR", example_bins()));
+    let log_file = walk(&state.join("runs"))
+        .into_iter()
+        .find(|p| p.ends_with(format!("{component}.deploy.log")))
+        .unwrap_or_else(|| panic!("no deploy log of {component}: {err}"));
+    let log = std::fs::read_to_string(log_file).unwrap();
+    let namespace = log
+        .split_whitespace()
+        .find(|w| w.starts_with("pit-"))
+        .unwrap_or_else(|| panic!("the log names the namespace: {log}"))
+        .to_owned();
+    (code, err, log, namespace)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_suite_runs_in_its_own_labelled_namespace_which_is_gone_afterwards() {
+    let (kubeconfig, kubectl) = cluster();
+    let (code, err, log, namespace) = run_on_cluster("pitfile.yml", "web");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("backend: Kubernetes"), "{err}");
+    // Seen from inside the run, by the component's own kubectl: labelled, Active.
+    for label in [
+        "app.kubernetes.io/managed-by=pit",
+        "pit.dev/project=k8s-shop",
+        "pit.dev/suite=web",
+    ] {
+        assert!(log.contains(label), "{label} in {log}");
+    }
+    assert!(
+        log.contains("Active") && log.contains("deployment.apps/web created"),
+        "{log}"
+    );
+    assert!(err.contains("tests finished: passed"), "{err}");
+    assert!(
+        !namespace_exists(&kubectl, &kubeconfig, &namespace),
+        "{namespace} is gone after the run"
+    );
+}
+
+#[test]
+fn a_deployment_that_never_becomes_ready_fails_the_run_and_its_namespace_is_still_removed() {
+    let (kubeconfig, kubectl) = cluster();
+    let (code, err, _, namespace) = run_on_cluster("broken.yml", "stuck");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("status check of `stuck` did not pass"), "{err}");
+    assert!(
+        err.contains("0 of 1 updated replicas are available"),
+        "the last output is quoted: {err}"
+    );
+    assert!(
+        !namespace_exists(&kubectl, &kubeconfig, &namespace),
+        "{namespace} is gone after the failure"
+    );
+}

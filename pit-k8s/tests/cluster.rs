@@ -1,0 +1,187 @@
+//! Against a real control plane: `scripts/k8s up DIR` prints the KUBECONFIG these tests need,
+//! as `PIT_TEST_KUBECONFIG` (`scripts/test` does it for you).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use pit_core::deploy::{Deployer, EnvironmentRequest, Step, StepKind};
+use pit_core::naming::RunId;
+use pit_k8s::janitor::{sweep, Action, Sweep};
+use pit_k8s::K8sDeployer;
+use tokio_util::sync::CancellationToken;
+
+fn kubeconfig() -> PathBuf {
+    PathBuf::from(std::env::var("PIT_TEST_KUBECONFIG").expect(
+        "PIT_TEST_KUBECONFIG is not set: start a control plane with `scripts/k8s up DIR` and export its KUBECONFIG as PIT_TEST_KUBECONFIG",
+    ))
+}
+
+async fn client() -> Client {
+    pit_k8s::client(Some(&kubeconfig())).await.unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        ulid::Ulid::new().to_string().to_lowercase()[20..].to_owned()
+    )
+}
+
+#[tokio::test]
+async fn a_suite_namespace_is_labelled_active_while_it_runs_and_gone_after() {
+    let client = client().await;
+    let dir = std::env::temp_dir().join(unique("pit-k8s-deployer"));
+    let deployer = K8sDeployer::new(client.clone(), &dir, Some(kubeconfig()));
+    let run_id = RunId::generate();
+    let name = unique("pit-shop-checkout");
+    let env = deployer
+        .create_environment(&EnvironmentRequest {
+            run_id,
+            project: "shop".into(),
+            suite: "checkout".into(),
+            name: name.clone(),
+        })
+        .await
+        .unwrap();
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = api.get(&name).await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let labels = ns.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "pit");
+    assert_eq!(labels["pit.dev/run-id"], run_id.to_string());
+    assert_eq!(labels["pit.dev/suite"], "checkout");
+    let annotations = ns.metadata.annotations.unwrap();
+    assert!(annotations.contains_key("pit.dev/created-at") && annotations["pit.dev/ttl"] == "6h");
+    // Commands get the namespace and the kubeconfig.
+    let step = Step {
+        kind: StepKind::Deploy,
+        component: "probe".into(),
+        argv: vec!["sh".into(), "-c".into(), "echo \"$PIT_NAMESPACE $KUBECONFIG\"".into()],
+        cwd: dir.clone(),
+        env: BTreeMap::new(),
+        timeout: Duration::from_secs(10),
+    };
+    let done = deployer.run(&env, &step, &CancellationToken::new()).await.unwrap();
+    assert!(done.success());
+    let log = std::fs::read_to_string(deployer_log(&env)).unwrap();
+    assert!(
+        log.contains(&name) && log.contains(&kubeconfig().display().to_string()),
+        "{log}"
+    );
+    deployer.remove_environment(&env).await.unwrap();
+    assert!(api.get_opt(&name).await.unwrap().is_none(), "the namespace is gone");
+}
+
+fn deployer_log(env: &pit_core::deploy::Environment) -> PathBuf {
+    env.logs.join("probe.deploy.log")
+}
+
+async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)]) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    api.create(&PostParams::default(), &ns).await.unwrap();
+}
+
+#[tokio::test]
+async fn brownie_deletes_stale_pit_namespaces_and_leaves_fresh_kept_and_unlabelled_ones() {
+    let client = client().await;
+    let tag = unique("bt");
+    let pit = ("app.kubernetes.io/managed-by", "pit");
+    let run = ("pit.dev/run-id", tag.as_str());
+    let stale = format!("{tag}-stale");
+    let fresh = format!("{tag}-fresh");
+    let kept = format!("{tag}-kept");
+    let foreign = format!("{tag}-foreign");
+    namespace(&client, &stale, &[pit, run], &[("pit.dev/ttl", "1s")]).await;
+    namespace(&client, &fresh, &[pit, run], &[("pit.dev/ttl", "1h")]).await;
+    namespace(
+        &client,
+        &kept,
+        &[pit, run, ("pit.dev/keep", "true")],
+        &[("pit.dev/ttl", "1s")],
+    )
+    .await;
+    namespace(&client, &foreign, &[("team", "payments")], &[("pit.dev/ttl", "1s")]).await;
+    // Creation times have a resolution of a second: let the 1 s TTL run out.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mine = |r: &pit_k8s::janitor::SweepReport| -> Vec<(String, Action)> {
+        r.swept
+            .iter()
+            .filter(|s| s.name.starts_with(&tag))
+            .map(|s| (s.name.clone(), s.action.clone()))
+            .collect()
+    };
+    // Only this test's namespaces: the other tests run at the same time.
+    let only = Some(format!("pit.dev/run-id={tag}"));
+    let dry = sweep(
+        &client,
+        &Sweep {
+            dry_run: true,
+            selector: only.clone(),
+            ..Sweep::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine(&dry), vec![(stale.clone(), Action::WouldDelete)]);
+    let api: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        api.get_opt(&stale).await.unwrap().is_some(),
+        "a dry run deletes nothing"
+    );
+    let real = sweep(
+        &client,
+        &Sweep {
+            selector: only.clone(),
+            ..Sweep::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine(&real), vec![(stale.clone(), Action::Deleted)]);
+    assert!(real
+        .swept
+        .iter()
+        .find(|s| s.name == stale)
+        .unwrap()
+        .reason
+        .contains("past its TTL of 1s"));
+    assert!(api.get_opt(&stale).await.unwrap().is_none());
+    for left in [&fresh, &kept, &foreign] {
+        let ns = api.get(left).await.unwrap();
+        assert!(ns.metadata.deletion_timestamp.is_none(), "{left} was left alone");
+    }
+    // --older-than takes over from the TTL, and still spares kept and unlabelled ones.
+    let older = sweep(
+        &client,
+        &Sweep {
+            older_than: Some(Duration::ZERO),
+            selector: only,
+            ..Sweep::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine(&older), vec![(fresh.clone(), Action::Deleted)]);
+    for left in [&kept, &foreign] {
+        assert!(api.get(left).await.unwrap().metadata.deletion_timestamp.is_none());
+        let _ = api.delete(left, &Default::default()).await;
+    }
+}
