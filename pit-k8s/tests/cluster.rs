@@ -185,3 +185,60 @@ async fn brownie_deletes_stale_pit_namespaces_and_leaves_fresh_kept_and_unlabell
         let _ = api.delete(left, &Default::default()).await;
     }
 }
+
+/// `kubectl apply --dry-run=server` of `file` into `namespace`: the API server checks every
+/// object (schemas, RBAC references, admission) without storing it.
+fn server_dry_run(file: &str, namespace: &str) -> Result<String, String> {
+    let kubectl = std::env::var("PIT_KUBECTL").expect("PIT_KUBECTL is not set (scripts/k8s up prints it)");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(["apply", "--dry-run=server", "--namespace", namespace, "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+#[tokio::test]
+async fn the_brownie_and_lock_manager_manifests_pass_a_server_side_dry_run() {
+    let client = client().await;
+    let ns = unique("pit-manifests");
+    namespace(&client, &ns, &[], &[]).await;
+    let brownie = server_dry_run("deploy/brownie/kubernetes.yaml", &ns).unwrap();
+    for object in [
+        "serviceaccount/pit-brownie",
+        "clusterrole.rbac.authorization.k8s.io/pit-brownie",
+        "cronjob.batch/pit-brownie",
+    ] {
+        assert!(brownie.contains(object), "{brownie}");
+    }
+    let locks = server_dry_run("deploy/lock-manager/kubernetes.yaml", &ns).unwrap();
+    for object in [
+        "deployment.apps/pit-lock-manager",
+        "service/pit-lock-manager",
+        "poddisruptionbudget.policy/pit-lock-manager",
+    ] {
+        assert!(locks.contains(object), "{locks}");
+    }
+    // The check can fail: a manifest the API server refuses is reported.
+    let dir = std::env::temp_dir().join(unique("pit-bad-manifest"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: batch/v1\nkind: CronJob\nmetadata: { name: bad }\nspec: { schedule: 'not a schedule', jobTemplate: { spec: { template: { spec: { restartPolicy: Never, containers: [{ name: c, image: x }] } } } } }\n").unwrap();
+    assert!(
+        server_dry_run(bad.to_str().unwrap(), &ns).is_err(),
+        "an invalid schedule is refused"
+    );
+    let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
+}
