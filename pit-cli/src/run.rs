@@ -230,6 +230,7 @@ fn describe(e: &Event) -> String {
             )
         }
         EventKind::LocksTaken => "locks taken".into(),
+        EventKind::Forensics { summary } => format!("forensics: {summary}"),
         EventKind::StepStarted { component, step } => format!("{component}: {}", step.as_str()),
         EventKind::Ready { component, elapsed_ms } => {
             format!("{component}: ready ({:.1}s)", *elapsed_ms as f64 / 1000.0)

@@ -42,6 +42,11 @@ pub struct Environment {
     pub outputs: PathBuf,
 }
 
+/// Where a backend's forensics bundle for `env` goes: beside its logs, kept after teardown.
+pub fn forensics_dir(env: &Environment) -> PathBuf {
+    env.logs.with_file_name("forensics")
+}
+
 /// Which command of a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -187,6 +192,14 @@ pub trait Deployer: Send + Sync {
 
     /// Runs one command in the environment.
     async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError>;
+
+    /// After a failure, before teardown: gathers what explains it (events, the state of the
+    /// workloads, container logs) into [`forensics_dir`]`(env)` and returns a one-line summary.
+    /// `None` when the backend has nothing to add (the local one: its logs are kept anyway).
+    async fn collect_forensics(&self, env: &Environment) -> Option<Result<String, DeployError>> {
+        let _ = env;
+        None
+    }
 
     /// Runs a deploy or undeploy command and requires exit code 0.
     async fn deploy(

@@ -114,6 +114,11 @@ pub enum EventKind {
     },
     /// Locks taken.
     LocksTaken,
+    /// A failed suite's forensics bundle was gathered (before teardown).
+    Forensics {
+        /// What it found, and where it is.
+        summary: String,
+    },
     /// A command starts.
     StepStarted {
         /// The component.
@@ -552,6 +557,34 @@ impl Engine {
                 outcome
             };
 
+            if matches!(outcome, SuiteOutcome::Error { .. }) {
+                let start_ms = now_ms();
+                let found = self.deployer.collect_forensics(&env).await;
+                let (outcome, detail) = match found {
+                    None => (None, None),
+                    Some(Ok(summary)) => {
+                        self.emit(
+                            &sid,
+                            EventKind::Forensics {
+                                summary: summary.clone(),
+                            },
+                        );
+                        (Some("ok"), Some(summary))
+                    }
+                    Some(Err(e)) => (Some("failed"), Some(error_chain(&e))),
+                };
+                // Only backends that gather something add a step to the timeline.
+                if let Some(outcome) = outcome {
+                    timeline.record(TimelineEntry {
+                        step: "forensics".into(),
+                        component: None,
+                        start_ms,
+                        end_ms: now_ms(),
+                        outcome: outcome.into(),
+                        detail,
+                    });
+                }
+            }
             let started = started.lock().expect("no panics while held").clone();
             if opts.keep {
                 result.kept = self.keep_instructions(plan, suite, &env, opts, &started);
@@ -1133,6 +1166,10 @@ impl Timeline {
             Err(e) if e.is_cancelled() => self.end(at, "cancelled", None),
             Err(e) => self.end(at, "failed", Some(error_chain(*e))),
         }
+    }
+
+    fn record(&self, entry: TimelineEntry) {
+        self.0.lock().expect("no panics while held").push(entry);
     }
 
     fn entries(&self) -> Vec<TimelineEntry> {

@@ -102,6 +102,18 @@ impl Deployer for K8sDeployer {
         removed.and(local)
     }
 
+    async fn collect_forensics(&self, env: &Environment) -> Option<Result<String, DeployError>> {
+        let dir = pit_core::deploy::forensics_dir(env);
+        Some(
+            crate::forensics::collect(&self.client, &env.name, &dir)
+                .await
+                .map_err(|source| DeployError::Environment {
+                    name: env.name.clone(),
+                    source,
+                }),
+        )
+    }
+
     async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError> {
         let mut step = step.clone();
         step.env.insert("PIT_NAMESPACE".into(), env.name.clone());

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod deployer;
+pub mod forensics;
 pub mod janitor;
 pub mod namespace;
 

@@ -52,6 +52,13 @@ fn run_on_cluster(pitfile: &str, component: &str) -> (i32, String, String, Strin
     (code, err, log, namespace)
 }
 
+/// The bundle's folder, as the run's output names it.
+fn forensics_root(err: &str) -> PathBuf {
+    let line = err.lines().find(|l| l.contains("forensics: ")).unwrap();
+    let after = line.split(" in ").nth(1).unwrap();
+    PathBuf::from(after.split(';').next().unwrap().trim())
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -100,6 +107,21 @@ fn a_deployment_that_never_becomes_ready_fails_the_run_and_its_namespace_is_stil
         err.contains("0 of 1 updated replicas are available"),
         "the last output is quoted: {err}"
     );
+    // The forensics bundle, gathered before teardown, holds its events and state.
+    assert!(
+        err.contains("forensics: ") && err.contains("not ready: stuck-"),
+        "{err}"
+    );
+    let bundle = walk(&forensics_root(&err));
+    let events = bundle.iter().find(|p| p.ends_with("events.txt")).expect("events.txt");
+    let events = std::fs::read_to_string(events).unwrap();
+    assert!(
+        events.contains("FailedScheduling") && events.contains("node(s) didn't match"),
+        "{events}"
+    );
+    let pods = std::fs::read_to_string(bundle.iter().find(|p| p.ends_with("pods.json")).unwrap()).unwrap();
+    assert!(pods.contains("\"Pending\""), "{pods}");
+    assert!(bundle.iter().any(|p| p.ends_with("workloads.json")));
     assert!(
         !namespace_exists(&kubectl, &kubeconfig, &namespace),
         "{namespace} is gone after the failure"
