@@ -1,4 +1,4 @@
-//! `pit brownie`: the janitor, once or in a loop.
+//! `pit brownie` (the janitor, once or in a loop) and `pit k8s rollout-status`.
 
 use std::fmt::Write as _;
 
@@ -66,6 +66,31 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
                     ui.message("interrupted");
                     return Ok(pit_core::exit::INTERRUPTED);
                 }
+            }
+        }
+    })
+}
+
+pub fn rollout_status(
+    ui: &Ui,
+    namespace: &str,
+    timeout: std::time::Duration,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<i32, CliError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        let client = pit_k8s::client(kubeconfig).await?;
+        match pit_k8s::rollout::wait(&client, namespace, timeout).await {
+            Ok(()) => {
+                ui.message(&format!("namespace {namespace}: everything has rolled out"));
+                Ok(pit_core::exit::OK)
+            }
+            Err(pending) => {
+                ui.message(&format!(
+                    "namespace {namespace}: not rolled out after {}: {pending}",
+                    humantime::format_duration(timeout)
+                ));
+                Ok(pit_core::exit::INFRASTRUCTURE)
             }
         }
     })

@@ -29,6 +29,11 @@ pub enum Command {
     Report(ReportArgs),
     /// Take, renew, release and list locks on a Lock Manager.
     Lock(LockArgs),
+    /// Kubernetes tools for pitfile commands.
+    K8s {
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
     /// Delete the namespaces crashed runs left behind (PIT's labels, past their TTL).
     Brownie(BrownieArgs),
     /// Run the Lock Manager service.
@@ -323,4 +328,21 @@ pub struct BrownieArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Wait until every Deployment, StatefulSet and pod of a namespace has rolled out, by
+    /// watching them: a status check for components that deploy workloads (exit 0 ready, 3 not).
+    RolloutStatus {
+        /// The namespace (default: the suite's, from PIT_NAMESPACE).
+        #[arg(long, short, env = "PIT_NAMESPACE")]
+        namespace: String,
+        /// How long to wait.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// The cluster's kubeconfig (default: KUBECONFIG, ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
 }

@@ -27,6 +27,14 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Report(args) => crate::report::run(&ui, args),
         Command::Brownie(args) => crate::brownie::run(&ui, &args),
+        Command::K8s {
+            command:
+                crate::cli::K8sCommand::RolloutStatus {
+                    namespace,
+                    timeout,
+                    kubeconfig,
+                },
+        } => crate::brownie::rollout_status(&ui, &namespace, timeout, kubeconfig.as_deref()),
         Command::Lock(args) => crate::lock::run(&ui, &args),
         Command::LockManager {
             command: crate::cli::LockManagerCommand::Serve { args, log_text },

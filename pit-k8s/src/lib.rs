@@ -16,6 +16,7 @@ mod deployer;
 pub mod forensics;
 pub mod janitor;
 pub mod namespace;
+pub mod rollout;
 
 pub use deployer::K8sDeployer;
 pub use kube;

@@ -127,3 +127,43 @@ fn a_deployment_that_never_becomes_ready_fails_the_run_and_its_namespace_is_stil
         "{namespace} is gone after the failure"
     );
 }
+
+#[test]
+fn rollout_status_waits_by_watching_until_workloads_are_ready_and_names_what_is_not() {
+    let (kubeconfig, kubectl) = cluster();
+    let ns = format!("pit-rollout-{}", std::process::id());
+    let kc = |args: &[&str]| {
+        let out = std::process::Command::new(&kubectl)
+            .args(["--kubeconfig", &kubeconfig])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    kc(&["create", "namespace", &ns]);
+    let k8s = repo().join("examples/k8s-shop/k8s");
+    // Applied just before the wait starts: the wait sees it roll out.
+    kc(&["apply", "-n", &ns, "-f", k8s.join("web.yaml").to_str().unwrap()]);
+    let (code, _, err) = run(pit().args([
+        "k8s",
+        "rollout-status",
+        "--kubeconfig",
+        &kubeconfig,
+        "--timeout",
+        "60s",
+        "-n",
+        &ns,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("everything has rolled out"), "{err}");
+    kc(&["apply", "-n", &ns, "-f", k8s.join("stuck.yaml").to_str().unwrap()]);
+    let (code, _, err) = run(pit()
+        .args(["k8s", "rollout-status", "--kubeconfig", &kubeconfig, "--timeout", "3s"])
+        .env("PIT_NAMESPACE", &ns));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("deployment/stuck: 0 of 1 available") && err.contains("Pending"),
+        "{err}"
+    );
+    kc(&["delete", "namespace", &ns, "--wait=false"]);
+}
