@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// The cluster's kubeconfig for the k8s backend (default: KUBECONFIG, ~/.kube/config).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// k8s backend: make each suite's namespace a sub-namespace of this one (needs the
+    /// Hierarchical Namespace Controller).
+    #[arg(long, env = "PIT_PARENT_NAMESPACE")]
+    pub parent_namespace: Option<String>,
     /// Take suites' locks from this Lock Manager (token from PIT_LOCK_TOKEN) instead of the
     /// embedded file lock store.
     #[arg(long, env = "PIT_LOCK_MANAGER")]

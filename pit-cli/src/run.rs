@@ -83,7 +83,10 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     let deployer: Arc<dyn pit_core::deploy::Deployer> = if k8s {
         let client = runtime.block_on(pit_k8s::client(kubeconfig.as_deref()))?;
         ui.message("backend: Kubernetes (a namespace per suite)");
-        Arc::new(pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig.clone()))
+        Arc::new(
+            pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig.clone())
+                .with_parent_namespace(args.parent_namespace.clone()),
+        )
     } else {
         Arc::new(LocalDeployer::new(&run_dir))
     };

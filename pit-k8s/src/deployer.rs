@@ -28,6 +28,7 @@ pub struct K8sDeployer {
     kubeconfig: Option<PathBuf>,
     ttl: Duration,
     timeout: Duration,
+    parent: Option<String>,
 }
 
 impl std::fmt::Debug for K8sDeployer {
@@ -49,6 +50,7 @@ impl K8sDeployer {
             kubeconfig,
             ttl: Duration::from_secs(6 * 3600),
             timeout: Duration::from_secs(120),
+            parent: None,
         }
     }
 
@@ -57,6 +59,15 @@ impl K8sDeployer {
     #[must_use]
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// Makes each suite's namespace a sub-namespace of `parent` through the Hierarchical
+    /// Namespace Controller (an HNC `SubnamespaceAnchor` in the parent), as the existing
+    /// toolkit's deployments do.
+    #[must_use]
+    pub fn with_parent_namespace(mut self, parent: Option<String>) -> Self {
+        self.parent = parent;
         self
     }
 
@@ -86,17 +97,21 @@ impl Deployer for K8sDeployer {
             suite: req.suite.to_string(),
             ttl: self.ttl,
         };
-        namespace::create(&self.client, &spec, self.timeout)
-            .await
-            .map_err(|e| env_error(&req.name, e))?;
+        match &self.parent {
+            Some(parent) => namespace::create_under(&self.client, parent, &spec, self.timeout).await,
+            None => namespace::create(&self.client, &spec, self.timeout).await,
+        }
+        .map_err(|e| env_error(&req.name, e))?;
         tracing::info!(namespace = %req.name, "namespace is Active");
         Ok(env)
     }
 
     async fn remove_environment(&self, env: &Environment) -> Result<(), DeployError> {
-        let removed = namespace::delete(&self.client, &env.name, self.timeout)
-            .await
-            .map_err(|e| env_error(&env.name, e));
+        let removed = match &self.parent {
+            Some(parent) => namespace::delete_under(&self.client, parent, &env.name, self.timeout).await,
+            None => namespace::delete(&self.client, &env.name, self.timeout).await,
+        }
+        .map_err(|e| env_error(&env.name, e));
         // The local part (workspace) goes whatever happened to the namespace.
         let local = self.local.remove_environment(env).await;
         removed.and(local)

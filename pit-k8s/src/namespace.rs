@@ -255,3 +255,111 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
         }
     }
 }
+
+/// The Hierarchical Namespace Controller's anchor: creating one in a parent namespace makes HNC
+/// create a sub-namespace of the same name; deleting it removes the sub-namespace.
+pub fn anchor_resource() -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: "hnc.x-k8s.io".into(),
+        version: "v1alpha2".into(),
+        api_version: "hnc.x-k8s.io/v1alpha2".into(),
+        kind: "SubnamespaceAnchor".into(),
+        plural: "subnamespaceanchors".into(),
+    }
+}
+
+/// Creates the namespace as a sub-namespace of `parent` through an HNC anchor, waits (by
+/// watching) until HNC has made it Active, then gives it PIT's labels and annotations.
+///
+/// # Errors
+/// [`NamespaceError`] when the anchor is refused (is HNC installed?) or the namespace does not
+/// become Active within `timeout`.
+pub async fn create_under(
+    client: &Client,
+    parent: &str,
+    spec: &NamespaceSpec,
+    timeout: Duration,
+) -> Result<Namespace, NamespaceError> {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    let anchors: Api<DynamicObject> = Api::namespaced_with(client.clone(), parent, &anchor_resource());
+    let mut anchor = DynamicObject::new(&spec.name, &anchor_resource());
+    anchor.metadata.labels = Some([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())].into());
+    anchors
+        .create(&PostParams::default(), &anchor)
+        .await
+        .map_err(|source| NamespaceError::Api {
+            action: "anchoring (HNC SubnamespaceAnchor in the parent) the sub-",
+            name: spec.name.clone(),
+            source,
+        })?;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let active = await_condition(api.clone(), &spec.name, |ns: Option<&Namespace>| is_active(ns));
+    match tokio::time::timeout(timeout, active).await {
+        Ok(Ok(Some(_))) => {}
+        _ => {
+            return Err(NamespaceError::NotActive {
+                name: spec.name.clone(),
+                waited: timeout,
+            })
+        }
+    }
+    let ours = spec.to_namespace();
+    let patch =
+        serde_json::json!({"metadata": {"labels": ours.metadata.labels, "annotations": ours.metadata.annotations}});
+    api.patch(&spec.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| NamespaceError::Api {
+            action: "labelling",
+            name: spec.name.clone(),
+            source,
+        })
+}
+
+/// Deletes the HNC anchor of sub-namespace `name` in `parent` (HNC then removes the
+/// namespace), and waits until the namespace is gone.
+///
+/// # Errors
+/// [`NamespaceError::Stuck`] naming what holds it when it is not gone within `timeout`.
+pub async fn delete_under(client: &Client, parent: &str, name: &str, timeout: Duration) -> Result<(), NamespaceError> {
+    let anchors: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), parent, &anchor_resource());
+    match anchors.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(source) => {
+            return Err(NamespaceError::Api {
+                action: "deleting the anchor of",
+                name: name.to_owned(),
+                source,
+            })
+        }
+    }
+    let api: Api<Namespace> = Api::all(client.clone());
+    let uid = match api.get_opt(name).await {
+        Ok(Some(ns)) => ns.uid().unwrap_or_default(),
+        Ok(None) => return Ok(()),
+        Err(source) => {
+            return Err(NamespaceError::Api {
+                action: "reading",
+                name: name.to_owned(),
+                source,
+            })
+        }
+    };
+    let gone = await_condition(api.clone(), name, conditions::is_deleted(&uid));
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => match api.get_opt(name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(ns)) => Err(NamespaceError::Stuck {
+                name: name.to_owned(),
+                waited: timeout,
+                blockers: format!("{} (HNC removes a sub-namespace when its anchor goes)", blockers(&ns)),
+            }),
+            Err(e) => Err(NamespaceError::Stuck {
+                name: name.to_owned(),
+                waited: timeout,
+                blockers: format!("(cannot read it: {e})"),
+            }),
+        },
+    }
+}

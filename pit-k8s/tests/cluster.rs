@@ -242,3 +242,108 @@ async fn the_brownie_and_lock_manager_manifests_pass_a_server_side_dry_run() {
     );
     let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
 }
+
+/// Stands in for HNC's controller (only its resource definitions are installed): makes the
+/// sub-namespace of each anchor in `parent`, and removes it when the anchor goes.
+async fn hnc_stand_in(client: Client, parent: String, stop: CancellationToken) {
+    use futures::StreamExt;
+    use kube::api::DynamicObject;
+    use kube::runtime::watcher;
+    let anchors: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &parent, &pit_k8s::namespace::anchor_resource());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut events = std::pin::pin!(watcher(anchors, watcher::Config::default()));
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            () = stop.cancelled() => return,
+        };
+        match event {
+            Some(Ok(watcher::Event::Apply(a) | watcher::Event::InitApply(a))) => {
+                let name = a.metadata.name.clone().unwrap();
+                namespace(
+                    &client,
+                    &name,
+                    &[],
+                    &[("hnc.x-k8s.io/subnamespace-of", parent.as_str())],
+                )
+                .await;
+            }
+            Some(Ok(watcher::Event::Delete(a))) => {
+                let _ = namespaces.delete(&a.metadata.name.unwrap(), &Default::default()).await;
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_a_parent_namespace_the_suite_gets_an_hnc_sub_namespace() {
+    let client = client().await;
+    let kubectl = std::env::var("PIT_KUBECTL").expect("PIT_KUBECTL is not set (scripts/k8s up prints it)");
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/hnc-crds.yaml");
+    let out = std::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(["apply", "--server-side", "-f"])
+        .arg(&crds)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let established = std::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/subnamespaceanchors.hnc.x-k8s.io",
+        ])
+        .output()
+        .unwrap();
+    assert!(established.status.success());
+    let parent = unique("pit-team");
+    namespace(&client, &parent, &[], &[]).await;
+    let stop = CancellationToken::new();
+    let controller = tokio::spawn(hnc_stand_in(client.clone(), parent.clone(), stop.clone()));
+    let dir = std::env::temp_dir().join(unique("pit-k8s-hnc"));
+    let deployer =
+        K8sDeployer::new(client.clone(), &dir, Some(kubeconfig())).with_parent_namespace(Some(parent.clone()));
+    let name = unique("pit-sub");
+    let env = deployer
+        .create_environment(&EnvironmentRequest {
+            run_id: RunId::generate(),
+            project: "shop".into(),
+            suite: "checkout".into(),
+            name: name.clone(),
+        })
+        .await
+        .unwrap();
+    let anchors: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), &parent, &pit_k8s::namespace::anchor_resource());
+    assert!(
+        anchors.get_opt(&name).await.unwrap().is_some(),
+        "an anchor in the parent"
+    );
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = api.get(&name).await.unwrap();
+    assert_eq!(
+        ns.metadata.annotations.as_ref().unwrap()["hnc.x-k8s.io/subnamespace-of"],
+        parent
+    );
+    assert_eq!(
+        ns.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "pit",
+        "PIT's labels added"
+    );
+    deployer.remove_environment(&env).await.unwrap();
+    assert!(anchors.get_opt(&name).await.unwrap().is_none(), "the anchor is gone");
+    assert!(
+        api.get_opt(&name).await.unwrap().is_none(),
+        "and with it the sub-namespace"
+    );
+    stop.cancel();
+    let _ = controller.await;
+    let _ = api.delete(&parent, &Default::default()).await;
+}
