@@ -21,17 +21,7 @@ pub mod rollout;
 pub use deployer::K8sDeployer;
 pub use kube;
 
-/// An error with its causes, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub(crate) use pit_core::engine::error_chain;
 
 /// Why PIT could not talk to a cluster.
 #[derive(Debug, thiserror::Error)]

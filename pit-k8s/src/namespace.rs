@@ -209,12 +209,9 @@ pub fn blockers(ns: &Namespace) -> String {
     }
 }
 
-/// Deletes the namespace and waits (by watching) until it is gone. A namespace that is
-/// already gone is fine.
-///
-/// # Errors
-/// [`NamespaceError::Stuck`] naming what holds it when it is not gone within `timeout`.
-pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<(), NamespaceError> {
+/// Waits (by watching) until namespace `name` is gone; if it is not within `timeout`, says what
+/// holds it (`hint` adds to that).
+async fn await_gone(client: &Client, name: &str, timeout: Duration, hint: &str) -> Result<(), NamespaceError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let uid = match api.get_opt(name).await {
         Ok(Some(ns)) => ns.uid().unwrap_or_default(),
@@ -227,6 +224,29 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
             })
         }
     };
+    let gone = await_condition(api.clone(), name, conditions::is_deleted(&uid));
+    if let Ok(Ok(_)) = tokio::time::timeout(timeout, gone).await {
+        return Ok(());
+    }
+    let blockers = match api.get_opt(name).await {
+        Ok(Some(ns)) => format!("{}{hint}", blockers(&ns)),
+        Ok(None) => return Ok(()),
+        Err(e) => format!("(cannot read it: {e})"),
+    };
+    Err(NamespaceError::Stuck {
+        name: name.to_owned(),
+        waited: timeout,
+        blockers,
+    })
+}
+
+/// Deletes the namespace and waits (by watching) until it is gone. A namespace that is
+/// already gone is fine.
+///
+/// # Errors
+/// [`NamespaceError::Stuck`] naming what holds it when it is not gone within `timeout`.
+pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<(), NamespaceError> {
+    let api: Api<Namespace> = Api::all(client.clone());
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
@@ -238,22 +258,7 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
             })
         }
     }
-    let gone = await_condition(api.clone(), name, conditions::is_deleted(&uid));
-    match tokio::time::timeout(timeout, gone).await {
-        Ok(Ok(_)) => Ok(()),
-        _ => {
-            let blockers = match api.get_opt(name).await {
-                Ok(Some(ns)) => blockers(&ns),
-                Ok(None) => return Ok(()),
-                Err(e) => format!("(cannot read it: {e})"),
-            };
-            Err(NamespaceError::Stuck {
-                name: name.to_owned(),
-                waited: timeout,
-                blockers,
-            })
-        }
-    }
+    await_gone(client, name, timeout, "").await
 }
 
 /// The Hierarchical Namespace Controller's anchor: creating one in a parent namespace makes HNC
@@ -333,33 +338,11 @@ pub async fn delete_under(client: &Client, parent: &str, name: &str, timeout: Du
             })
         }
     }
-    let api: Api<Namespace> = Api::all(client.clone());
-    let uid = match api.get_opt(name).await {
-        Ok(Some(ns)) => ns.uid().unwrap_or_default(),
-        Ok(None) => return Ok(()),
-        Err(source) => {
-            return Err(NamespaceError::Api {
-                action: "reading",
-                name: name.to_owned(),
-                source,
-            })
-        }
-    };
-    let gone = await_condition(api.clone(), name, conditions::is_deleted(&uid));
-    match tokio::time::timeout(timeout, gone).await {
-        Ok(Ok(_)) => Ok(()),
-        _ => match api.get_opt(name).await {
-            Ok(None) => Ok(()),
-            Ok(Some(ns)) => Err(NamespaceError::Stuck {
-                name: name.to_owned(),
-                waited: timeout,
-                blockers: format!("{} (HNC removes a sub-namespace when its anchor goes)", blockers(&ns)),
-            }),
-            Err(e) => Err(NamespaceError::Stuck {
-                name: name.to_owned(),
-                waited: timeout,
-                blockers: format!("(cannot read it: {e})"),
-            }),
-        },
-    }
+    await_gone(
+        client,
+        name,
+        timeout,
+        " (HNC removes a sub-namespace when its anchor goes)",
+    )
+    .await
 }

@@ -20,13 +20,7 @@ async fn main() -> std::process::ExitCode {
     match pit_lock::serve::run(cli.serve).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                source = s.source();
-            }
+            let message = pit_core::engine::error_chain(&e);
             tracing::error!(error = %message, "the Lock Manager could not start");
             std::process::ExitCode::from(1)
         }
