@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS pit_locks (
 );
 CREATE INDEX IF NOT EXISTS pit_locks_lease ON pit_locks (lease_id);
 ALTER TABLE pit_locks ADD COLUMN IF NOT EXISTS acquired_at timestamptz NOT NULL DEFAULT now();
+CREATE TABLE IF NOT EXISTS pit_lock_released (
+    lease_id text PRIMARY KEY,
+    held boolean NOT NULL,
+    released_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS pit_lock_released_at ON pit_lock_released (released_at);
 CREATE TABLE IF NOT EXISTS pit_lock_waiters (
     seq bigserial PRIMARY KEY,
     ids text[] NOT NULL,
@@ -425,19 +431,45 @@ impl PgLockStore {
     /// # Errors
     /// [`LockError::Backend`] when the database fails.
     pub async fn release_lease(&self, lease_id: &str) -> Result<bool, LockError> {
-        let client = self.client().await?;
-        let freed = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.fail(e))?;
+        let freed = tx
             .query(
                 "DELETE FROM pit_locks WHERE lease_id = $1 RETURNING expires_at > now(), lock_id",
                 &[&lease_id],
             )
             .await
             .map_err(|e| self.fail(e))?;
-        if !freed.is_empty() {
+        let held = if freed.is_empty() {
+            // Released before? A client whose first release got through but whose answer was
+            // lost (its Lock Manager died, the database restarted) asks again: it gets the same
+            // answer, not "already gone". Releases are remembered for a day.
+            tx.query_opt("SELECT held FROM pit_lock_released WHERE lease_id = $1", &[&lease_id])
+                .await
+                .map_err(|e| self.fail(e))?
+                .is_some_and(|r| r.get::<_, bool>(0))
+        } else {
+            let held = freed.iter().any(|r| r.get::<_, bool>(0));
+            tx.execute(
+                "INSERT INTO pit_lock_released (lease_id, held) VALUES ($1, $2) ON CONFLICT (lease_id) DO NOTHING",
+                &[&lease_id, &held],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+            tx.execute(
+                "DELETE FROM pit_lock_released WHERE released_at < now() - interval '1 day'",
+                &[],
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
             let ids: Vec<String> = freed.iter().map(|r| r.get(1)).collect();
-            self.announce(&client, &ids).await?;
-        }
-        Ok(freed.iter().any(|r| r.get::<_, bool>(0)))
+            tx.execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
+                .await
+                .map_err(|e| self.fail(e))?;
+            held
+        };
+        tx.commit().await.map_err(|e| self.fail(e))?;
+        Ok(held)
     }
 
     /// Wakes the waiters for `ids` (the payload names them, one per line).

@@ -75,3 +75,27 @@ async fn a_waiter_is_handed_the_lock_when_it_is_released() {
     let lease = waiter.await.unwrap().unwrap();
     assert_eq!(lease.owner.name, "second");
 }
+
+#[tokio::test]
+async fn a_release_asked_again_gets_the_same_answer() {
+    // A client whose release got through but whose answer was lost asks again: it must not
+    // hear "it was already gone" (which would mean its lease was lost).
+    let url = fresh_database("release_again").await;
+    let store = PgLockStore::connect(&url).await.unwrap();
+    let lease = store
+        .acquire(
+            &pit_core::testing::lock_request(&["db"], "a", 0, 60_000),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert!(store.release_lease(&lease.id).await.unwrap(), "held when released");
+    assert!(
+        store.release_lease(&lease.id).await.unwrap(),
+        "the same answer the second time"
+    );
+    assert!(
+        !store.release_lease("01jq00000000000000000nolease").await.unwrap(),
+        "an unknown lease was not held"
+    );
+}
