@@ -463,9 +463,8 @@ impl PgLockStore {
             .await
             .map_err(|e| self.fail(e))?;
             let ids: Vec<String> = freed.iter().map(|r| r.get(1)).collect();
-            tx.execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
-                .await
-                .map_err(|e| self.fail(e))?;
+            // Sent at commit: waiters wake when the ids are free.
+            self.announce(&tx, &ids).await?;
             held
         };
         tx.commit().await.map_err(|e| self.fail(e))?;
@@ -473,7 +472,7 @@ impl PgLockStore {
     }
 
     /// Wakes the waiters for `ids` (the payload names them, one per line).
-    async fn announce(&self, client: &tokio_postgres::Client, ids: &[String]) -> Result<(), LockError> {
+    async fn announce(&self, client: &impl deadpool_postgres::GenericClient, ids: &[String]) -> Result<(), LockError> {
         client
             .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
             .await
