@@ -69,6 +69,15 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         Some(url) => Arc::new(crate::lock::client(url)?),
         None => Arc::new(FileLockStore::new(state.join("locks"))),
     };
+    // A Lock Manager given on the command line is shared and already running: the pitfile's
+    // `lockManager.deploy` is for runs without one.
+    let deploy_lock_manager = args.lock_manager.is_none() && plan.lock_manager.is_some();
+    if plan.lock_manager_enabled && args.lock_manager.is_none() && plan.lock_manager.is_none() {
+        ui.message(
+            "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
+             lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
+        );
+    }
     ui.message(&format!("run {run_id}: logs in {}", run_dir.display()));
     let kubeconfig = args.kubeconfig.clone().or_else(|| {
         std::env::var_os("KUBECONFIG")
@@ -99,6 +108,15 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         )
         .with_reports(Arc::new(reports))
         .with_events(tx);
+        let engine = if deploy_lock_manager {
+            engine.with_deployed_lock_manager(Arc::new(|url: &str| {
+                crate::lock::client(url)
+                    .map(|c| Arc::new(c) as Arc<dyn LockStore>)
+                    .map_err(|e| e.to_string())
+            }))
+        } else {
+            engine
+        };
         let opts = RunOptions {
             max_parallel: usize::from(args.max_parallel),
             keep: args.keep,

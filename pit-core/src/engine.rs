@@ -38,13 +38,17 @@ use tokio_util::sync::CancellationToken;
 use crate::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, Step, StepKind};
 use crate::lock::{now_ms, Lease, LockOwner, LockRequest, LockStore};
 use crate::pitfile::LockId;
-use crate::plan::{CommandPlan, ComponentPlan, Plan, SuitePlan, WorkDir};
+use crate::plan::{CommandPlan, ComponentPlan, Plan, SuitePlan, WorkDir, LOCK_MANAGER_URL_KEY};
 use crate::protocol::TEST_APP_URL_KEY;
 use crate::runner::TestRunnerClient;
 use crate::sink::{ReportSink, StoredReport, SuiteReport, TimelineEntry};
 
 /// Makes a Test Runner client for the test app's base URL.
 pub type RunnerFactory = Arc<dyn Fn(&str) -> Arc<dyn TestRunnerClient> + Send + Sync>;
+
+/// Makes a lock store for the base URL of a Lock Manager PIT deployed (see
+/// [`Engine::with_deployed_lock_manager`]); `Err` says why the URL cannot be used.
+pub type LockStoreFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn LockStore>, String> + Send + Sync>;
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -264,6 +268,7 @@ pub struct Engine {
     runner: RunnerFactory,
     reports: Option<Arc<dyn ReportSink>>,
     events: Option<mpsc::UnboundedSender<Event>>,
+    lock_manager: Option<LockStoreFactory>,
 }
 
 impl Engine {
@@ -276,7 +281,22 @@ impl Engine {
             runner,
             reports: None,
             events: None,
+            lock_manager: None,
         }
+    }
+
+    /// Deploys the plan's Lock Manager ([`Plan::lock_manager`], from the pitfile's
+    /// `lockManager` section) in each suite's environment before the suite's locks are taken, as
+    /// the existing toolkit does, and takes them through the store `connect` makes for the URL
+    /// it publishes ([`crate::plan::LOCK_MANAGER_URL_KEY`]). It is undeployed after the locks
+    /// are released. Suites without locks do not deploy it.
+    ///
+    /// Without this (or when the plan deploys no Lock Manager), locks go to the store given to
+    /// [`Engine::new`].
+    #[must_use]
+    pub fn with_deployed_lock_manager(mut self, connect: LockStoreFactory) -> Self {
+        self.lock_manager = Some(connect);
+        self
     }
 
     /// Stores every suite's report in `sink`.
@@ -408,7 +428,7 @@ impl Engine {
         };
 
         let outcome = 'suite: {
-            if suite.remote.is_some() || unresolved(suite) {
+            if suite.remote.is_some() || unresolved(suite) || plan.lock_manager.as_ref().is_some_and(is_remote) {
                 break 'suite SuiteOutcome::Error {
                     message: format!(
                         "suite `{sid}` has REMOTE parts that were not fetched (hint: pass the plan through `pit_core::resolve::resolve` first)"
@@ -438,115 +458,61 @@ impl Engine {
                 }
             };
 
-            let lease = match &suite.locks {
-                None => None,
-                Some(locks) => {
-                    self.emit(
-                        &sid,
-                        EventKind::WaitingForLocks {
-                            ids: locks.ids.iter().map(ToString::to_string).collect(),
-                        },
-                    );
-                    let t = timeline.start("lock", None);
-                    let req = LockRequest {
-                        ids: locks.ids.clone(),
-                        owner: LockOwner {
-                            name: format!("pit run {}/{sid} (pid {})", plan.run_id, std::process::id()),
-                            run_id: Some(plan.run_id.to_string()),
-                            suite: Some(sid.clone()),
-                            ci_job: std::env::var("CI_JOB_URL")
-                                .or_else(|_| std::env::var("GITHUB_RUN_ID"))
-                                .ok(),
-                        },
-                        ttl: opts.lock_ttl,
-                        wait: Duration::from_millis(u64::try_from(locks.timeout_ms).unwrap_or(u64::MAX)),
-                    };
-                    let progress = |p: &crate::lock::WaitProgress| {
-                        self.emit(
-                            &sid,
-                            EventKind::LockQueue {
-                                position: p.position,
-                                holders: p
-                                    .holders
-                                    .iter()
-                                    .map(|h| format!("{} held by {}", h.id, h.owner.name))
-                                    .collect(),
-                            },
-                        );
-                    };
-                    match self.locks.acquire_with_progress(&req, cancel, &progress).await {
-                        Ok(lease) => {
-                            timeline.end(t, "ok", Some(fencing_detail(&lease)));
-                            self.emit(&sid, EventKind::LocksTaken);
-                            Some(lease)
-                        }
-                        Err(e) => {
-                            let cancelled = cancel.is_cancelled();
-                            timeline.end(t, if cancelled { "cancelled" } else { "failed" }, Some(error_chain(&e)));
-                            let _ = self.deployer.remove_environment(&env).await;
-                            break 'suite if cancelled {
-                                SuiteOutcome::Cancelled {
-                                    message: "interrupted while waiting for locks".into(),
-                                }
-                            } else {
-                                SuiteOutcome::Error {
-                                    message: error_chain(&e),
-                                }
-                            };
-                        }
-                    }
-                }
-            };
-
             // Log tailing runs from here to the end of teardown.
+            let lock_manager = plan
+                .lock_manager
+                .as_ref()
+                .filter(|_| suite.locks.is_some() && self.lock_manager.is_some());
             let stop_tailing = CancellationToken::new();
             let mut tailing = JoinSet::new();
-            for c in suite.components().filter(|c| c.log_tailing) {
-                let (engine, env, stop, component) = (self.clone(), env.clone(), stop_tailing.clone(), c.id.clone());
-                let sid = sid.clone();
-                tailing.spawn(async move {
-                    let (tx, mut rx) = mpsc::unbounded_channel();
-                    let forward = async {
-                        while let Some(line) = rx.recv().await {
-                            engine.emit(
-                                &sid,
-                                EventKind::Log {
-                                    component: component.to_string(),
-                                    line,
-                                },
-                            );
-                        }
-                    };
-                    let stream = async {
-                        let r = engine.deployer.stream_logs(&env, &component, None, tx, &stop).await;
-                        if let Err(e) = r {
-                            tracing::warn!(component = %component, error = %error_chain(&e), "log tailing stopped");
-                        }
-                    };
-                    tokio::join!(stream, forward);
-                });
+            for c in suite.components().chain(lock_manager).filter(|c| c.log_tailing) {
+                tailing.spawn(
+                    self.clone()
+                        .tail(sid.clone(), env.clone(), c.clone(), stop_tailing.clone()),
+                );
             }
-            let suite_cancel = cancel.child_token();
+
+            let mut lock_manager_started = false;
+            let locked = self
+                .lock_phase(
+                    plan,
+                    suite,
+                    &env,
+                    opts,
+                    cancel,
+                    &timeline,
+                    lock_manager,
+                    &mut lock_manager_started,
+                )
+                .await;
             let started = Arc::new(Mutex::new(Vec::<bool>::new()));
-            let work = self.deploy_and_test(plan, suite, &env, opts, &suite_cancel, &timeline, &started, &mut result);
-            let outcome = match &lease {
-                None => work.await,
-                Some(lease) => {
-                    let stop = CancellationToken::new();
-                    let (outcome, lost) = tokio::join!(
-                        async {
-                            let o = work.await;
-                            stop.cancel();
-                            o
-                        },
-                        self.keep_alive(lease, opts.lock_ttl, &stop, &suite_cancel)
-                    );
-                    match lost {
-                        Some(e) => SuiteOutcome::Error {
-                            message: format!("{e}; the suite was stopped"),
-                        },
-                        None => outcome,
-                    }
+            let (store, lease, outcome) = match locked {
+                Err(outcome) => (self.locks.clone(), None, outcome),
+                Ok((store, lease)) => {
+                    let suite_cancel = cancel.child_token();
+                    let work =
+                        self.deploy_and_test(plan, suite, &env, opts, &suite_cancel, &timeline, &started, &mut result);
+                    let outcome = match &lease {
+                        None => work.await,
+                        Some(lease) => {
+                            let stop = CancellationToken::new();
+                            let (outcome, lost) = tokio::join!(
+                                async {
+                                    let o = work.await;
+                                    stop.cancel();
+                                    o
+                                },
+                                self.keep_alive(&*store, lease, opts.lock_ttl, &stop, &suite_cancel)
+                            );
+                            match lost {
+                                Some(e) => SuiteOutcome::Error {
+                                    message: format!("{e}; the suite was stopped"),
+                                },
+                                None => outcome,
+                            }
+                        }
+                    };
+                    (store, lease, outcome)
                 }
             };
             let outcome = if cancel.is_cancelled() && !matches!(outcome, SuiteOutcome::Cancelled { .. }) {
@@ -586,17 +552,36 @@ impl Engine {
                 }
             }
             let started = started.lock().expect("no panics while held").clone();
+            let lock_manager = lock_manager.filter(|_| lock_manager_started);
             if opts.keep {
-                result.kept = self.keep_instructions(plan, suite, &env, opts, &started);
+                result.kept = self.keep_instructions(plan, suite, &env, opts, &started, lock_manager);
             } else {
                 self.emit(&sid, EventKind::TearingDown);
                 result.teardown_errors = self.teardown(plan, suite, &env, opts, &started, force, &timeline).await;
             }
-            stop_tailing.cancel();
-            while tailing.join_next().await.is_some() {}
             if let Some(lease) = lease {
                 let t = timeline.start("release", None);
-                match self.locks.release(&lease).await {
+                match store.release(&lease).await {
+                    Ok(()) => timeline.end(t, "ok", None),
+                    Err(e) => {
+                        timeline.end(t, "failed", Some(error_chain(&e)));
+                        result.teardown_errors.push(error_chain(&e));
+                    }
+                }
+            }
+            if !opts.keep {
+                if let Some(lm) = lock_manager {
+                    let vars = undeploy_env(base_env(plan, suite, &env, opts), &env, lm);
+                    if let Err(e) = self.undeploy_component(&sid, &env, lm, &vars, force, &timeline).await {
+                        result.teardown_errors.push(error_chain(&e));
+                    }
+                }
+            }
+            stop_tailing.cancel();
+            while tailing.join_next().await.is_some() {}
+            if !opts.keep {
+                let t = timeline.start("environment-removal", None);
+                match self.deployer.remove_environment(&env).await {
                     Ok(()) => timeline.end(t, "ok", None),
                     Err(e) => {
                         timeline.end(t, "failed", Some(error_chain(&e)));
@@ -632,10 +617,225 @@ impl Engine {
         result
     }
 
+    /// Streams `c`'s logs as [`EventKind::Log`] events until `stop`.
+    async fn tail(self, sid: String, env: Environment, c: ComponentPlan, stop: CancellationToken) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let forward = async {
+            while let Some(line) = rx.recv().await {
+                self.emit(
+                    &sid,
+                    EventKind::Log {
+                        component: c.id.to_string(),
+                        line,
+                    },
+                );
+            }
+        };
+        let stream = async {
+            let r = self
+                .deployer
+                .stream_logs(&env, &c.id, c.log_container.as_deref(), tx, &stop)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(component = %c.id, error = %error_chain(&e), "log tailing stopped");
+            }
+        };
+        tokio::join!(stream, forward);
+    }
+
+    /// Deploys the suite's Lock Manager when PIT deploys one (setting `lock_manager_started`),
+    /// then takes the suite's locks. Returns the store the locks live in and the lease, or the
+    /// suite's outcome when either failed.
+    #[allow(clippy::too_many_arguments)] // the suite's whole context, as deploy_and_test
+    async fn lock_phase(
+        &self,
+        plan: &Plan,
+        suite: &SuitePlan,
+        env: &Environment,
+        opts: &RunOptions,
+        cancel: &CancellationToken,
+        timeline: &Timeline,
+        lock_manager: Option<&ComponentPlan>,
+        lock_manager_started: &mut bool,
+    ) -> Result<(Arc<dyn LockStore>, Option<Lease>), SuiteOutcome> {
+        let sid = suite.id.to_string();
+        let failed = |message: String| {
+            if cancel.is_cancelled() {
+                SuiteOutcome::Cancelled {
+                    message: "interrupted while deploying the Lock Manager".into(),
+                }
+            } else {
+                SuiteOutcome::Error { message }
+            }
+        };
+        let mut store = self.locks.clone();
+        if let (Some(lm), Some(connect)) = (lock_manager, &self.lock_manager) {
+            *lock_manager_started = true;
+            let mut vars = base_env(plan, suite, env, opts);
+            vars.insert("PIT_COMPONENT_ID".into(), lm.id.to_string());
+            vars.insert("PIT_OUTPUTS".into(), outputs_file(env, lm).display().to_string());
+            let outputs = self
+                .deploy_component(&sid, env, lm, &vars, cancel, timeline)
+                .await
+                .map_err(|e| failed(format!("the Lock Manager: {}", error_chain(&e))))?;
+            let Some(url) = outputs.get(LOCK_MANAGER_URL_KEY) else {
+                return Err(failed(format!(
+                    "Lock Manager `{}` did not publish its URL (hint: its deploy command writes `{LOCK_MANAGER_URL_KEY}=http://…` to the file named by $PIT_OUTPUTS)",
+                    lm.id
+                )));
+            };
+            store = connect(url).map_err(|e| failed(format!("the Lock Manager at {url}: {e}")))?;
+        }
+        let Some(locks) = &suite.locks else {
+            return Ok((store, None));
+        };
+        self.emit(
+            &sid,
+            EventKind::WaitingForLocks {
+                ids: locks.ids.iter().map(ToString::to_string).collect(),
+            },
+        );
+        let t = timeline.start("lock", None);
+        let req = LockRequest {
+            ids: locks.ids.clone(),
+            owner: LockOwner {
+                name: format!("pit run {}/{sid} (pid {})", plan.run_id, std::process::id()),
+                run_id: Some(plan.run_id.to_string()),
+                suite: Some(sid.clone()),
+                ci_job: std::env::var("CI_JOB_URL")
+                    .or_else(|_| std::env::var("GITHUB_RUN_ID"))
+                    .ok(),
+            },
+            ttl: opts.lock_ttl,
+            wait: Duration::from_millis(u64::try_from(locks.timeout_ms).unwrap_or(u64::MAX)),
+        };
+        let progress = |p: &crate::lock::WaitProgress| {
+            self.emit(
+                &sid,
+                EventKind::LockQueue {
+                    position: p.position,
+                    holders: p
+                        .holders
+                        .iter()
+                        .map(|h| format!("{} held by {}", h.id, h.owner.name))
+                        .collect(),
+                },
+            );
+        };
+        match store.acquire_with_progress(&req, cancel, &progress).await {
+            Ok(lease) => {
+                timeline.end(t, "ok", Some(fencing_detail(&lease)));
+                self.emit(&sid, EventKind::LocksTaken);
+                Ok((store, Some(lease)))
+            }
+            Err(e) => {
+                let cancelled = cancel.is_cancelled();
+                timeline.end(t, if cancelled { "cancelled" } else { "failed" }, Some(error_chain(&e)));
+                Err(if cancelled {
+                    SuiteOutcome::Cancelled {
+                        message: "interrupted while waiting for locks".into(),
+                    }
+                } else {
+                    SuiteOutcome::Error {
+                        message: error_chain(&e),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Deploys `c` with `vars` and waits for its status check; returns what it published.
+    async fn deploy_component(
+        &self,
+        sid: &str,
+        env: &Environment,
+        c: &ComponentPlan,
+        vars: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
+        timeline: &Timeline,
+    ) -> Result<BTreeMap<String, String>, DeployError> {
+        let begun = now_ms();
+        let step = |kind, cmd: &CommandPlan| step_for(c, kind, cmd, vars);
+        self.emit(
+            sid,
+            EventKind::StepStarted {
+                component: c.id.to_string(),
+                step: StepKind::Deploy,
+            },
+        );
+        let t = timeline.start(StepKind::Deploy.as_str(), Some(c));
+        let deployed = self
+            .deployer
+            .deploy(env, &step(StepKind::Deploy, &c.deploy), cancel)
+            .await;
+        timeline.finish(t, &deployed.as_ref().map(|_| None));
+        if let Err(e) = deployed {
+            self.emit(sid, failed_event(c, StepKind::Deploy, &e));
+            return Err(e);
+        }
+        let own = read_outputs(&outputs_file(env, c));
+        if let Some(check) = &c.deploy.status_check {
+            self.emit(
+                sid,
+                EventKind::StepStarted {
+                    component: c.id.to_string(),
+                    step: StepKind::StatusCheck,
+                },
+            );
+            let t = timeline.start(StepKind::StatusCheck.as_str(), Some(c));
+            let mut s = step(StepKind::StatusCheck, &c.deploy);
+            // The check sees what the deploy published (its URL, say).
+            s.env.extend(own.clone());
+            s.argv.clone_from(&check.argv);
+            s.timeout = Duration::from_secs(check.timeout_seconds);
+            let checked = self.deployer.status_check(env, &s, cancel).await;
+            timeline.finish(t, &checked.as_ref().map(|n| Some(format!("{n} attempt(s)"))));
+            if let Err(e) = checked {
+                self.emit(sid, failed_event(c, StepKind::StatusCheck, &e));
+                return Err(e);
+            }
+        }
+        self.emit(
+            sid,
+            EventKind::Ready {
+                component: c.id.to_string(),
+                elapsed_ms: now_ms() - begun,
+            },
+        );
+        Ok(own)
+    }
+
+    /// Runs `c`'s undeploy command with `vars` (cut short only by `force`).
+    async fn undeploy_component(
+        &self,
+        sid: &str,
+        env: &Environment,
+        c: &ComponentPlan,
+        vars: &BTreeMap<String, String>,
+        force: &CancellationToken,
+        timeline: &Timeline,
+    ) -> Result<(), DeployError> {
+        let t = timeline.start(StepKind::Undeploy.as_str(), Some(c));
+        let step = step_for(c, StepKind::Undeploy, &c.undeploy, vars);
+        let done = self.deployer.deploy(env, &step, force).await;
+        timeline.finish(t, &done.as_ref().map(|_| None));
+        match &done {
+            Ok(_) => self.emit(
+                sid,
+                EventKind::Undeployed {
+                    component: c.id.to_string(),
+                },
+            ),
+            Err(e) => self.emit(sid, failed_event(c, StepKind::Undeploy, e)),
+        }
+        done.map(drop)
+    }
+
     /// Renews `lease` every third of `ttl` until `stop`; if it is lost, cancels the suite and
     /// says why.
     async fn keep_alive(
         &self,
+        store: &dyn LockStore,
         lease: &Lease,
         ttl: Duration,
         stop: &CancellationToken,
@@ -647,7 +847,7 @@ impl Engine {
                 () = stop.cancelled() => return None,
                 () = tokio::time::sleep(ttl / 3) => {}
             }
-            match self.locks.renew(&lease, ttl).await {
+            match store.renew(&lease, ttl).await {
                 Ok(renewed) => lease = renewed,
                 Err(e) => {
                     suite.cancel();
@@ -702,62 +902,19 @@ impl Engine {
             vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
             vars.insert("PIT_OUTPUTS".into(), outputs_file(env, &c).display().to_string());
             started.lock().expect("no panics while held")[i] = true;
-            let (deployer, env, cancel, timeline, outputs) = (
-                self.deployer.clone(),
+            let (engine, env, cancel, timeline, outputs, sid) = (
+                self.clone(),
                 env.clone(),
                 cancel.clone(),
                 timeline.clone(),
                 outputs.clone(),
+                sid.clone(),
             );
-            let engine = self.clone();
-            let sid = sid.clone();
             async move {
-                let begun = now_ms();
-                let step = |kind, cmd: &CommandPlan| step_for(&c, kind, cmd, &vars);
-                engine.emit(
-                    &sid,
-                    EventKind::StepStarted {
-                        component: c.id.to_string(),
-                        step: StepKind::Deploy,
-                    },
-                );
-                let t = timeline.start(StepKind::Deploy.as_str(), Some(&c));
-                let deployed = deployer.deploy(&env, &step(StepKind::Deploy, &c.deploy), &cancel).await;
-                timeline.finish(t, &deployed.as_ref().map(|_| None));
-                if let Err(e) = deployed {
-                    engine.emit(&sid, failed_event(&c, StepKind::Deploy, &e));
-                    return Err(e);
-                }
-                let own = read_outputs(&outputs_file(&env, &c));
-                if let Some(check) = &c.deploy.status_check {
-                    engine.emit(
-                        &sid,
-                        EventKind::StepStarted {
-                            component: c.id.to_string(),
-                            step: StepKind::StatusCheck,
-                        },
-                    );
-                    let t = timeline.start(StepKind::StatusCheck.as_str(), Some(&c));
-                    let mut s = step(StepKind::StatusCheck, &c.deploy);
-                    // The check sees what the deploy published (its URL, say).
-                    s.env.extend(own.clone());
-                    s.argv.clone_from(&check.argv);
-                    s.timeout = Duration::from_secs(check.timeout_seconds);
-                    let checked = deployer.status_check(&env, &s, &cancel).await;
-                    timeline.finish(t, &checked.as_ref().map(|n| Some(format!("{n} attempt(s)"))));
-                    if let Err(e) = checked {
-                        engine.emit(&sid, failed_event(&c, StepKind::StatusCheck, &e));
-                        return Err(e);
-                    }
-                }
+                let own = engine
+                    .deploy_component(&sid, &env, &c, &vars, &cancel, &timeline)
+                    .await?;
                 outputs.lock().expect("no panics while held")[i] = own;
-                engine.emit(
-                    &sid,
-                    EventKind::Ready {
-                        component: c.id.to_string(),
-                        elapsed_ms: now_ms() - begun,
-                    },
-                );
                 Ok(())
             }
         })
@@ -838,7 +995,7 @@ impl Engine {
     }
 
     /// Undeploys what was started, the test app first, each component once everything that
-    /// depends on it is gone, then removes the environment. Collects errors instead of stopping.
+    /// depends on it is gone. Collects errors instead of stopping.
     #[allow(clippy::too_many_arguments)] // as deploy_and_test
     async fn teardown(
         &self,
@@ -868,29 +1025,12 @@ impl Engine {
             let results = run_graph(&waits, started, opts.max_parallel, None, |i| {
                 let c = comps[i].clone();
                 let vars = undeploy_env(base.clone(), env, &c);
-                let (deployer, env, force, timeline, engine, sid) = (
-                    self.deployer.clone(),
-                    env.clone(),
-                    force.clone(),
-                    timeline.clone(),
-                    self.clone(),
-                    sid.clone(),
-                );
+                let (env, force, timeline, engine, sid) =
+                    (env.clone(), force.clone(), timeline.clone(), self.clone(), sid.clone());
                 async move {
-                    let t = timeline.start(StepKind::Undeploy.as_str(), Some(&c));
-                    let step = step_for(&c, StepKind::Undeploy, &c.undeploy, &vars);
-                    let done = deployer.deploy(&env, &step, &force).await;
-                    timeline.finish(t, &done.as_ref().map(|_| None));
-                    match &done {
-                        Ok(_) => engine.emit(
-                            &sid,
-                            EventKind::Undeployed {
-                                component: c.id.to_string(),
-                            },
-                        ),
-                        Err(e) => engine.emit(&sid, failed_event(&c, StepKind::Undeploy, e)),
-                    }
-                    done.map(drop)
+                    engine
+                        .undeploy_component(&sid, &env, &c, &vars, &force, &timeline)
+                        .await
                 }
             })
             .await;
@@ -901,14 +1041,6 @@ impl Engine {
                     .filter_map(Result::err)
                     .map(|e| error_chain(&e)),
             );
-        }
-        let t = timeline.start("environment-removal", None);
-        match self.deployer.remove_environment(env).await {
-            Ok(()) => timeline.end(t, "ok", None),
-            Err(e) => {
-                timeline.end(t, "failed", Some(error_chain(&e)));
-                errors.push(error_chain(&e));
-            }
         }
         errors
     }
@@ -922,6 +1054,7 @@ impl Engine {
         env: &Environment,
         opts: &RunOptions,
         started: &[bool],
+        lock_manager: Option<&ComponentPlan>,
     ) -> Vec<String> {
         let comps: Vec<&ComponentPlan> = suite
             .components()
@@ -933,6 +1066,8 @@ impl Engine {
             .iter()
             .flatten()
             .filter_map(|id| comps.iter().find(|c| &c.id == id))
+            .copied()
+            .chain(lock_manager)
             .map(|c| {
                 let base = base_env(plan, suite, env, opts);
                 let step = step_for(c, StepKind::Undeploy, &c.undeploy, &base);
@@ -1049,7 +1184,11 @@ fn ancestors(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
 }
 
 fn unresolved(suite: &SuitePlan) -> bool {
-    suite.components().any(|c| matches!(c.workdir, WorkDir::Git { .. }))
+    suite.components().any(is_remote)
+}
+
+fn is_remote(c: &ComponentPlan) -> bool {
+    matches!(c.workdir, WorkDir::Git { .. })
 }
 
 fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions) -> BTreeMap<String, String> {

@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::graph;
 use crate::naming::{environment_name, RunId};
-use crate::pitfile::{Component, ComponentId, DeployInstructions, Loaded, LocationType, LockId, SuiteId, TestSuite};
+use crate::pitfile::{
+    Component, ComponentId, DeployInstructions, Loaded, Location, LocationType, LockId, LockManager, SuiteId, TestSuite,
+};
 
 /// The JSON schema identifier of [`Plan`].
 pub const PLAN_SCHEMA: &str = "pit.plan/v1";
@@ -30,6 +32,10 @@ pub struct Plan {
     pub run_id: RunId,
     /// Whether suites take locks through a Lock Manager (else the embedded lock store).
     pub lock_manager_enabled: bool,
+    /// The Lock Manager deployed in each suite's environment before its locks are taken, when
+    /// the `lockManager` section says how to deploy it (see [`LOCK_MANAGER_URL_KEY`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_manager: Option<ComponentPlan>,
     /// One entry per suite, in run order.
     pub suites: Vec<SuitePlan>,
 }
@@ -127,6 +133,9 @@ pub struct ComponentPlan {
     pub undeploy: CommandPlan,
     /// Whether its logs are streamed.
     pub log_tailing: bool,
+    /// The container whose logs are streamed, where its pods have several (`logTailing.containerName`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_container: Option<String>,
 }
 
 /// Where commands run.
@@ -198,6 +207,11 @@ impl Plan {
             project: pitfile.project_name.clone(),
             run_id,
             lock_manager_enabled: pitfile.lock_manager.as_ref().is_some_and(|l| l.enabled),
+            lock_manager: pitfile
+                .lock_manager
+                .as_ref()
+                .filter(|l| l.enabled)
+                .and_then(|l| lock_manager_plan(l, base)),
             suites: pitfile
                 .test_suites
                 .iter()
@@ -267,25 +281,54 @@ fn suite_plan(suite: &TestSuite, run_id: &RunId, base: Option<&Path>) -> SuitePl
 }
 
 fn component_plan(c: &Component, base: Option<&Path>) -> ComponentPlan {
-    let rel = c.location.path.clone().unwrap_or_else(|| ".".to_owned());
-    let workdir = match c.location.kind {
-        LocationType::Local => WorkDir::Local {
-            path: base.map_or_else(|| PathBuf::from(&rel), |b| clean(&b.join(&rel))),
-        },
-        LocationType::Remote => WorkDir::Git {
-            repository: c.location.git_repository.clone().unwrap_or_default(),
-            git_ref: c.location.git_ref.clone(),
-            path: rel,
-        },
-    };
     ComponentPlan {
         id: c.id.clone(),
         name: c.name.clone(),
         depends_on: c.depends_on.clone(),
-        workdir,
+        workdir: workdir(&c.location, base),
         deploy: command_plan(&c.deploy),
         undeploy: command_plan(&c.undeploy),
         log_tailing: c.log_tailing.as_ref().is_some_and(|l| l.enabled),
+        log_container: c.log_tailing.as_ref().and_then(|l| l.container_name.clone()),
+    }
+}
+
+/// The Lock Manager as a component, when the section says how to deploy and undeploy it.
+fn lock_manager_plan(l: &LockManager, base: Option<&Path>) -> Option<ComponentPlan> {
+    let (deploy, undeploy) = (l.deploy.as_ref()?, l.undeploy.as_ref()?);
+    Some(ComponentPlan {
+        id: l
+            .id
+            .clone()
+            .unwrap_or_else(|| ComponentId(DEFAULT_LOCK_MANAGER_ID.into())),
+        name: l.name.clone().unwrap_or_else(|| "Lock Manager".into()),
+        depends_on: Vec::new(),
+        workdir: workdir(&l.location.clone().unwrap_or_default(), base),
+        deploy: command_plan(deploy),
+        undeploy: command_plan(undeploy),
+        log_tailing: l.log_tailing.as_ref().is_some_and(|t| t.enabled),
+        log_container: l.log_tailing.as_ref().and_then(|t| t.container_name.clone()),
+    })
+}
+
+/// The component id of a deployed Lock Manager whose section gives none.
+pub const DEFAULT_LOCK_MANAGER_ID: &str = "lock-manager";
+
+/// The output a deployed Lock Manager publishes: its base URL, written as
+/// `PIT_LOCK_MANAGER_URL=http://…` to the file named by `$PIT_OUTPUTS`.
+pub const LOCK_MANAGER_URL_KEY: &str = "PIT_LOCK_MANAGER_URL";
+
+fn workdir(location: &Location, base: Option<&Path>) -> WorkDir {
+    let rel = location.path.clone().unwrap_or_else(|| ".".to_owned());
+    match location.kind {
+        LocationType::Local => WorkDir::Local {
+            path: base.map_or_else(|| PathBuf::from(&rel), |b| clean(&b.join(&rel))),
+        },
+        LocationType::Remote => WorkDir::Git {
+            repository: location.git_repository.clone().unwrap_or_default(),
+            git_ref: location.git_ref.clone(),
+            path: rel,
+        },
     }
 }
 

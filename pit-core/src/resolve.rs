@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::diagnostic::Report;
 use crate::pitfile::{self, LoadError, LoadOptions};
-use crate::plan::{Plan, WorkDir};
+use crate::plan::{ComponentPlan, Plan, WorkDir};
 
 /// Fetches a repository at a reference into a local directory.
 #[async_trait]
@@ -152,20 +152,39 @@ pub async fn resolve(plan: Plan, fetcher: &dyn SourceFetcher, opts: &LoadOptions
     for suite in &mut suites {
         let sid = suite.id.to_string();
         for c in suite.waves.iter_mut().flatten().chain(suite.test_app.iter_mut()) {
-            if let WorkDir::Git {
-                repository,
-                git_ref,
-                path,
-            } = &c.workdir
-            {
-                let dir = fetch_once(&mut fetched, fetcher, repository, git_ref, &sid).await?;
-                c.workdir = WorkDir::Local {
-                    path: clean_join(&dir, path),
-                };
-            }
+            localise(c, &mut fetched, fetcher, &sid).await?;
         }
     }
-    Ok(Plan { suites, ..plan })
+    let mut lock_manager = plan.lock_manager;
+    if let Some(c) = &mut lock_manager {
+        localise(c, &mut fetched, fetcher, "lockManager").await?;
+    }
+    Ok(Plan {
+        suites,
+        lock_manager,
+        ..plan
+    })
+}
+
+/// Points a REMOTE component's workdir at its checkout.
+async fn localise(
+    c: &mut ComponentPlan,
+    fetched: &mut HashMap<(String, String), PathBuf>,
+    fetcher: &dyn SourceFetcher,
+    suite: &str,
+) -> Result<(), ResolveError> {
+    if let WorkDir::Git {
+        repository,
+        git_ref,
+        path,
+    } = &c.workdir
+    {
+        let dir = fetch_once(fetched, fetcher, repository, git_ref, suite).await?;
+        c.workdir = WorkDir::Local {
+            path: clean_join(&dir, path),
+        };
+    }
+    Ok(())
 }
 
 async fn fetch_once(
@@ -199,7 +218,10 @@ fn clean_join(dir: &Path, rel: &str) -> PathBuf {
 
 /// Whether a plan still has parts that need fetching.
 pub fn needs_fetching(plan: &Plan) -> bool {
-    plan.suites
-        .iter()
-        .any(|s| s.remote.is_some() || s.components().any(|c| matches!(c.workdir, WorkDir::Git { .. })))
+    let remote = |c: &ComponentPlan| matches!(c.workdir, WorkDir::Git { .. });
+    plan.lock_manager.as_ref().is_some_and(remote)
+        || plan
+            .suites
+            .iter()
+            .any(|s| s.remote.is_some() || s.components().any(remote))
 }

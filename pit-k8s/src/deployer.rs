@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kube::Client;
 use pit_core::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, LocalDeployer, Step};
+use pit_core::pitfile::ComponentId;
 use pit_core::process::Finished;
 use tokio_util::sync::CancellationToken;
 
@@ -127,6 +128,25 @@ impl Deployer for K8sDeployer {
                     source,
                 }),
         )
+    }
+
+    /// Follows the component's pods' containers (see [`crate::logs`]) into
+    /// `logs/<component>.pods.log` and `out`.
+    async fn stream_logs(
+        &self,
+        env: &Environment,
+        component: &ComponentId,
+        container: Option<&str>,
+        out: tokio::sync::mpsc::UnboundedSender<String>,
+        stop: &CancellationToken,
+    ) -> Result<(), DeployError> {
+        let file = env.logs.join(format!("{component}.pods.log"));
+        crate::logs::follow(&self.client, &env.name, component.as_str(), container, &file, out, stop)
+            .await
+            .map_err(|source| DeployError::Environment {
+                name: env.name.clone(),
+                source,
+            })
     }
 
     async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError> {

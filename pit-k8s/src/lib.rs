@@ -7,6 +7,7 @@
 //!   annotated with its creation time, TTL and CI job), waits until it is Active, runs the
 //!   pitfile's commands against it with `KUBECONFIG` and `PIT_NAMESPACE`, and at teardown
 //!   deletes it and waits until it is gone, saying what blocks it when it is not;
+//! - [`logs`]: `logTailing`, following a component's pods' containers while the suite runs;
 //! - [`janitor`]: `pit brownie`, which deletes the namespaces crashed runs left behind.
 //!
 //! Both are tested against a real control plane (`scripts/k8s up`).
@@ -15,6 +16,7 @@
 mod deployer;
 pub mod forensics;
 pub mod janitor;
+pub mod logs;
 pub mod namespace;
 pub mod rollout;
 

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Most pooled database connections (each waiting request holds one more while it waits).
     #[arg(long, env = "PIT_LOCK_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
+    /// Once listening, write the service's base URL (`http://ADDR`) and a newline to this file
+    /// or FIFO: how a deploy script learns the port of `--listen 127.0.0.1:0`.
+    #[arg(long)]
+    pub url_file: Option<PathBuf>,
 }
 
 /// Tokens given in the environment, comma-separated: `PIT_LOCK_TOKENS` and
@@ -51,6 +55,15 @@ pub enum ServeError {
     /// The database could not be reached or migrated.
     #[error(transparent)]
     Store(#[from] pit_core::lock::LockError),
+    /// `--url-file` could not be written.
+    #[error("cannot write the URL to {}", path.display())]
+    UrlFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The address could not be bound, or serving failed.
     #[error("cannot serve on {addr}")]
     Listen {
@@ -113,6 +126,12 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         addr: args.listen,
         source,
     })?;
+    if let Some(file) = &args.url_file {
+        std::fs::write(file, format!("http://{addr}\n")).map_err(|source| ServeError::UrlFile {
+            path: file.clone(),
+            source,
+        })?;
+    }
     if auth.is_open() {
         tracing::warn!("no token configured: the Lock Manager is open to anyone who can reach it (set PIT_LOCK_TOKENS or --token-file)");
     }

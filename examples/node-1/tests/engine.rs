@@ -14,6 +14,7 @@ use pit_core::pitfile::{load_file, LoadOptions};
 use pit_core::plan::Plan;
 use pit_core::runner::HttpTestRunnerClient;
 use pit_core::sink::{DirReportSink, ReportSink, SuiteReport};
+use pit_core::testing::MemoryLockStore;
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
@@ -424,4 +425,92 @@ async fn a_lost_lease_stops_the_suite_and_still_tears_down() {
         "release was attempted"
     );
     assert!(started_pids(&state).iter().all(|&p| !alive(p)));
+}
+
+/// An engine whose plans deploy their Lock Manager: the store for its URL is `store`, and the
+/// URLs asked for are recorded.
+fn with_lock_manager(h: Harness, store: Arc<MemoryLockStore>) -> (Harness, Arc<std::sync::Mutex<Vec<String>>>) {
+    let urls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = urls.clone();
+    let engine = h.engine.clone().with_deployed_lock_manager(Arc::new(move |url: &str| {
+        seen.lock().unwrap().push(url.to_owned());
+        Ok(store.clone() as Arc<dyn LockStore>)
+    }));
+    (Harness { engine, ..h }, urls)
+}
+
+#[tokio::test]
+async fn a_deployed_lock_manager_is_up_before_the_locks_and_removed_after_their_release() {
+    let store = Arc::new(MemoryLockStore::new());
+    let (h, urls) = with_lock_manager(harness("lock-manager"), store.clone());
+    let plan = plan(
+        "lock-manager.yml",
+        &[("LOCK_MANAGER_URL", "http://lock-manager.invalid")],
+    );
+    let summary = run(&h, &plan).await;
+    let suite = &summary.suites[0];
+    assert!(matches!(suite.outcome, SuiteOutcome::Passed), "{:?}", suite.outcome);
+    assert_eq!(*urls.lock().unwrap(), ["http://lock-manager.invalid"]);
+    let t = &suite.report.timeline;
+    let at = |step: &str, component: Option<&str>| {
+        t.iter()
+            .find(|e| e.step == step && e.component.as_deref() == component)
+            .unwrap_or_else(|| panic!("no {step} of {component:?} in {t:?}"))
+    };
+    let deployed = at("deploy", Some("lock-manager"));
+    let lock = at("lock", None);
+    let release = at("release", None);
+    let undeployed = at("undeploy", Some("lock-manager"));
+    let removed = at("environment-removal", None);
+    assert!(
+        deployed.end_ms <= lock.start_ms,
+        "the Lock Manager is up before the locks are asked for"
+    );
+    assert!(
+        t.iter()
+            .filter(|e| e.step == "undeploy" && e.component.as_deref() != Some("lock-manager"))
+            .all(|e| e.end_ms <= release.start_ms),
+        "the locks are held until every component is gone"
+    );
+    assert!(release.end_ms <= undeployed.start_ms && undeployed.end_ms <= removed.start_ms);
+    assert_eq!(undeployed.outcome, "ok");
+    // The locks went to the deployed Lock Manager's store, and are free again.
+    assert!(
+        lock.detail.as_deref().is_some_and(|d| d.contains("node-1-store#1")),
+        "{lock:?}"
+    );
+    let again = LockRequest {
+        ids: vec!["node-1-store".into()],
+        owner: LockOwner::default(),
+        ttl: Duration::from_secs(5),
+        wait: Duration::ZERO,
+    };
+    store.acquire(&again, &CancellationToken::new()).await.unwrap();
+    // Not the embedded store.
+    h.locks.acquire(&again, &CancellationToken::new()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_manager_that_publishes_no_url_fails_the_suite_and_is_still_removed() {
+    let (h, urls) = with_lock_manager(harness("lock-manager-no-url"), Arc::new(MemoryLockStore::new()));
+    let summary = run(&h, &plan("lock-manager.yml", &[("LOCK_MANAGER_URL", "")])).await;
+    let suite = &summary.suites[0];
+    let SuiteOutcome::Error { message } = &suite.outcome else {
+        panic!("{:?}", suite.outcome)
+    };
+    assert!(
+        message.contains("did not publish its URL") && message.contains("PIT_LOCK_MANAGER_URL=http://"),
+        "{message}"
+    );
+    assert_eq!(summary.exit_code(), 3);
+    assert!(urls.lock().unwrap().is_empty());
+    let t = &suite.report.timeline;
+    assert!(t.iter().all(|e| e.step != "lock"), "no lock was asked for: {t:?}");
+    assert!(
+        t.iter()
+            .any(|e| e.step == "undeploy" && e.component.as_deref() == Some("lock-manager") && e.outcome == "ok"),
+        "{t:?}"
+    );
+    assert!(t.iter().any(|e| e.step == "environment-removal" && e.outcome == "ok"));
+    assert!(started_pids(&h.state).is_empty(), "no component was deployed");
 }

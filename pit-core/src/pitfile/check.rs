@@ -50,8 +50,23 @@ impl Checker<'_> {
                 self.graph(&deployment.graph, &path.key("deployment").key("graph"));
             }
         }
-        if let Some(location) = pitfile.lock_manager.as_ref().and_then(|l| l.location.as_ref()) {
-            self.location(location, &FieldPath::root().key("lockManager").key("location"));
+        if let Some(lm) = &pitfile.lock_manager {
+            let path = FieldPath::root().key("lockManager");
+            if let Some(location) = &lm.location {
+                self.location(location, &path.key("location"));
+            }
+            if lm.deploy.is_some() && lm.undeploy.is_none() {
+                let p = path.key("deploy");
+                let d = Diagnostic::error(
+                    "pit::lock-manager-undeploy",
+                    p.clone(),
+                    self.span(&p),
+                    "the Lock Manager has `deploy` but no `undeploy`",
+                )
+                .with_label("deployed here")
+                .with_help("add `undeploy: { command: … }` so that PIT removes it at teardown");
+                self.diags.push(d);
+            }
         }
     }
 
