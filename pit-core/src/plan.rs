@@ -387,16 +387,23 @@ impl fmt::Display for WorkDir {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
-        let locks = if self.lock_manager_enabled {
-            "Lock Manager"
-        } else {
-            "embedded lock store"
+        let locks = match (&self.lock_manager, self.lock_manager_enabled) {
+            (Some(lm), _) => format!("Lock Manager `{}`, deployed in each locked suite's environment", lm.id),
+            (None, true) => "Lock Manager".to_owned(),
+            (None, false) => "embedded lock store".to_owned(),
         };
         let _ = writeln!(
             out,
             "plan for `{}` (run {}, locks via {locks})",
             self.project, self.run_id
         );
+        if let Some(lm) = &self.lock_manager {
+            let _ = writeln!(
+                out,
+                "\nlock manager, deployed before each locked suite's locks and removed after their release:"
+            );
+            write_component(&mut out, lm);
+        }
         for (n, s) in self.suites.iter().enumerate() {
             let _ = writeln!(out, "\nsuite {}/{}: {} (`{}`)", n + 1, self.suites.len(), s.name, s.id);
             let _ = writeln!(out, "  environment: {}", s.environment);

@@ -167,3 +167,89 @@ fn rollout_status_waits_by_watching_until_workloads_are_ready_and_names_what_is_
     );
     kc(&["delete", "namespace", &ns, "--wait=false"]);
 }
+
+/// Rows of `sql` (one text column) in the database at `url`.
+fn query(url: &str, sql: &str) -> Vec<String> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let rows = client.query(sql, &[]).await.unwrap();
+        drop(client);
+        let _ = conn.await;
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    })
+}
+
+#[test]
+fn a_lock_manager_deployed_for_the_suite_takes_its_locks_and_the_web_pods_logs_are_tailed() {
+    let (kubeconfig, kubectl) = cluster();
+    // What the web containers "print": kwok serves every container's log from this file, in
+    // the kubelet's (CRI) format.
+    let pod_log = std::env::var("PIT_TEST_POD_LOG").expect("PIT_TEST_POD_LOG is not set (scripts/k8s up prints it)");
+    let marker = format!("web says hello to run {}", std::process::id());
+    let now = chrono_like_now();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pod_log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{now} stdout F {marker}\n").as_bytes()))
+        .unwrap();
+    let database = crate::lock::fresh_database("k8s_lock_manager");
+    let state = std::env::temp_dir().join(format!("pit-cli-k8s-lm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let (code, _, err) = run(pit()
+        .args(["run", "--backend", "k8s", "--kubeconfig", &kubeconfig, "--state-dir"])
+        .arg(&state)
+        .arg(repo().join("examples/k8s-shop/with-lock-manager.yml"))
+        .env("PIT_KUBECTL", &kubectl)
+        .env("PIT_EXAMPLE_BIN_DIR", example_bins())
+        .env("DATABASE_URL", &database)
+        .env_remove("PIT_LOCK_MANAGER"));
+    assert_eq!(code, 0, "{err}");
+    let files = walk(&state.join("runs"));
+    let log_of = |name: &str| {
+        let file = files
+            .iter()
+            .find(|p| p.ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {files:?}"));
+        std::fs::read_to_string(file).unwrap()
+    };
+    // The Lock Manager came up in the suite's environment before the locks were taken …
+    let deployed = log_of("lock-manager.deploy.log");
+    let url = deployed
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{deployed}"))
+        .to_owned();
+    let ready = err.find("lock-manager: ready").unwrap_or_else(|| panic!("{err}"));
+    let locked = err.find("locks taken").unwrap_or_else(|| panic!("{err}"));
+    assert!(ready < locked, "{err}");
+    // … the lease lived in its database, and was released …
+    assert_eq!(
+        query(&database, "SELECT lock_id || '#' || token FROM pit_lock_fencing"),
+        ["k8s-shop-web#1"]
+    );
+    assert!(query(&database, "SELECT lock_id FROM pit_locks").is_empty(), "released");
+    assert_eq!(
+        query(&database, "SELECT lease_id FROM pit_lock_released WHERE held").len(),
+        1
+    );
+    // … and it is gone after the run.
+    let addr = url.trim_start_matches("http://");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "{url} still answers");
+    // The web pods' container logs were streamed into the output and the run's log files.
+    assert!(
+        err.lines()
+            .any(|l| l.contains("web|") && l.contains("/web| ") && l.contains(&marker)),
+        "{err}"
+    );
+    assert!(log_of("web.pods.log").contains(&marker));
+}
+
+/// Now in RFC 3339 with nanoseconds, UTC, as the kubelet writes it.
+fn chrono_like_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

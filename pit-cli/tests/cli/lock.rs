@@ -9,7 +9,7 @@ use crate::{pit, repo, run};
 const TOKEN: &str = "cli-test-token-5e1b";
 
 /// A fresh database on the test server; its URL.
-fn fresh_database(name: &str) -> String {
+pub(crate) fn fresh_database(name: &str) -> String {
     let admin = std::env::var("DATABASE_URL").expect(
         "DATABASE_URL is not set: start PostgreSQL with `scripts/postgres start DIR` and export what it prints",
     );
