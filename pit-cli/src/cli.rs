@@ -293,15 +293,7 @@ pub enum ReportCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// k8s when a kubeconfig is given, else local.
-    Auto,
-    /// Sandboxes on this machine.
-    Local,
-    /// A namespace per suite.
-    K8s,
-}
+pub use pit_cli::driver::Backend;
 
 #[derive(Debug, clap::Args)]
 pub struct BrownieArgs {

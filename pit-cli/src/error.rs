@@ -33,6 +33,9 @@ pub enum CliError {
     /// The Kubernetes API failed.
     #[error("Kubernetes API failed")]
     Kube(#[from] pit_k8s::kube::Error),
+    /// The run could not start.
+    #[error(transparent)]
+    Driver(#[from] pit_cli::driver::DriverError),
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -51,6 +54,7 @@ impl CliError {
             CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
             CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
             CliError::Lock(_) => exit::INFRASTRUCTURE,
+            CliError::Driver(e) => e.exit_code(),
         }
     }
 

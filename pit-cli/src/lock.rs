@@ -13,7 +13,7 @@ use crate::error::CliError;
 
 /// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
 pub fn client(url: &str) -> Result<HttpLockStore, CliError> {
-    Ok(HttpLockStore::new(url, std::env::var(pit_lock::TOKEN_ENV).ok())?)
+    Ok(pit_cli::driver::lock_client(url)?)
 }
 
 fn default_owner() -> String {

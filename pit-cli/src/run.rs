@@ -1,128 +1,59 @@
 //! `pit run`: wires the local backend into the engine, shows progress, handles signals.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use pit_core::deploy::LocalDeployer;
+use pit_cli::driver::{prepare, DriverError, PreparedRun, RunSettings};
 use pit_core::diagnostic::Severity;
-use pit_core::engine::{Engine, Event, EventKind, RunOptions, RunSummary, SuiteOutcome};
-use pit_core::lock::{FileLockStore, LockStore};
-use pit_core::naming::RunId;
-use pit_core::pitfile::LoadOptions;
-use pit_core::plan::Plan;
-use pit_core::runner::HttpTestRunnerClient;
+use pit_core::engine::{Event, EventKind, RunSummary, SuiteOutcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Output, RunArgs};
 use crate::commands::{load, stdout, Ui};
 use crate::error::CliError;
 
-/// Where PIT keeps its state when `--state-dir` is not given.
-pub fn default_state_dir() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("pit")
-}
+pub use pit_cli::driver::default_state_dir;
 
 pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     // Unset `${{ env.NAME }}` variables are errors here, before anything is deployed.
     let loaded = load(ui, &args.pitfile, Severity::Error)?;
-    let run_id = args.run_id.unwrap_or_else(RunId::generate);
-    let plan = Plan::build(&loaded, run_id);
-    let state = args.state_dir.clone().unwrap_or_else(default_state_dir);
-    let state = std::path::absolute(&state).unwrap_or(state);
-    let run_dir = state.join("runs").join(run_id.to_string());
-    let report_store = match (&args.report_store, &args.report_dir) {
-        (Some(spec), _) => spec.clone(),
-        (None, Some(dir)) => pit_report::store::StoreSpec::Dir(dir.clone()),
-        (None, None) => pit_report::store::StoreSpec::Dir(state.join("reports")),
+    let settings = RunSettings {
+        strict: args.pitfile.strict,
+        run_id: args.run_id,
+        max_parallel: usize::from(args.max_parallel),
+        parallel_suites: args.parallel_suites,
+        keep: args.keep,
+        state_dir: args.state_dir.clone(),
+        report_store: match (&args.report_store, &args.report_dir) {
+            (Some(spec), _) => Some(spec.clone()),
+            (None, Some(dir)) => Some(pit_report::store::StoreSpec::Dir(dir.clone())),
+            (None, None) => None,
+        },
+        backend: args.backend,
+        kubeconfig: args.kubeconfig.clone(),
+        parent_namespace: args.parent_namespace.clone(),
+        lock_manager: args.lock_manager.clone(),
+        ..RunSettings::new(&args.pitfile.file)
     };
-    let reports = pit_report::store::AnyStore::open(&report_store, &state.join("report-repos"));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
-    let plan = if pit_core::resolve::needs_fetching(&plan) {
-        ui.message("fetching remote suites and components");
-        let cache = pit_git::GitCache::new(state.join("sources"));
-        let opts = LoadOptions {
-            strict: args.pitfile.strict,
-            unset_env: Severity::Error,
-            ..LoadOptions::default()
-        };
-        match runtime.block_on(pit_core::resolve::resolve(plan, &cache, &opts)) {
-            Ok(plan) => plan,
-            Err(e) => {
-                if let Some(report) = e.report() {
-                    ui.diagnostics(report);
-                }
-                ui.error(&e);
-                return Ok(match e {
-                    pit_core::resolve::ResolveError::Fetch { .. } => pit_core::exit::INFRASTRUCTURE,
-                    _ => pit_core::exit::INVALID,
-                });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let prepared = match runtime.block_on(prepare(&settings, &loaded, tx, &|m: &str| ui.message(m))) {
+        Ok(p) => p,
+        Err(DriverError::Resolve(e)) => {
+            if let Some(report) = e.report() {
+                ui.diagnostics(report);
             }
+            ui.error(&e);
+            return Ok(DriverError::Resolve(e).exit_code());
         }
-    } else {
-        plan
+        Err(e) => return Err(e.into()),
     };
-    let locks: Arc<dyn LockStore> = match &args.lock_manager {
-        Some(url) => Arc::new(crate::lock::client(url)?),
-        None => Arc::new(FileLockStore::new(state.join("locks"))),
-    };
-    // A Lock Manager given on the command line is shared and already running: the pitfile's
-    // `lockManager.deploy` is for runs without one.
-    let deploy_lock_manager = args.lock_manager.is_none() && plan.lock_manager.is_some();
-    if plan.lock_manager_enabled && args.lock_manager.is_none() && plan.lock_manager.is_none() {
-        ui.message(
-            "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
-             lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
-        );
-    }
-    ui.message(&format!("run {run_id}: logs in {}", run_dir.display()));
-    let kubeconfig = args.kubeconfig.clone().or_else(|| {
-        std::env::var_os("KUBECONFIG")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    let k8s = match args.backend {
-        crate::cli::Backend::K8s => true,
-        crate::cli::Backend::Local => false,
-        crate::cli::Backend::Auto => kubeconfig.is_some(),
-    };
-    let deployer: Arc<dyn pit_core::deploy::Deployer> = if k8s {
-        let client = runtime.block_on(pit_k8s::client(kubeconfig.as_deref()))?;
-        ui.message("backend: Kubernetes (a namespace per suite)");
-        Arc::new(
-            pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig.clone())
-                .with_parent_namespace(args.parent_namespace.clone()),
-        )
-    } else {
-        Arc::new(LocalDeployer::new(&run_dir))
-    };
+    let PreparedRun {
+        plan,
+        engine,
+        options: opts,
+        run_dir,
+    } = prepared;
     let summary = runtime.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let engine = Engine::new(
-            deployer,
-            locks,
-            Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
-        )
-        .with_reports(Arc::new(reports))
-        .with_events(tx);
-        let engine = if deploy_lock_manager {
-            engine.with_deployed_lock_manager(Arc::new(|url: &str| {
-                crate::lock::client(url)
-                    .map(|c| Arc::new(c) as Arc<dyn LockStore>)
-                    .map_err(|e| e.to_string())
-            }))
-        } else {
-            engine
-        };
-        let opts = RunOptions {
-            max_parallel: usize::from(args.max_parallel),
-            keep: args.keep,
-            parallel_suites: args.parallel_suites,
-            ..RunOptions::default()
-        };
         let (cancel, force) = (CancellationToken::new(), CancellationToken::new());
         let signals = watch_signals(ui, cancel.clone(), force.clone());
         let done = CancellationToken::new();

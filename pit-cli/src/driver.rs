@@ -1,0 +1,272 @@
+//! What `pit run` sets up before the engine starts, shared by the CLI and the Python bindings
+//! (`pit.run`), so both behave the same: the plan with its REMOTE parts fetched, the backend,
+//! the lock store (the embedded one, a Lock Manager, or one deployed for each suite), the report
+//! store and the engine.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pit_cli::driver::DriverError> {
+//! use pit_cli::driver::{prepare, RunSettings};
+//! let settings = RunSettings::new("examples/node-1/pitfile.yml");
+//! let loaded = settings.load()?;
+//! let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
+//! let run = prepare(&settings, &loaded, events, &|note: &str| eprintln!("{note}")).await?;
+//! let summary = run.engine.run(&run.plan, &run.options, &Default::default(), &Default::default()).await;
+//! println!("exit code {}", summary.exit_code());
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pit_core::deploy::{Deployer, LocalDeployer};
+use pit_core::diagnostic::Severity;
+use pit_core::engine::{Engine, Event, RunOptions};
+use pit_core::lock::{FileLockStore, LockStore};
+use pit_core::naming::RunId;
+use pit_core::pitfile::{LoadError, LoadOptions, Loaded};
+use pit_core::plan::Plan;
+use pit_core::runner::HttpTestRunnerClient;
+use pit_report::store::{AnyStore, StoreSpec};
+
+/// Where suites run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// k8s when a kubeconfig is given, else local.
+    #[default]
+    Auto,
+    /// Sandboxes on this machine.
+    Local,
+    /// A namespace per suite.
+    K8s,
+}
+
+/// The settings of one run: what `pit run`'s flags say.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The pitfile.
+    pub pitfile: PathBuf,
+    /// Make every unknown key an error.
+    pub strict: bool,
+    /// Use this run id instead of a new one.
+    pub run_id: Option<RunId>,
+    /// Most commands running at once within a suite.
+    pub max_parallel: usize,
+    /// Run suites concurrently where their lock sets do not overlap.
+    pub parallel_suites: bool,
+    /// Leave the environments up after the tests.
+    pub keep: bool,
+    /// Where runs, logs, embedded locks and (by default) reports are kept
+    /// (default: [`default_state_dir`]).
+    pub state_dir: Option<PathBuf>,
+    /// Where reports go (default: `dir:<state dir>/reports`).
+    pub report_store: Option<StoreSpec>,
+    /// Where suites run.
+    pub backend: Backend,
+    /// The cluster's kubeconfig (default: `KUBECONFIG`).
+    pub kubeconfig: Option<PathBuf>,
+    /// k8s: make suites' namespaces HNC sub-namespaces of this one.
+    pub parent_namespace: Option<String>,
+    /// A running Lock Manager to take locks from (token from `PIT_LOCK_TOKEN`).
+    pub lock_manager: Option<String>,
+}
+
+impl RunSettings {
+    /// The defaults of `pit run FILE`.
+    pub fn new(pitfile: impl Into<PathBuf>) -> Self {
+        Self {
+            pitfile: pitfile.into(),
+            strict: false,
+            run_id: None,
+            max_parallel: 16,
+            parallel_suites: false,
+            keep: false,
+            state_dir: None,
+            report_store: None,
+            backend: Backend::Auto,
+            kubeconfig: None,
+            parent_namespace: None,
+            lock_manager: None,
+        }
+    }
+
+    /// Loads the pitfile as `pit run` does: an unset `${{ env.NAME }}` is an error, since
+    /// nothing must be deployed with a hole in its settings.
+    ///
+    /// # Errors
+    /// [`DriverError::Load`]; [`LoadError::Invalid`] carries every diagnostic.
+    pub fn load(&self) -> Result<Loaded, DriverError> {
+        pit_core::pitfile::load_file(&self.pitfile, &self.load_options()).map_err(DriverError::Load)
+    }
+
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            strict: self.strict,
+            unset_env: Severity::Error,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// The kubeconfig in use: the setting, else a non-empty `KUBECONFIG`.
+    pub fn kubeconfig(&self) -> Option<PathBuf> {
+        self.kubeconfig.clone().or_else(|| {
+            std::env::var_os("KUBECONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
+    /// Whether suites run on Kubernetes.
+    pub fn uses_k8s(&self) -> bool {
+        match self.backend {
+            Backend::K8s => true,
+            Backend::Local => false,
+            Backend::Auto => self.kubeconfig().is_some(),
+        }
+    }
+}
+
+/// Where PIT keeps its state when no state directory is given: `$XDG_STATE_HOME/pit`, else
+/// `~/.local/state/pit`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pit")
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The pitfile could not be read, or has errors.
+    #[error(transparent)]
+    Load(LoadError),
+    /// A REMOTE suite or component could not be fetched or read.
+    #[error(transparent)]
+    Resolve(#[from] pit_core::resolve::ResolveError),
+    /// The Lock Manager URL is not usable.
+    #[error(transparent)]
+    Lock(#[from] pit_core::lock::LockError),
+    /// The cluster could not be reached.
+    #[error(transparent)]
+    Cluster(#[from] pit_k8s::ConnectError),
+}
+
+impl DriverError {
+    /// The exit code `pit run` ends with (see `pit_core::exit`).
+    pub fn exit_code(&self) -> i32 {
+        use pit_core::exit;
+        match self {
+            DriverError::Load(_) => exit::INVALID,
+            DriverError::Resolve(pit_core::resolve::ResolveError::Fetch { .. }) => exit::INFRASTRUCTURE,
+            DriverError::Resolve(_) => exit::INVALID,
+            DriverError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
+            DriverError::Lock(_) | DriverError::Cluster(_) => exit::INFRASTRUCTURE,
+        }
+    }
+}
+
+/// A run ready to start: `engine.run(&plan, &options, …)`.
+pub struct PreparedRun {
+    /// The plan, REMOTE parts fetched.
+    pub plan: Plan,
+    /// The engine, sending its events where [`prepare`] was told.
+    pub engine: Engine,
+    /// The run's options.
+    pub options: RunOptions,
+    /// Where the run's environments, logs and outputs are kept.
+    pub run_dir: PathBuf,
+}
+
+/// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
+///
+/// # Errors
+/// [`pit_core::lock::LockError::Invalid`] for a URL that cannot be used.
+pub fn lock_client(url: &str) -> Result<pit_lock::HttpLockStore, pit_core::lock::LockError> {
+    pit_lock::HttpLockStore::new(url, std::env::var(pit_lock::TOKEN_ENV).ok())
+}
+
+/// Sets up the run of `loaded` as `settings` say: fetches REMOTE parts, picks the backend and
+/// the lock and report stores, and builds the engine, which sends its events to `events`.
+/// `note` gets the lines `pit run` prints on the way ("backend: Kubernetes …").
+///
+/// # Errors
+/// [`DriverError`] when the run cannot start.
+pub async fn prepare(
+    settings: &RunSettings,
+    loaded: &Loaded,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    note: &(dyn Fn(&str) + Sync),
+) -> Result<PreparedRun, DriverError> {
+    let run_id = settings.run_id.unwrap_or_else(RunId::generate);
+    let plan = Plan::build(loaded, run_id);
+    let state = settings.state_dir.clone().unwrap_or_else(default_state_dir);
+    let state = std::path::absolute(&state).unwrap_or(state);
+    let run_dir = state.join("runs").join(run_id.to_string());
+    let report_store = settings
+        .report_store
+        .clone()
+        .unwrap_or_else(|| StoreSpec::Dir(state.join("reports")));
+    let reports = AnyStore::open(&report_store, &state.join("report-repos"));
+    let plan = if pit_core::resolve::needs_fetching(&plan) {
+        note("fetching remote suites and components");
+        let cache = pit_git::GitCache::new(state.join("sources"));
+        pit_core::resolve::resolve(plan, &cache, &settings.load_options()).await?
+    } else {
+        plan
+    };
+    let locks: Arc<dyn LockStore> = match &settings.lock_manager {
+        Some(url) => Arc::new(lock_client(url)?),
+        None => Arc::new(FileLockStore::new(state.join("locks"))),
+    };
+    // A Lock Manager given in the settings is shared and already running: the pitfile's
+    // `lockManager.deploy` is for runs without one.
+    let deploy_lock_manager = settings.lock_manager.is_none() && plan.lock_manager.is_some();
+    if plan.lock_manager_enabled && settings.lock_manager.is_none() && plan.lock_manager.is_none() {
+        note(
+            "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
+             lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
+        );
+    }
+    note(&format!("run {run_id}: logs in {}", run_dir.display()));
+    let deployer: Arc<dyn Deployer> = if settings.uses_k8s() {
+        let kubeconfig = settings.kubeconfig();
+        let client = pit_k8s::client(kubeconfig.as_deref()).await?;
+        note("backend: Kubernetes (a namespace per suite)");
+        Arc::new(
+            pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig)
+                .with_parent_namespace(settings.parent_namespace.clone()),
+        )
+    } else {
+        Arc::new(LocalDeployer::new(&run_dir))
+    };
+    let engine = Engine::new(
+        deployer,
+        locks,
+        Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
+    )
+    .with_reports(Arc::new(reports))
+    .with_events(events);
+    let engine = if deploy_lock_manager {
+        engine.with_deployed_lock_manager(Arc::new(|url: &str| {
+            lock_client(url)
+                .map(|c| Arc::new(c) as Arc<dyn LockStore>)
+                .map_err(|e| e.to_string())
+        }))
+    } else {
+        engine
+    };
+    let options = RunOptions {
+        max_parallel: settings.max_parallel,
+        keep: settings.keep,
+        parallel_suites: settings.parallel_suites,
+        ..RunOptions::default()
+    };
+    Ok(PreparedRun {
+        plan,
+        engine,
+        options,
+        run_dir,
+    })
+}
