@@ -29,3 +29,17 @@ ensure_debian_packages() {
   echo "installing ${missing[*]}" >&2
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# A Python virtual environment at $1 with pytest and mypy (python3 from the machine; Debian's
+# python3-venv when venv is missing).
+ensure_python_venv() {
+  local dir=$1
+  if [ ! -x "$dir/bin/python" ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+      ensure_debian_packages python3 python3-venv
+    fi
+    python3 -m venv "$dir"
+  fi
+  "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$dir/bin/python" -m pip install -q "pytest>=7,<10" "mypy>=1.18"
+}

@@ -85,7 +85,26 @@ where
     F: Fn(SuiteId) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<TestReport, String>> + Send + 'static,
 {
-    axum::serve(listener, router(tests)).await
+    serve_until(listener, tests, std::future::pending()).await
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve_until<F, Fut>(
+    listener: tokio::net::TcpListener,
+    tests: F,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    F: Fn(SuiteId) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<TestReport, String>> + Send + 'static,
+{
+    axum::serve(listener, router(tests))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Binds a free loopback port and announces the app's URL by writing `http://127.0.0.1:PORT`

@@ -1,0 +1,276 @@
+"""Type stubs of the native module ``pit._pit`` (re-exported by ``pit``)."""
+
+from os import PathLike
+from types import TracebackType
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
+
+from typing_extensions import disjoint_base, final
+
+_StrPath = Union[str, "PathLike[str]"]
+__version__: str
+__all__ = [
+    "Comparison",
+    "Diagnostic",
+    "Lease",
+    "LeaseLost",
+    "Lock",
+    "LockBusy",
+    "LockClient",
+    "LockError",
+    "LockStore",
+    "MemoryLockStore",
+    "PitError",
+    "Pitfile",
+    "PitfileError",
+    "Report",
+    "ReportError",
+    "RunError",
+    "RunResult",
+    "SuiteResult",
+    "__version__",
+    "run",
+    "serve_testapp",
+]
+
+class PitError(Exception):
+    """Every error PIT raises."""
+
+    exit_code: int
+    """The exit code ``pit`` would end with (2 invalid input, 3 infrastructure, 130 interrupted)."""
+
+class PitfileError(PitError):
+    """The pitfile cannot be read or has errors."""
+
+    diagnostics: list[Diagnostic]
+    """Every problem found (empty when the file could not be read)."""
+
+class RunError(PitError):
+    """A run could not start: the cluster, a REMOTE fetch, the Lock Manager URL."""
+
+class LockError(PitError):
+    """A lock store failed."""
+
+class LockBusy(LockError):
+    """The locks were still held when the wait ran out."""
+
+    holders: list[tuple[str, str]]
+    """``(id, owner)`` of each held id."""
+
+class LeaseLost(LockError):
+    """The lease expired or was force-released."""
+
+class ReportError(PitError):
+    """A report could not be read, compared or rendered."""
+
+@final
+class Diagnostic:
+    """One problem in a pitfile."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    """Stable identifier, such as ``pit::unknown-key``."""
+    message: str
+    file: str
+    line: int
+    """1-based line."""
+    column: int
+    """1-based column."""
+    path: str
+    """The field path, such as ``testSuites[0].deployment.graph.components[1].dependsOn[0]``."""
+    help: Optional[str]
+
+@final
+class Pitfile:
+    """A pitfile (format v1.0), read but not yet checked."""
+
+    @staticmethod
+    def load(path: _StrPath, *, env: Optional[Mapping[str, str]] = None) -> Pitfile:
+        """Reads the pitfile at ``path``; ``env`` replaces the environment for ``${{ env.NAME }}``.
+
+        Raises PitfileError when the file cannot be read."""
+    @staticmethod
+    def from_str(text: str, *, name: str = ..., env: Optional[Mapping[str, str]] = None) -> Pitfile:
+        """A pitfile from text; ``name`` (default ``pitfile.yml``) names it in diagnostics."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    def validate(self, *, strict: bool = False) -> list[Diagnostic]:
+        """Checks it as ``pit validate`` does; returns the warnings, raises PitfileError on errors."""
+    def plan(self, *, run_id: Optional[str] = None, strict: bool = False) -> dict[str, Any]:
+        """The plan ``pit plan -o json`` prints, as plain data. Raises PitfileError on errors."""
+    def to_dict(self, *, strict: bool = False) -> dict[str, Any]:
+        """The pitfile's model, placeholders expanded. Raises PitfileError on errors."""
+
+@final
+class SuiteResult:
+    """How one suite ended."""
+
+    id: str
+    environment: str
+    outcome: Literal["passed", "failed", "error", "cancelled"]
+    message: Optional[str]
+    report_path: Optional[str]
+    teardown_errors: list[str]
+    kept: list[str]
+
+@final
+class RunResult:
+    """The result of :func:`run`."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def exit_code(self) -> int:
+        """What ``pit run`` would exit with: 0 passed, 1 tests failed, 3 infrastructure, 130 interrupted."""
+    @property
+    def status(self) -> Literal["passed", "failed", "error", "cancelled"]: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def suites(self) -> list[SuiteResult]: ...
+    @property
+    def report_paths(self) -> list[str]:
+        """Where the suites' reports were stored."""
+    def to_dict(self) -> dict[str, Any]:
+        """The summary ``pit run -o json`` prints."""
+    def __bool__(self) -> bool: ...
+
+def run(
+    path: _StrPath = ...,
+    *,
+    backend: Literal["local", "k8s", "auto"] = "local",
+    max_parallel: int = 16,
+    on_event: Optional[Callable[[dict[str, Any]], None]] = None,
+    state_dir: Optional[_StrPath] = None,
+    report_dir: Optional[_StrPath] = None,
+    report_store: Optional[str] = None,
+    lock_manager: Optional[str] = None,
+    kubeconfig: Optional[_StrPath] = None,
+    parent_namespace: Optional[str] = None,
+    keep: bool = False,
+    parallel_suites: bool = False,
+    run_id: Optional[str] = None,
+    strict: bool = False,
+) -> RunResult:
+    """Runs the pitfile as ``pit run`` does, with the GIL released.
+
+    ``on_event`` gets every progress event (a dict with ``atMs``, ``suite``, ``kind`` …) on
+    the calling thread. Ctrl-C (KeyboardInterrupt) cancels the run: everything is torn down and
+    the locks released before the KeyboardInterrupt reaches the caller; a second Ctrl-C cuts
+    the teardown short. Raises PitfileError for an invalid pitfile, RunError when the run
+    cannot start; a run that starts returns its result whatever the suites' outcomes."""
+
+@final
+class Lease:
+    """Held locks."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def ids(self) -> list[str]: ...
+    @property
+    def fencing(self) -> dict[str, int]:
+        """Fencing token per id, larger than any earlier holder's."""
+    @property
+    def token(self) -> int:
+        """The largest fencing token."""
+    @property
+    def expires_at(self) -> float:
+        """Unix seconds after which the lease is lost unless renewed."""
+    @property
+    def owner(self) -> str: ...
+
+@final
+class Lock:
+    """A context manager holding locks while its block runs (see :meth:`LockStore.lock`)."""
+
+    def __enter__(self) -> Lease: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]] = None,
+        _exc_value: Optional[BaseException] = None,
+        _traceback: Optional[TracebackType] = None,
+    ) -> bool: ...
+    @property
+    def lease(self) -> Optional[Lease]: ...
+
+@disjoint_base
+class LockStore:
+    """Where locks live: :class:`LockClient` or :class:`MemoryLockStore`."""
+
+    def lock(self, ids: Sequence[str], *, ttl: float = 60.0, wait: float = 0.0, owner: Optional[str] = None) -> Lock:
+        """Holds ``ids`` (all or none) while the ``with`` block runs, renewing every ttl/3."""
+    def acquire(self, ids: Sequence[str], *, ttl: float = 60.0, wait: float = 0.0, owner: Optional[str] = None) -> Lease:
+        """Takes ``ids``, waiting up to ``wait`` seconds; raises LockBusy after."""
+    def renew(self, lease: Lease, *, ttl: float = 60.0) -> Lease:
+        """Extends the lease; raises LeaseLost if it was lost."""
+    def release(self, lease: Lease) -> None:
+        """Releases the lease."""
+
+@final
+class LockClient(LockStore):
+    """A Lock Manager over HTTP; ``token`` defaults to ``PIT_LOCK_TOKEN``."""
+
+    def __new__(cls, url: str, token: Optional[str] = None) -> LockClient: ...
+    @property
+    def url(self) -> str: ...
+
+@final
+class MemoryLockStore(LockStore):
+    """Locks in memory, with the Lock Manager's behaviour: for unit tests."""
+
+    def __new__(cls) -> MemoryLockStore: ...
+
+@final
+class Comparison:
+    """The result of :meth:`Report.compare`."""
+
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        """One dict per figure, with ``key``, ``current``, ``baseline``, ``deltaPct`` and ``change``."""
+    @property
+    def regressions(self) -> int: ...
+    def change(self, key: str) -> Optional[str]:
+        """``regression``, ``improvement``, ``changed``, ``unchanged``, ``new`` or ``missing``."""
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Report:
+    """A test report (schema 1.0 of the existing toolkit, or a suite record of ``pit run``)."""
+
+    @staticmethod
+    def load(path: _StrPath) -> Report:
+        """Reads a report; raises ReportError saying where it is wrong."""
+    @staticmethod
+    def from_json(text: str, *, name: str = ...) -> Report:
+        """A report from JSON text; ``name`` (default ``report.json``) is for messages."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def run_id(self) -> Optional[str]: ...
+    @property
+    def verdict(self) -> Literal["passed", "failed", "error"]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def to_html(self, baseline: Union[Report, list[Report], None] = None, *, threshold: float = 10.0) -> str:
+        """A self-contained HTML page, compared with ``baseline`` when given."""
+    def to_junit(self) -> str:
+        """JUnit XML, one test case per scenario stream."""
+    def compare(
+        self,
+        baseline: Union[Report, list[Report]],
+        *,
+        threshold: float = 10.0,
+        per_metric: Optional[Mapping[str, float]] = None,
+    ) -> Comparison:
+        """Compares every figure with the baseline (the median of several runs)."""
+
+def serve_testapp(
+    tests: Callable[[str], Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    url_file: Optional[_StrPath] = None,
+    on_listening: Optional[Callable[[str], None]] = None,
+) -> None:
+    """Serves ``tests`` over the Test Runner protocol until Ctrl-C (see :mod:`pit.testapp`)."""

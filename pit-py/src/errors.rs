@@ -1,0 +1,164 @@
+//! The exception classes, mapped from the Rust error types, with the messages the CLI prints.
+//!
+//! ```text
+//! PitError                      every PIT error; `.exit_code` is what `pit` would exit with
+//! ├── PitfileError              `.diagnostics`: line, column, field path, message, help
+//! ├── RunError                  a run could not start (cluster, fetch of REMOTE parts)
+//! ├── LockError                 a lock store failed
+//! │   ├── LockBusy              still held after the wait; `.holders`
+//! │   └── LeaseLost             the lease expired or was force-released
+//! └── ReportError               a report could not be read or rendered
+//! ```
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use pit_core::exit;
+use pit_core::lock::LockError as CoreLockError;
+
+create_exception!(
+    pit,
+    PitError,
+    PyException,
+    "Every error PIT raises; `exit_code` is the exit code `pit` would end with."
+);
+create_exception!(
+    pit,
+    PitfileError,
+    PitError,
+    "The pitfile cannot be read or has errors; `diagnostics` lists them."
+);
+create_exception!(
+    pit,
+    RunError,
+    PitError,
+    "A run could not start: the cluster, a REMOTE fetch, the Lock Manager URL."
+);
+create_exception!(pit, LockError, PitError, "A lock store failed.");
+create_exception!(
+    pit,
+    LockBusy,
+    LockError,
+    "The locks were still held when the wait ran out; `holders` names who holds them."
+);
+create_exception!(
+    pit,
+    LeaseLost,
+    LockError,
+    "The lease expired or was force-released: what it protected is no longer exclusive."
+);
+create_exception!(
+    pit,
+    ReportError,
+    PitError,
+    "A report could not be read, compared or rendered."
+);
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("PitError", py.get_type::<PitError>())?;
+    m.add("PitfileError", py.get_type::<PitfileError>())?;
+    m.add("RunError", py.get_type::<RunError>())?;
+    m.add("LockError", py.get_type::<LockError>())?;
+    m.add("LockBusy", py.get_type::<LockBusy>())?;
+    m.add("LeaseLost", py.get_type::<LeaseLost>())?;
+    m.add("ReportError", py.get_type::<ReportError>())?;
+    m.add_class::<crate::pitfile::Diagnostic>()?;
+    Ok(())
+}
+
+/// The message `pit` prints for `e`: the error and its causes, one `caused by:` line each.
+pub(crate) fn message(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str("\n  caused by: ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// Sets `exit_code` (and the given attributes) on `err`'s exception value.
+pub(crate) fn with_attrs(py: Python<'_>, err: PyErr, code: i32, attrs: &[(&str, Py<PyAny>)]) -> PyErr {
+    let value = err.value(py);
+    let _ = value.setattr("exit_code", code);
+    for (name, v) in attrs {
+        let _ = value.setattr(*name, v.bind(py));
+    }
+    err
+}
+
+/// A `PitfileError` for a report of diagnostics: the message is the report as `pit validate`
+/// prints it (without colour), `diagnostics` the list.
+pub(crate) fn pitfile_error(py: Python<'_>, report: &pit_core::diagnostic::Report) -> PyErr {
+    let diagnostics: Vec<crate::pitfile::Diagnostic> = report
+        .diagnostics()
+        .iter()
+        .map(|d| crate::pitfile::Diagnostic::of(report.file(), d))
+        .collect();
+    let list = PyList::new(py, diagnostics).map_or_else(|_| py.None(), |l| l.into_any().unbind());
+    let text = format!(
+        "{}: {} error(s), {} warning(s)\n{}",
+        report.file(),
+        report.error_count(),
+        report.warning_count(),
+        report.render(false, 100)
+    );
+    with_attrs(py, PitfileError::new_err(text), exit::INVALID, &[("diagnostics", list)])
+}
+
+/// The error for a pitfile that could not be loaded.
+pub(crate) fn load_error(py: Python<'_>, e: &pit_core::pitfile::LoadError) -> PyErr {
+    match e {
+        pit_core::pitfile::LoadError::Invalid(report) => pitfile_error(py, report),
+        other => {
+            let empty = PyList::empty(py).into_any().unbind();
+            with_attrs(
+                py,
+                PitfileError::new_err(message(other)),
+                exit::INVALID,
+                &[("diagnostics", empty)],
+            )
+        }
+    }
+}
+
+/// The error for a failed lock operation.
+pub(crate) fn lock_error(py: Python<'_>, e: &CoreLockError) -> PyErr {
+    let text = message(e);
+    match e {
+        CoreLockError::Busy { holders, .. } => {
+            let holders: Vec<(String, String)> = holders
+                .iter()
+                .map(|h| (h.id.to_string(), h.owner.name.clone()))
+                .collect();
+            let list = PyList::new(py, holders).map_or_else(|_| py.None(), |l| l.into_any().unbind());
+            with_attrs(py, LockBusy::new_err(text), exit::INFRASTRUCTURE, &[("holders", list)])
+        }
+        CoreLockError::Lost { .. } => with_attrs(py, LeaseLost::new_err(text), exit::INFRASTRUCTURE, &[]),
+        CoreLockError::Invalid(_) => with_attrs(py, LockError::new_err(text), exit::INVALID, &[]),
+        CoreLockError::Cancelled { .. } => with_attrs(py, LockError::new_err(text), exit::INTERRUPTED, &[]),
+        _ => with_attrs(py, LockError::new_err(text), exit::INFRASTRUCTURE, &[]),
+    }
+}
+
+/// The error for a run that could not start.
+pub(crate) fn driver_error(py: Python<'_>, e: &pit_cli::driver::DriverError) -> PyErr {
+    match e {
+        pit_cli::driver::DriverError::Load(load) => load_error(py, load),
+        pit_cli::driver::DriverError::Resolve(r) => match r.report() {
+            Some(report) => pitfile_error(py, report),
+            None => with_attrs(py, RunError::new_err(message(e)), e.exit_code(), &[]),
+        },
+        pit_cli::driver::DriverError::Lock(l) => lock_error(py, l),
+        _ => with_attrs(py, RunError::new_err(message(e)), e.exit_code(), &[]),
+    }
+}
+
+/// The error for a report that could not be read.
+pub(crate) fn report_error(py: Python<'_>, e: &dyn std::error::Error) -> PyErr {
+    with_attrs(py, ReportError::new_err(message(e)), exit::INVALID, &[])
+}

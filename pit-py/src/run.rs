@@ -1,0 +1,231 @@
+//! `pit.run(…)`: the run `pit run` makes, set up by the same code (`pit_cli::driver`).
+
+use std::path::PathBuf;
+
+use pit_cli::driver::{prepare, Backend, RunSettings};
+use pit_core::engine::{Event, RunSummary, SuiteOutcome};
+use pyo3::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors;
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RunResult>()?;
+    m.add_class::<SuiteResult>()?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    Ok(())
+}
+
+/// How one suite ended.
+#[pyclass(module = "pit", frozen, get_all)]
+#[derive(Debug, Clone)]
+pub struct SuiteResult {
+    /// The suite id.
+    pub id: String,
+    /// Its environment (the namespace on Kubernetes).
+    pub environment: String,
+    /// `"passed"`, `"failed"`, `"error"` or `"cancelled"`.
+    pub outcome: String,
+    /// What went wrong, for `"error"` and `"cancelled"`.
+    pub message: Option<String>,
+    /// Where its report was stored (a path, or a URL for a git store).
+    pub report_path: Option<String>,
+    /// Problems during teardown.
+    pub teardown_errors: Vec<String>,
+    /// With `keep=True`: the commands that remove what was left up.
+    pub kept: Vec<String>,
+}
+
+#[pymethods]
+impl SuiteResult {
+    fn __repr__(&self) -> String {
+        format!("<SuiteResult {} {}>", self.id, self.outcome)
+    }
+}
+
+/// The result of `pit.run`.
+#[pyclass(module = "pit", frozen)]
+pub struct RunResult {
+    summary: RunSummary,
+}
+
+#[pymethods]
+impl RunResult {
+    /// The run id.
+    #[getter]
+    fn run_id(&self) -> &str {
+        &self.summary.run_id
+    }
+
+    /// The exit code `pit run` would end with: 0 passed, 1 tests failed, 3 infrastructure
+    /// failure, 130 interrupted.
+    #[getter]
+    fn exit_code(&self) -> i32 {
+        self.summary.exit_code()
+    }
+
+    /// `"passed"`, `"failed"` (tests failed), `"error"` (infrastructure) or `"cancelled"`.
+    #[getter]
+    fn status(&self) -> &'static str {
+        match self.summary.exit_code() {
+            pit_core::exit::OK => "passed",
+            pit_core::exit::TESTS_FAILED => "failed",
+            pit_core::exit::INTERRUPTED => "cancelled",
+            _ => "error",
+        }
+    }
+
+    /// Whether every suite passed.
+    #[getter]
+    fn passed(&self) -> bool {
+        self.summary.exit_code() == pit_core::exit::OK
+    }
+
+    /// One result per suite, in order.
+    #[getter]
+    fn suites(&self) -> Vec<SuiteResult> {
+        self.summary
+            .suites
+            .iter()
+            .map(|s| SuiteResult {
+                id: s.id.clone(),
+                environment: s.environment.clone(),
+                outcome: s.outcome.as_str().to_owned(),
+                message: match &s.outcome {
+                    SuiteOutcome::Error { message } | SuiteOutcome::Cancelled { message } => Some(message.clone()),
+                    _ => None,
+                },
+                report_path: s.stored.as_ref().map(|r| r.location.clone()),
+                teardown_errors: s.teardown_errors.clone(),
+                kept: s.kept.clone(),
+            })
+            .collect()
+    }
+
+    /// Where the suites' reports were stored.
+    #[getter]
+    fn report_paths(&self) -> Vec<String> {
+        self.summary
+            .suites
+            .iter()
+            .filter_map(|s| s.stored.as_ref().map(|r| r.location.clone()))
+            .collect()
+    }
+
+    /// The summary `pit run -o json` prints, as plain Python data.
+    fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        crate::to_py(py, &self.summary)
+    }
+
+    fn __bool__(&self) -> bool {
+        self.passed()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<RunResult {} {}>", self.summary.run_id, self.status())
+    }
+}
+
+/// Runs the pitfile at `path` as `pit run` does and returns its result. See docs/python.md.
+#[pyfunction]
+#[pyo3(signature = (
+    path="pitfile.yml".into(), *, backend="local", max_parallel=16, on_event=None, state_dir=None,
+    report_dir=None, report_store=None, lock_manager=None, kubeconfig=None, parent_namespace=None,
+    keep=false, parallel_suites=false, run_id=None, strict=false,
+))]
+#[allow(clippy::too_many_arguments)] // keyword arguments, one per `pit run` flag
+fn run(
+    py: Python<'_>,
+    path: PathBuf,
+    backend: &str,
+    max_parallel: usize,
+    on_event: Option<Py<PyAny>>,
+    state_dir: Option<PathBuf>,
+    report_dir: Option<PathBuf>,
+    report_store: Option<&str>,
+    lock_manager: Option<String>,
+    kubeconfig: Option<PathBuf>,
+    parent_namespace: Option<String>,
+    keep: bool,
+    parallel_suites: bool,
+    run_id: Option<&str>,
+    strict: bool,
+) -> PyResult<RunResult> {
+    let value_error =
+        |what: &str, e: &dyn std::fmt::Display| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}"));
+    let backend = match backend {
+        "auto" => Backend::Auto,
+        "local" => Backend::Local,
+        "k8s" => Backend::K8s,
+        other => {
+            return Err(value_error(
+                "backend",
+                &format!("`{other}` is not one of auto, local, k8s"),
+            ))
+        }
+    };
+    if max_parallel == 0 {
+        return Err(value_error("max_parallel", &"must be at least 1"));
+    }
+    let report_store = match (report_store, report_dir) {
+        (Some(spec), _) => Some(spec.parse().map_err(|e: String| value_error("report_store", &e))?),
+        (None, Some(dir)) => Some(pit_report::store::StoreSpec::Dir(dir)),
+        (None, None) => None,
+    };
+    let settings = RunSettings {
+        strict,
+        run_id: run_id
+            .map(|id| id.parse().map_err(|e| value_error("run_id", &e)))
+            .transpose()?,
+        max_parallel,
+        parallel_suites,
+        keep,
+        state_dir,
+        report_store,
+        backend,
+        kubeconfig,
+        parent_namespace,
+        lock_manager,
+        ..RunSettings::new(path)
+    };
+    let loaded = settings.load().map_err(|e| errors::driver_error(py, &e))?;
+    let (items, rx) = tokio::sync::mpsc::unbounded_channel::<Item>();
+    let (cancel, force) = (CancellationToken::new(), CancellationToken::new());
+    let (c, f) = (cancel.clone(), force.clone());
+    let work = async move {
+        let (events, mut engine_events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let forward = {
+            let items = items.clone();
+            tokio::spawn(async move {
+                while let Some(e) = engine_events.recv().await {
+                    let _ = items.send(Item::Event(e));
+                }
+            })
+        };
+        let note = |note: &str| {
+            let _ = items.send(Item::Note(note.to_owned()));
+        };
+        let prepared = prepare(&settings, &loaded, events, &note).await?;
+        let summary = prepared.engine.run(&prepared.plan, &prepared.options, &c, &f).await;
+        drop(prepared);
+        let _ = forward.await;
+        Ok::<_, pit_cli::driver::DriverError>(summary)
+    };
+    let logger = py.import("logging")?.call_method1("getLogger", ("pit",))?.unbind();
+    let summary = crate::block_on(py, work, &cancel, &force, Some(rx), |py, item| match item {
+        // The lines `pit run` prints on the way go to the `pit` logger.
+        Item::Note(note) => logger.call_method1(py, "info", (note,)).map(drop),
+        Item::Event(event) => match &on_event {
+            Some(callback) => callback.call1(py, (crate::to_py(py, &event)?,)).map(drop),
+            None => Ok(()),
+        },
+    })?
+    .map_err(|e| errors::driver_error(py, &e))?;
+    Ok(RunResult { summary })
+}
+
+/// What the run sends to the calling thread.
+enum Item {
+    Event(Event),
+    Note(String),
+}
