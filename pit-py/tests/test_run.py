@@ -160,3 +160,30 @@ def test_ctrl_c_cancels_the_run_tears_down_and_raises_keyboard_interrupt(example
     assert any('"tearing-down"' in l for l in lines), lines
     pids = started_pids(example_env)
     assert pids and not any(alive(p) for p in pids), pids
+
+
+def test_other_python_threads_run_while_pit_run_waits(repo: Path, example_env: Path) -> None:
+    import threading
+    import time
+
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            # Pure Python work: it needs the GIL, which pit.run must have released.
+            sum(range(1000))
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        started = time.monotonic()
+        result = pit.run(repo / "examples" / "node-1" / "pitfile.yml", state_dir=example_env)
+        ended = time.monotonic()
+    finally:
+        stop.set()
+        counter.join()
+    assert result.passed
+    during = [t for t in ticks if started < t < ended]
+    assert len(during) > 100, f"{len(during)} ticks in {ended - started:.2f}s"
