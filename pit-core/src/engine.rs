@@ -1263,10 +1263,16 @@ fn fencing_detail(lease: &Lease) -> String {
 
 /// An error and its causes, joined with `: `.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
+    error_chain_with(e, ": ")
+}
+
+/// An error and its causes, joined with `separator` (`"\n  caused by: "` gives the lines `pit`
+/// prints).
+pub fn error_chain_with(e: &dyn std::error::Error, separator: &str) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        s.push_str(": ");
+        s.push_str(separator);
         s.push_str(&cause.to_string());
         source = cause.source();
     }

@@ -71,14 +71,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// The message `pit` prints for `e`: the error and its causes, one `caused by:` line each.
 pub(crate) fn message(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str("\n  caused by: ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
+    pit_core::engine::error_chain_with(e, "\n  caused by: ")
 }
 
 /// Sets `exit_code` (and the given attributes) on `err`'s exception value.

@@ -23,3 +23,22 @@ def test_the_package_and_the_python_example_pass_mypy_strict(repo: Path, tmp_pat
     example = repo / "examples" / "python-testapp" / "testapp.py"
     done = mypy("mypy", "--strict", str(example), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_user_code_type_checks_against_the_package(tmp_path: Path) -> None:
+    user = tmp_path / "pipeline.py"
+    user.write_text(
+        "import pit\n"
+        "def go() -> int:\n"
+        "    warnings: list[pit.Diagnostic] = pit.Pitfile.load('pitfile.yml').validate()\n"
+        "    result: pit.RunResult = pit.run('pitfile.yml', backend='local', on_event=print)\n"
+        "    with pit.MemoryLockStore().lock(['db'], ttl=5) as lease:\n"
+        "        token: int = lease.token\n"
+        "    verdicts = pit.Report.load('r.json').compare(pit.Report.load('b.json')).verdicts\n"
+        "    return result.exit_code + token + len(warnings) + len(verdicts)\n"
+    )
+    assert mypy("mypy", "--strict", str(user), cwd=tmp_path).returncode == 0
+    # And a mistake is caught.
+    user.write_text("import pit\nx: str = pit.run('pitfile.yml', backend='cloud')\n")
+    done = mypy("mypy", "--strict", str(user), cwd=tmp_path)
+    assert done.returncode == 1 and "backend" in done.stdout, done.stdout

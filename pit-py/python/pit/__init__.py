@@ -20,48 +20,6 @@ The same behaviour as the ``pit`` command line, as a library::
 See docs/python.md. Writing a Test Runner App in Python: :mod:`pit.testapp`.
 """
 
-from ._pit import (
-    Comparison,
-    Diagnostic,
-    Lease,
-    LeaseLost,
-    Lock,
-    LockBusy,
-    LockClient,
-    LockError,
-    LockStore,
-    MemoryLockStore,
-    PitError,
-    Pitfile,
-    PitfileError,
-    Report,
-    ReportError,
-    RunError,
-    RunResult,
-    SuiteResult,
-    __version__,
-    run,
-)
-
-__all__ = [
-    "Comparison",
-    "Diagnostic",
-    "Lease",
-    "LeaseLost",
-    "Lock",
-    "LockBusy",
-    "LockClient",
-    "LockError",
-    "LockStore",
-    "MemoryLockStore",
-    "PitError",
-    "Pitfile",
-    "PitfileError",
-    "Report",
-    "ReportError",
-    "RunError",
-    "RunResult",
-    "SuiteResult",
-    "__version__",
-    "run",
-]
+# Every name of the native module (typed in _pit.pyi), and nothing else.
+from ._pit import *  # noqa: F403
+from ._pit import __all__ as __all__
