@@ -458,11 +458,13 @@ impl Engine {
                 }
             };
 
-            // Log tailing runs from here to the end of teardown.
+            // The Lock Manager PIT deploys for this suite, if any: `lock_phase` starts deploying
+            // it first thing, so teardown always undeploys it.
             let lock_manager = plan
                 .lock_manager
                 .as_ref()
                 .filter(|_| suite.locks.is_some() && self.lock_manager.is_some());
+            // Log tailing runs from here to the end of teardown.
             let stop_tailing = CancellationToken::new();
             let mut tailing = JoinSet::new();
             for c in suite.components().chain(lock_manager).filter(|c| c.log_tailing) {
@@ -472,18 +474,8 @@ impl Engine {
                 );
             }
 
-            let mut lock_manager_started = false;
             let locked = self
-                .lock_phase(
-                    plan,
-                    suite,
-                    &env,
-                    opts,
-                    cancel,
-                    &timeline,
-                    lock_manager,
-                    &mut lock_manager_started,
-                )
+                .lock_phase(plan, suite, &env, opts, cancel, &timeline, lock_manager)
                 .await;
             let started = Arc::new(Mutex::new(Vec::<bool>::new()));
             let (store, lease, outcome) = match locked {
@@ -552,7 +544,6 @@ impl Engine {
                 }
             }
             let started = started.lock().expect("no panics while held").clone();
-            let lock_manager = lock_manager.filter(|_| lock_manager_started);
             if opts.keep {
                 result.kept = self.keep_instructions(plan, suite, &env, opts, &started, lock_manager);
             } else {
@@ -643,8 +634,8 @@ impl Engine {
         tokio::join!(stream, forward);
     }
 
-    /// Deploys the suite's Lock Manager when PIT deploys one (setting `lock_manager_started`),
-    /// then takes the suite's locks. Returns the store the locks live in and the lease, or the
+    /// Deploys the suite's Lock Manager when PIT deploys one (`lock_manager`: its deployment
+    /// starts, so it is undeployed whatever happens here), then takes the suite's locks. Returns the store the locks live in and the lease, or the
     /// suite's outcome when either failed.
     #[allow(clippy::too_many_arguments)] // the suite's whole context, as deploy_and_test
     async fn lock_phase(
@@ -656,7 +647,6 @@ impl Engine {
         cancel: &CancellationToken,
         timeline: &Timeline,
         lock_manager: Option<&ComponentPlan>,
-        lock_manager_started: &mut bool,
     ) -> Result<(Arc<dyn LockStore>, Option<Lease>), SuiteOutcome> {
         let sid = suite.id.to_string();
         let failed = |message: String| {
@@ -670,7 +660,6 @@ impl Engine {
         };
         let mut store = self.locks.clone();
         if let (Some(lm), Some(connect)) = (lock_manager, &self.lock_manager) {
-            *lock_manager_started = true;
             let mut vars = base_env(plan, suite, env, opts);
             vars.insert("PIT_COMPONENT_ID".into(), lm.id.to_string());
             vars.insert("PIT_OUTPUTS".into(), outputs_file(env, lm).display().to_string());
