@@ -86,6 +86,7 @@ pub async fn follow(
         tokio::select! {
             () = stop.cancelled() => break,
             line = lines_rx.recv() => {
+                // Never None: `lines_tx` lives as long as this loop.
                 let Some(line) = line else { continue };
                 log.write_all(format!("{line}\n").as_bytes()).await?;
                 if out.send(line).is_err() {
