@@ -132,7 +132,10 @@ def test_ctrl_c_cancels_the_run_tears_down_and_raises_keyboard_interrupt(example
     script.write_text(
         textwrap.dedent(
             f"""
-            import json, sys, pit
+            import json, signal, sys, pit
+            # Python raises KeyboardInterrupt only with its own SIGINT handler, which it does not
+            # install when it starts with SIGINT ignored (as jobs started in the background are).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             def on_event(e):
                 print(json.dumps(e["kind"]), flush=True)
             try:
