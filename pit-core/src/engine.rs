@@ -649,20 +649,20 @@ impl Engine {
         lock_manager: Option<&ComponentPlan>,
     ) -> Result<(Arc<dyn LockStore>, Option<Lease>), SuiteOutcome> {
         let sid = suite.id.to_string();
-        let failed = |message: String| {
+        // A failure while the run is being interrupted is the interruption.
+        let outcome = |interrupted: &str, message: String| {
             if cancel.is_cancelled() {
                 SuiteOutcome::Cancelled {
-                    message: "interrupted while deploying the Lock Manager".into(),
+                    message: interrupted.into(),
                 }
             } else {
                 SuiteOutcome::Error { message }
             }
         };
+        let failed = |message: String| outcome("interrupted while deploying the Lock Manager", message);
         let mut store = self.locks.clone();
         if let (Some(lm), Some(connect)) = (lock_manager, &self.lock_manager) {
-            let mut vars = base_env(plan, suite, env, opts);
-            vars.insert("PIT_COMPONENT_ID".into(), lm.id.to_string());
-            vars.insert("PIT_OUTPUTS".into(), outputs_file(env, lm).display().to_string());
+            let vars = component_env(base_env(plan, suite, env, opts), env, lm);
             let outputs = self
                 .deploy_component(&sid, env, lm, &vars, cancel, timeline)
                 .await
@@ -718,17 +718,9 @@ impl Engine {
                 Ok((store, Some(lease)))
             }
             Err(e) => {
-                let cancelled = cancel.is_cancelled();
-                timeline.end(t, if cancelled { "cancelled" } else { "failed" }, Some(error_chain(&e)));
-                Err(if cancelled {
-                    SuiteOutcome::Cancelled {
-                        message: "interrupted while waiting for locks".into(),
-                    }
-                } else {
-                    SuiteOutcome::Error {
-                        message: error_chain(&e),
-                    }
-                })
+                let status = if cancel.is_cancelled() { "cancelled" } else { "failed" };
+                timeline.end(t, status, Some(error_chain(&e)));
+                Err(outcome("interrupted while waiting for locks", error_chain(&e)))
             }
         }
     }
@@ -888,8 +880,7 @@ impl Engine {
                     vars.extend(outs[a].clone());
                 }
             }
-            vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
-            vars.insert("PIT_OUTPUTS".into(), outputs_file(env, &c).display().to_string());
+            let vars = component_env(vars, env, &c);
             started.lock().expect("no panics while held")[i] = true;
             let (engine, env, cancel, timeline, outputs, sid) = (
                 self.clone(),
@@ -1190,13 +1181,18 @@ fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions
     vars
 }
 
+/// `vars` plus what every command of `c` gets: its id and its outputs file.
+fn component_env(mut vars: BTreeMap<String, String>, env: &Environment, c: &ComponentPlan) -> BTreeMap<String, String> {
+    vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
+    vars.insert("PIT_OUTPUTS".into(), outputs_file(env, c).display().to_string());
+    vars
+}
+
 /// What an undeploy command gets: `base`, the component's own outputs, and its id and outputs
 /// file.
 fn undeploy_env(mut vars: BTreeMap<String, String>, env: &Environment, c: &ComponentPlan) -> BTreeMap<String, String> {
     vars.extend(read_outputs(&outputs_file(env, c)));
-    vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
-    vars.insert("PIT_OUTPUTS".into(), outputs_file(env, c).display().to_string());
-    vars
+    component_env(vars, env, c)
 }
 
 fn outputs_file(env: &Environment, c: &ComponentPlan) -> std::path::PathBuf {
