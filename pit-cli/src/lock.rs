@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use pit_core::lock::{LockError, LockOwner, LockRequest, LockStore, WaitProgress};
+use pit_core::naming::Escaped;
 use pit_lock::HttpLockStore;
 use tokio_util::sync::CancellationToken;
 
@@ -65,7 +66,11 @@ pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
                         let tokens: Vec<String> = lease.fencing.iter().map(|(id, t)| format!("{id}#{t}")).collect();
                         ui.message(&format!(
                             "holding {} (fencing {})",
-                            req.ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                            req.ids
+                                .iter()
+                                .map(|i| Escaped(&i.0).to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             tokens.join(", ")
                         ));
                         stdout(&format!("{}\n", lease.id))?;
@@ -106,11 +111,11 @@ pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
                     Output::Human if ended.is_empty() => ui.message("nothing was held"),
                     Output::Human => {
                         for l in &ended {
-                            let ids: Vec<String> = l.ids.iter().map(ToString::to_string).collect();
+                            let ids: Vec<String> = l.ids.iter().map(|i| Escaped(&i.0).to_string()).collect();
                             ui.message(&format!(
                                 "ended lease {} of {} ({})",
-                                l.id,
-                                l.owner.name,
+                                Escaped(&l.id),
+                                Escaped(&l.owner.name),
                                 ids.join(", ")
                             ));
                         }
@@ -126,7 +131,7 @@ fn describe_wait(p: &WaitProgress) -> String {
     let holders: Vec<String> = p
         .holders
         .iter()
-        .map(|h| format!("{} held by {}", h.id, h.owner.name))
+        .map(|h| format!("{} held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
         .collect();
     match (p.position, holders.is_empty()) {
         (1, false) => format!("waiting: next in line; {}", holders.join(", ")),
@@ -143,24 +148,34 @@ fn human_list(list: &pit_lock::api::LockList) -> String {
     }
     for l in &list.locks {
         let left = Duration::from_millis(l.expires_at_ms.saturating_sub(now) / 1000 * 1000);
+        // The lease id is shown only to its holder and to admins.
+        let lease = l
+            .lease
+            .as_deref()
+            .map_or_else(String::new, |lease| format!("lease {}, ", Escaped(lease)));
         let _ = writeln!(
             out,
-            "{}  held by {}  (lease {}, fencing #{}, expires in {})",
-            l.id,
-            l.owner.name,
-            l.lease,
+            "{}  held by {}  ({lease}fencing #{}, expires in {})",
+            Escaped(&l.id.0),
+            Escaped(&l.owner.name),
             l.fencing_token,
             humantime::format_duration(left)
         );
         for w in &l.waiting {
-            let _ = writeln!(out, "    {}. {}", w.position, w.owner.name);
+            let _ = writeln!(out, "    {}. {}", w.position, Escaped(&w.owner.name));
         }
     }
     if !list.queue.is_empty() {
         out.push_str("queue:\n");
         for q in &list.queue {
-            let ids: Vec<String> = q.ids.iter().map(ToString::to_string).collect();
-            let _ = writeln!(out, "  {}. {} wants {}", q.position, q.owner.name, ids.join(", "));
+            let ids: Vec<String> = q.ids.iter().map(|i| Escaped(&i.0).to_string()).collect();
+            let _ = writeln!(
+                out,
+                "  {}. {} wants {}",
+                q.position,
+                Escaped(&q.owner.name),
+                ids.join(", ")
+            );
         }
     }
     out

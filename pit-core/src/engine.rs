@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, Step, StepKind};
 use crate::lock::{now_ms, Lease, LockOwner, LockRequest, LockStore};
+use crate::naming::Escaped;
 use crate::pitfile::LockId;
 use crate::plan::{CommandPlan, ComponentPlan, Plan, SuitePlan, WorkDir, LOCK_MANAGER_URL_KEY};
 use crate::protocol::TEST_APP_URL_KEY;
@@ -706,7 +707,7 @@ impl Engine {
                     holders: p
                         .holders
                         .iter()
-                        .map(|h| format!("{} held by {}", h.id, h.owner.name))
+                        .map(|h| format!("{} held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
                         .collect(),
                 },
             );

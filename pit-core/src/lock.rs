@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::naming::Escaped;
 use crate::pitfile::LockId;
 
 /// Who asks for a lock, shown to whoever waits for it.
@@ -97,6 +98,13 @@ pub enum LockError {
         /// Its ids.
         ids: Vec<LockId>,
     },
+    /// The lease was taken by another identity (another Lock Manager token): only that one,
+    /// or an admin, may renew or release it. The lease stays as it was.
+    #[error("lease `{lease}` was taken with another token: only that token or an admin token may renew or release it")]
+    NotHolder {
+        /// The lease.
+        lease: String,
+    },
     /// The wait was cancelled.
     #[error("stopped waiting for locks {} because the run is ending", list_ids(.wanted))]
     Cancelled {
@@ -126,12 +134,12 @@ pub enum LockError {
 }
 
 fn list_ids(ids: &[LockId]) -> String {
-    ids.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    ids.iter().map(|i| format!("`{}`", Escaped(&i.0))).collect::<Vec<_>>().join(", ")
 }
 
 fn list_holders(hs: &[Holder]) -> String {
     hs.iter()
-        .map(|h| format!("`{}` held by {}", h.id, h.owner.name))
+        .map(|h| format!("`{}` held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
         .collect::<Vec<_>>()
         .join("; ")
 }

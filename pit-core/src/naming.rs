@@ -113,19 +113,157 @@ pub fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-/// `url` without its password or token (`scheme://user:secret@host/…` → `scheme://host/…`),
-/// for messages and logs.
+/// `url` without its password or token (`scheme://user:secret@host/…` → `scheme://host/…`), and
+/// with the values of query parameters that carry secrets (`password`, `sslpassword`, `token`,
+/// `secret`, … in any case) replaced by `REDACTED`, for messages and logs.
 ///
 /// ```
 /// use pit_core::naming::redact_url;
 /// assert_eq!(redact_url("postgres://pit:s3cret@db:5432/pit"), "postgres://db:5432/pit");
 /// assert_eq!(redact_url("https://git.example.com/r.git"), "https://git.example.com/r.git");
+/// assert_eq!(
+///     redact_url("postgres://db/pit?sslmode=require&password=s3cret"),
+///     "postgres://db/pit?sslmode=require&password=REDACTED"
+/// );
 /// ```
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
-        _ => url.to_owned(),
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (base, query) = match base.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (base, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &base[..scheme + 3], &base[at + 1..]),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_key(key) => format!("{key}=REDACTED"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// Whether a connection parameter or query key names a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    ["password", "passwd", "pwd", "token", "secret", "apikey", "api_key"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// A PostgreSQL connection string without its secrets, in either form libpq accepts: a URI
+/// (see [`redact_url`]) or `key=value` pairs, where `password` and `sslpassword` values
+/// (quoted or not) become `REDACTED`. A string that cannot be read as either is not shown.
+///
+/// ```
+/// use pit_core::naming::redact_conninfo;
+/// assert_eq!(
+///     redact_conninfo(r"host=db password='it\'s a \\ secret' dbname=pit"),
+///     "host=db password=REDACTED dbname=pit"
+/// );
+/// assert_eq!(redact_conninfo("postgresql://pit:s3cret@db/pit"), "postgresql://db/pit");
+/// assert_eq!(redact_conninfo("host=db password='unterminated"), "<connection string not shown>");
+/// ```
+pub fn redact_conninfo(conninfo: &str) -> String {
+    let trimmed = conninfo.trim_start();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        return redact_url(trimmed);
+    }
+    redact_key_values(conninfo).unwrap_or_else(|| "<connection string not shown>".to_owned())
+}
+
+/// libpq's `key = value` form: values plain, or single-quoted with `\'` and `\\` escapes.
+fn redact_key_values(s: &str) -> Option<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Some(out.join(" "));
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') || key.is_empty() {
+            return None;
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            value.push('\'');
+            loop {
+                match chars.next()? {
+                    '\\' => {
+                        value.push('\\');
+                        value.push(chars.next()?);
+                    }
+                    '\'' => {
+                        value.push('\'');
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        if is_secret_key(&key) {
+            value = "REDACTED".to_owned();
+        }
+        out.push(format!("{key}={value}"));
+    }
+}
+
+/// Text that came from outside (a lock owner, an id, a report's name), shown with its control
+/// characters escaped, so that it can neither move the cursor, clear a terminal nor forge a
+/// line of output: `\n` shows as `\n`, ESC as `\u{1b}`. Tabs are kept.
+///
+/// ```
+/// use pit_core::naming::Escaped;
+/// assert_eq!(Escaped("ci\n[pit] forged\u{1b}[2J").to_string(), "ci\\n[pit] forged\\u{1b}[2J");
+/// assert_eq!(Escaped("plain – text\twith tab").to_string(), "plain – text\twith tab");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            if is_unsafe_for_terminal(c) {
+                for e in c.escape_default() {
+                    f.write_char(e)?;
+                }
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Control characters (but tab) and the Unicode characters that reorder text (bidirectional
+/// overrides and isolates), which can make printed text read as something else.
+pub fn is_unsafe_for_terminal(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]

@@ -138,6 +138,44 @@ pub mod v2 {
     pub type Holders = Vec<HolderInfo>;
 }
 
+/// Who calls: the principal their bearer token maps to, and whether it is an admin token.
+///
+/// A lease belongs to the principal that took it: only that principal, or an admin, may renew
+/// or release it, and only they see its id in a listing. On an open service (no tokens) every
+/// caller is [`Caller::anyone`], as on the existing toolkit's service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The principal: the name configured for the token (`name:token` in a token file), or
+    /// `token-` and the first 12 hex digits of the token's SHA-256 digest.
+    pub principal: Option<String>,
+    /// Whether the token is an admin token (which may act on every lease).
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Anyone at all: an open service, or the store used in-process.
+    pub fn anyone() -> Self {
+        Self {
+            principal: None,
+            admin: true,
+        }
+    }
+
+    /// The principal whose leases alone this caller may touch; `None`: every lease.
+    pub fn restricted_to(&self) -> Option<&str> {
+        if self.admin {
+            None
+        } else {
+            self.principal.as_deref()
+        }
+    }
+
+    /// Whether this caller may see and use a lease taken by `principal`.
+    pub fn may_use(&self, principal: Option<&str>) -> bool {
+        self.restricted_to().is_none_or(|me| principal == Some(me))
+    }
+}
+
 /// Every error the service answers: a machine-readable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -197,8 +235,13 @@ pub struct LockList {
 pub struct LockEntry {
     /// The id.
     pub id: LockId,
-    /// The lease holding it.
-    pub lease: String,
+    /// The lease holding it: shown to the identity that holds it and to admins only, since
+    /// whoever knows a lease id may try to renew or release it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
+    /// The identity (token principal) that took it; absent on an open service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// Its holder, with the run id, suite and CI job they gave.
     pub owner: LockOwner,
     /// The holder's fencing token for this id.
@@ -294,7 +337,34 @@ pub fn check_ms(field: &str, value: u64, min: u64) -> Result<std::time::Duration
     Ok(std::time::Duration::from_millis(value))
 }
 
-/// Checks an owner's fields' lengths.
+/// Checks one owner field: at most [`MAX_OWNER_LEN`] bytes and no NUL character (which the
+/// database cannot store; other control characters are kept, and escaped wherever PIT prints
+/// them).
+///
+/// ```
+/// assert!(pit_lock::api::check_owner_field("owner", "ci-runner-7").is_ok());
+/// let err = pit_lock::api::check_owner_field("owner", "a\0b").unwrap_err();
+/// assert_eq!((err.status, err.code.as_str()), (400, "invalid_request"));
+/// assert!(err.message.contains("`owner`"));
+/// ```
+///
+/// # Errors
+/// A 400 [`ApiError`] naming the field.
+pub fn check_owner_field(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() > MAX_OWNER_LEN {
+        return Err(ApiError::invalid(format!(
+            "`{field}` is longer than {MAX_OWNER_LEN} bytes"
+        )));
+    }
+    if let Some(at) = value.find('\0') {
+        return Err(ApiError::invalid(format!(
+            "`{field}` has a NUL character at byte {at}: remove it"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an owner's fields (see [`check_owner_field`]) and that it has a name.
 ///
 /// # Errors
 /// An [`ApiError`] naming the field.
@@ -306,10 +376,8 @@ pub fn check_owner(owner: &LockOwner) -> Result<(), ApiError> {
         ("owner.ciJob", owner.ci_job.as_ref()),
     ];
     for (field, value) in fields {
-        if value.is_some_and(|v| v.len() > MAX_OWNER_LEN) {
-            return Err(ApiError::invalid(format!(
-                "`{field}` is longer than {MAX_OWNER_LEN} bytes"
-            )));
+        if let Some(v) = value {
+            check_owner_field(field, v)?;
         }
     }
     if owner.name.trim().is_empty() {

@@ -65,7 +65,8 @@ impl HttpLockStore {
     /// `token` as a bearer token when given.
     ///
     /// # Errors
-    /// [`LockError::Invalid`] for a URL that is not `http` or `https`.
+    /// [`LockError::Invalid`] for a URL that is not `http` or `https`, or that carries
+    /// credentials (`user:password@`): the token goes in `token`.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, LockError> {
         let mut base = reqwest::Url::parse(url)
             .map_err(|e| LockError::Invalid(format!("the Lock Manager URL `{url}` is not a URL: {e}")))?;
@@ -74,11 +75,17 @@ impl HttpLockStore {
                 "the Lock Manager URL `{url}` must start with http:// or https://"
             )));
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            // reqwest would send them as Basic credentials in place of the bearer token.
+            return Err(LockError::Invalid(format!(
+                "the Lock Manager URL `{}` carries credentials (`user:password@`), which the Lock Manager does not read: remove them and give the token in {TOKEN_ENV}",
+                pit_core::naming::redact_url(url)
+            )));
+        }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let _ = base.set_password(None);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -148,6 +155,8 @@ impl HttpLockStore {
                 e.message, e.status
             )),
             "invalid_request" | "malformed_json" => LockError::Invalid(e.message),
+            // The caller fills in which lease.
+            "not_lease_holder" => LockError::NotHolder { lease: String::new() },
             // The caller fills in which lease.
             "lease_lost" => LockError::Lost {
                 lease: String::new(),
@@ -231,6 +240,9 @@ impl HttpLockStore {
                     lease: lease.to_owned(),
                     ids: ids.to_vec(),
                 },
+                LockError::NotHolder { .. } => LockError::NotHolder {
+                    lease: lease.to_owned(),
+                },
                 e => e,
             })
     }
@@ -242,7 +254,15 @@ impl HttpLockStore {
     pub async fn release_id(&self, lease: &str) -> Result<bool, LockError> {
         let path = format!("v2/leases/{lease}");
         let deadline = Instant::now() + Duration::from_secs(10);
-        let answer: serde_json::Value = self.retrying(deadline, || self.request(Method::DELETE, &path)).await?;
+        let answer: serde_json::Value = self
+            .retrying(deadline, || self.request(Method::DELETE, &path))
+            .await
+            .map_err(|e| match e {
+                LockError::NotHolder { .. } => LockError::NotHolder {
+                    lease: lease.to_owned(),
+                },
+                e => e,
+            })?;
         Ok(answer
             .get("released")
             .and_then(serde_json::Value::as_bool)

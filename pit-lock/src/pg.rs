@@ -12,7 +12,7 @@ use pit_core::pitfile::LockId;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{LockEntry, LockList, QueueEntry, QueuedFor};
+use crate::api::{Caller, LockEntry, LockList, QueueEntry, QueuedFor};
 
 /// The channel every release (and every waiter leaving the queue) notifies, waking all waiters.
 const RELEASED_CHANNEL: &str = "pit_locks_released";
@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS pit_lock_waiters (
     backend_start timestamptz NOT NULL,
     since timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE pit_locks ADD COLUMN IF NOT EXISTS principal text;
+ALTER TABLE pit_lock_released ADD COLUMN IF NOT EXISTS principal text;
 ";
 
 /// Unix milliseconds of a timestamptz column, as SQL.
@@ -91,7 +93,7 @@ impl std::fmt::Debug for PgLockStore {
     }
 }
 
-use pit_core::naming::redact_url as redact;
+use pit_core::naming::redact_conninfo as redact;
 
 fn to_ms(ttl: Duration) -> f64 {
     ttl.as_millis() as f64
@@ -180,18 +182,47 @@ impl PgLockStore {
         }
     }
 
+    /// A database error as a [`LockError`]: what the request carried that the database refused
+    /// (SQLSTATE class 22, data exceptions such as a NUL character) is the caller's
+    /// [`LockError::Invalid`]; the rest is [`LockError::Backend`] with the database's own text
+    /// (tokio-postgres alone says only "db error").
+    fn db(&self, e: tokio_postgres::Error) -> LockError {
+        match e.as_db_error() {
+            Some(db) if db.code().code().starts_with("22") => LockError::Invalid(format!(
+                "the database refused a value: {} (SQLSTATE {})",
+                db.message(),
+                db.code().code()
+            )),
+            Some(db) => self.fail(format_args!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            )),
+            None => self.fail(pit_core::engine::error_chain(&e)),
+        }
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, LockError> {
-        self.pool.get().await.map_err(|e| self.fail(e))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| self.fail(pit_core::engine::error_chain(&e)))
     }
 
     async fn migrate(&self) -> Result<(), LockError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.fail(e))?;
+        let tx = client.transaction().await.map_err(|e| self.db(e))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
-            .map_err(|e| self.fail(e))?;
-        tx.batch_execute(MIGRATIONS).await.map_err(|e| self.fail(e))?;
-        tx.commit().await.map_err(|e| self.fail(e))
+            .map_err(|e| self.db(e))?;
+        // `IF NOT EXISTS` answers every run with NOTICEs ("relation … already exists, skipping"),
+        // which tokio-postgres logs at INFO: not worth a line each.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")
+            .await
+            .map_err(|e| self.db(e))?;
+        tx.batch_execute(MIGRATIONS).await.map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))
     }
 
     /// Whether the database answers.
@@ -204,7 +235,7 @@ impl PgLockStore {
             .simple_query("SELECT 1")
             .await
             .map(drop)
-            .map_err(|e| self.fail(e))
+            .map_err(|e| self.db(e))
     }
 
     /// One attempt: the lease, or what is in the way. With `queue` (the waiter's session pid
@@ -212,6 +243,7 @@ impl PgLockStore {
     async fn try_acquire(
         &self,
         req: &LockRequest,
+        principal: Option<&str>,
         queue: Option<(i32, &QueueSlot)>,
     ) -> Result<Result<Lease, Blocked>, LockError> {
         let ids: Vec<String> = req.ids.iter().map(ToString::to_string).collect();
@@ -225,7 +257,7 @@ impl PgLockStore {
                 return Ok(Err(blocked));
             }
         }
-        let tx = client.transaction().await.map_err(|e| self.fail(e))?;
+        let tx = client.transaction().await.map_err(|e| self.db(e))?;
         // Writers of the lock table take turns: no serialisation failures, ever.
         tx.batch_execute(
             "LOCK TABLE pit_locks IN SHARE ROW EXCLUSIVE MODE;
@@ -234,7 +266,7 @@ impl PgLockStore {
                  SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid AND a.backend_start = w.backend_start);",
         )
         .await
-        .map_err(|e| self.fail(e))?;
+        .map_err(|e| self.db(e))?;
         let held = tx
             .query(
                 concat!(
@@ -245,14 +277,14 @@ impl PgLockStore {
                 &[&ids],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let ahead: i64 = tx
             .query_one(
                 "SELECT count(*) FROM pit_lock_waiters WHERE ids && $1 AND ($2::bigint IS NULL OR seq < $2)",
                 &[&ids, &seq],
             )
             .await
-            .map_err(|e| self.fail(e))?
+            .map_err(|e| self.db(e))?
             .get(0);
         if !held.is_empty() || ahead > 0 {
             let blocked = blocked(&held, ahead);
@@ -265,11 +297,11 @@ impl PgLockStore {
                         &[&ids, &owner, &pid],
                     )
                     .await
-                    .map_err(|e| self.fail(e))?;
+                    .map_err(|e| self.db(e))?;
                 slot.seq.store(row.get(0), Ordering::SeqCst);
-                tx.commit().await.map_err(|e| self.fail(e))?;
+                tx.commit().await.map_err(|e| self.db(e))?;
             } else {
-                tx.rollback().await.map_err(|e| self.fail(e))?;
+                tx.rollback().await.map_err(|e| self.db(e))?;
             }
             return Ok(Err(blocked));
         }
@@ -281,21 +313,21 @@ impl PgLockStore {
                      INSERT INTO pit_lock_fencing (lock_id, token) SELECT unnest($1::text[]), 1
                      ON CONFLICT (lock_id) DO UPDATE SET token = pit_lock_fencing.token + 1
                      RETURNING lock_id, token)
-                 INSERT INTO pit_locks (lock_id, lease_id, owner, token, expires_at)
-                 SELECT lock_id, $2, $3, token, now() + $4 * interval '1 millisecond' FROM tokens
+                 INSERT INTO pit_locks (lock_id, lease_id, owner, token, expires_at, principal)
+                 SELECT lock_id, $2, $3, token, now() + $4 * interval '1 millisecond', $5 FROM tokens
                  RETURNING lock_id, token, ",
                     ms!("expires_at")
                 ),
-                &[&ids, &lease_id, &owner, &to_ms(req.ttl)],
+                &[&ids, &lease_id, &owner, &to_ms(req.ttl), &principal],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         if let Some(seq) = seq {
             tx.execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
                 .await
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.db(e))?;
         }
-        tx.commit().await.map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
         if let Some((_, slot)) = queue {
             slot.seq.store(0, Ordering::SeqCst);
         }
@@ -328,7 +360,7 @@ impl PgLockStore {
                 &[&ids],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let ahead: i64 = client
             .query_one(
                 "SELECT count(*) FROM pit_lock_waiters w WHERE ids && $1 AND seq < $2 AND EXISTS (
@@ -336,7 +368,7 @@ impl PgLockStore {
                 &[&ids, &seq],
             )
             .await
-            .map_err(|e| self.fail(e))?
+            .map_err(|e| self.db(e))?
             .get(0);
         if held.is_empty() && ahead == 0 {
             return Ok(None);
@@ -349,12 +381,13 @@ impl PgLockStore {
     async fn wait_in_queue(
         &self,
         req: &LockRequest,
+        principal: Option<&str>,
         cancel: &CancellationToken,
         progress: &Progress<'_>,
     ) -> Result<Lease, LockError> {
         let (listener, mut connection) = tokio_postgres::connect(&self.url, NoTls)
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let (wake, mut released) = tokio::sync::watch::channel(0u64);
         let wanted: Vec<String> = req.ids.iter().map(ToString::to_string).collect();
         let drive = async move {
@@ -382,15 +415,15 @@ impl PgLockStore {
             listener
                 .batch_execute(&format!("LISTEN {RELEASED_CHANNEL}"))
                 .await
-                .map_err(|e| self.fail(e))?;
+                .map_err(|e| self.db(e))?;
             let pid: i32 = listener
                 .query_one("SELECT pg_backend_pid()", &[])
                 .await
-                .map_err(|e| self.fail(e))?
+                .map_err(|e| self.db(e))?
                 .get(0);
             // LISTENing before this first try, so that no release in between is missed.
             wait_for(req, cancel, Some(&mut released), progress, || {
-                self.try_acquire(req, Some((pid, &slot)))
+                self.try_acquire(req, principal, Some((pid, &slot)))
             })
             .await
         };
@@ -401,73 +434,157 @@ impl PgLockStore {
         // `slot` leaves the queue here if the request did not get the lease.
     }
 
-    /// Renews the lease `lease_id` to `ttl` from now (by the database clock).
+    /// Takes every id of `req` or none, for `caller` (whose principal the lease will belong
+    /// to), waiting in the queue up to `req.wait`.
+    ///
+    /// # Errors
+    /// As [`LockStore::acquire`].
+    pub async fn acquire_as(
+        &self,
+        req: &LockRequest,
+        caller: &Caller,
+        cancel: &CancellationToken,
+        progress: &Progress<'_>,
+    ) -> Result<Lease, LockError> {
+        validate(req)?;
+        let principal = caller.principal.as_deref();
+        // The fast path takes no place in the queue and opens no connection of its own.
+        let first = self.try_acquire(req, principal, None).await?;
+        match first {
+            Ok(lease) => Ok(lease),
+            Err(blocked) if req.wait.is_zero() => Err(LockError::Busy {
+                wanted: req.ids.clone(),
+                holders: blocked.holders,
+                waited: Duration::ZERO,
+            }),
+            Err(_) if cancel.is_cancelled() => Err(LockError::Cancelled {
+                wanted: req.ids.clone(),
+            }),
+            Err(_) => self.wait_in_queue(req, principal, cancel, progress).await,
+        }
+    }
+
+    /// Renews the lease `lease_id` to `ttl` from now (by the database clock), whoever holds it.
     ///
     /// # Errors
     /// [`LockError::Lost`] when it expired or was force-released: a lost lease is never
     /// revived.
     pub async fn renew_lease(&self, lease_id: &str, ttl: Duration) -> Result<Lease, LockError> {
+        self.renew_lease_as(lease_id, ttl, &Caller::anyone()).await
+    }
+
+    /// Renews the lease `lease_id` for `caller`.
+    ///
+    /// # Errors
+    /// [`LockError::Lost`] when it expired or was force-released: a lost lease is never
+    /// revived. [`LockError::NotHolder`] when the lease belongs to another principal and
+    /// `caller` is no admin (the service answers 403 `not_lease_holder`); it is left as it is.
+    pub async fn renew_lease_as(&self, lease_id: &str, ttl: Duration, caller: &Caller) -> Result<Lease, LockError> {
         let client = self.client().await?;
+        let only = caller.restricted_to();
         let rows = client
             .query(
                 concat!(
                     "UPDATE pit_locks SET expires_at = now() + $2 * interval '1 millisecond'
                      WHERE lease_id = $1 AND expires_at > now()
+                       AND ($3::text IS NULL OR principal IS NOT DISTINCT FROM $3)
                      RETURNING lock_id, token, owner, ",
                     ms!("expires_at")
                 ),
-                &[&lease_id, &to_ms(ttl)],
+                &[&lease_id, &to_ms(ttl), &only],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
+        if rows.is_empty() && only.is_some() && self.held_by_another(&client, lease_id, only).await? {
+            return Err(not_lease_holder(lease_id));
+        }
         lease_from_rows(lease_id, &rows).ok_or_else(|| LockError::Lost {
             lease: lease_id.to_owned(),
             ids: Vec::new(),
         })
     }
 
-    /// Releases the lease `lease_id`; whether it was still held.
+    /// Whether `lease_id` is held now by a principal other than `principal`.
+    async fn held_by_another(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        lease_id: &str,
+        principal: Option<&str>,
+    ) -> Result<bool, LockError> {
+        Ok(client
+            .query_opt(
+                "SELECT 1 FROM pit_locks WHERE lease_id = $1 AND expires_at > now()
+                   AND principal IS DISTINCT FROM $2 LIMIT 1",
+                &[&lease_id, &principal],
+            )
+            .await
+            .map_err(|e| self.db(e))?
+            .is_some())
+    }
+
+    /// Releases the lease `lease_id`, whoever holds it; whether it was still held.
     ///
     /// # Errors
     /// [`LockError::Backend`] when the database fails.
     pub async fn release_lease(&self, lease_id: &str) -> Result<bool, LockError> {
+        self.release_lease_as(lease_id, &Caller::anyone()).await
+    }
+
+    /// Releases the lease `lease_id` for `caller`; whether it was still held.
+    ///
+    /// # Errors
+    /// [`LockError::Backend`] when the database fails; [`LockError::NotHolder`] when the lease
+    /// belongs to another principal and `caller` is no admin (it stays held).
+    pub async fn release_lease_as(&self, lease_id: &str, caller: &Caller) -> Result<bool, LockError> {
+        let only = caller.restricted_to();
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.fail(e))?;
+        let tx = client.transaction().await.map_err(|e| self.db(e))?;
         let freed = tx
             .query(
-                "DELETE FROM pit_locks WHERE lease_id = $1 RETURNING expires_at > now(), lock_id",
-                &[&lease_id],
+                "DELETE FROM pit_locks WHERE lease_id = $1
+                   AND ($2::text IS NULL OR principal IS NOT DISTINCT FROM $2)
+                 RETURNING expires_at > now(), lock_id, principal",
+                &[&lease_id, &only],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let held = if freed.is_empty() {
+            if only.is_some() && self.held_by_another(&tx, lease_id, only).await? {
+                return Err(not_lease_holder(lease_id));
+            }
             // Released before? A client whose first release got through but whose answer was
             // lost (its Lock Manager died, the database restarted) asks again: it gets the same
             // answer, not "already gone". Releases are remembered for a day.
-            tx.query_opt("SELECT held FROM pit_lock_released WHERE lease_id = $1", &[&lease_id])
-                .await
-                .map_err(|e| self.fail(e))?
-                .is_some_and(|r| r.get::<_, bool>(0))
-        } else {
-            let held = freed.iter().any(|r| r.get::<_, bool>(0));
-            tx.execute(
-                "INSERT INTO pit_lock_released (lease_id, held) VALUES ($1, $2) ON CONFLICT (lease_id) DO NOTHING",
-                &[&lease_id, &held],
+            tx.query_opt(
+                "SELECT held FROM pit_lock_released WHERE lease_id = $1
+                   AND ($2::text IS NULL OR principal IS NOT DISTINCT FROM $2)",
+                &[&lease_id, &only],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?
+            .is_some_and(|r| r.get::<_, bool>(0))
+        } else {
+            let held = freed.iter().any(|r| r.get::<_, bool>(0));
+            let principal: Option<String> = freed[0].get(2);
+            tx.execute(
+                "INSERT INTO pit_lock_released (lease_id, held, principal) VALUES ($1, $2, $3)
+                 ON CONFLICT (lease_id) DO NOTHING",
+                &[&lease_id, &held, &principal],
+            )
+            .await
+            .map_err(|e| self.db(e))?;
             tx.execute(
                 "DELETE FROM pit_lock_released WHERE released_at < now() - interval '1 day'",
                 &[],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
             let ids: Vec<String> = freed.iter().map(|r| r.get(1)).collect();
             // Sent at commit: waiters wake when the ids are free.
             self.announce(&tx, &ids).await?;
             held
         };
-        tx.commit().await.map_err(|e| self.fail(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
         Ok(held)
     }
 
@@ -477,7 +594,7 @@ impl PgLockStore {
             .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
             .await
             .map(drop)
-            .map_err(|e| self.fail(e))
+            .map_err(|e| self.db(e))
     }
 
     /// Frees `ids` whoever holds them, ending the whole lease of each holder (its other ids
@@ -498,7 +615,7 @@ impl PgLockStore {
                 &[&ids],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let mut leases: Vec<Lease> = Vec::new();
         for r in &rows {
             let lease: String = r.get(0);
@@ -538,12 +655,12 @@ impl PgLockStore {
                     ms!("acquired_at"),
                     ", ",
                     ms!("expires_at"),
-                    " FROM pit_locks WHERE expires_at > now() ORDER BY lock_id"
+                    ", principal FROM pit_locks WHERE expires_at > now() ORDER BY lock_id"
                 ),
                 &[],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let waiting = client
             .query(
                 concat!(
@@ -556,7 +673,7 @@ impl PgLockStore {
                 &[],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         let queue: Vec<QueueEntry> = waiting
             .iter()
             .enumerate()
@@ -583,7 +700,8 @@ impl PgLockStore {
                     .collect();
                 LockEntry {
                     id,
-                    lease: r.get(1),
+                    lease: Some(r.get(1)),
+                    principal: r.get(6),
                     owner: serde_json::from_value(r.get(2)).unwrap_or_default(),
                     fencing_token: as_u64(r.get(3)),
                     acquired_at_ms: as_u64(r.get(4)),
@@ -601,8 +719,14 @@ impl PgLockStore {
     ///
     /// # Errors
     /// [`LockError::Backend`] when the database fails.
-    pub async fn v1_acquire(&self, id: &LockId, owner: &str, ttl: Duration) -> Result<Option<u64>, LockError> {
-        let kept = self.v1_keep_alive(std::slice::from_ref(id), owner, ttl).await?;
+    pub async fn v1_acquire(
+        &self,
+        id: &LockId,
+        owner: &str,
+        ttl: Duration,
+        caller: &Caller,
+    ) -> Result<Option<u64>, LockError> {
+        let kept = self.v1_keep_alive(std::slice::from_ref(id), owner, ttl, caller).await?;
         if let Some((_, expiry)) = kept.first() {
             return Ok(Some(*expiry));
         }
@@ -615,12 +739,16 @@ impl PgLockStore {
             ttl,
             wait: Duration::ZERO,
         };
-        Ok(self.try_acquire(&req, None).await?.ok().map(|l| l.expires_at_ms))
+        Ok(self
+            .try_acquire(&req, caller.principal.as_deref(), None)
+            .await?
+            .ok()
+            .map(|l| l.expires_at_ms))
     }
 
     /// The existing toolkit's keep-alive: moves the expiry of those of `ids` that `owner` still
-    /// holds to `ttl` from now. Expired locks are never revived. The ids kept, with their
-    /// new expiry.
+    /// holds (taken by `caller`'s principal, unless `caller` is an admin) to `ttl` from now.
+    /// Expired locks are never revived. The ids kept, with their new expiry.
     ///
     /// # Errors
     /// [`LockError::Backend`] when the database fails.
@@ -629,6 +757,7 @@ impl PgLockStore {
         ids: &[LockId],
         owner: &str,
         ttl: Duration,
+        caller: &Caller,
     ) -> Result<Vec<(LockId, u64)>, LockError> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let rows = self
@@ -638,31 +767,34 @@ impl PgLockStore {
                 concat!(
                     "UPDATE pit_locks SET expires_at = now() + $3 * interval '1 millisecond'
                      WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now()
+                       AND ($4::text IS NULL OR principal IS NOT DISTINCT FROM $4)
                      RETURNING lock_id, ",
                     ms!("expires_at")
                 ),
-                &[&ids, &owner, &to_ms(ttl)],
+                &[&ids, &owner, &to_ms(ttl), &caller.restricted_to()],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         Ok(rows.iter().map(|r| (LockId(r.get(0)), as_u64(r.get(1)))).collect())
     }
 
-    /// The existing toolkit's release: frees those of `ids` that `owner` holds; the ids freed.
+    /// The existing toolkit's release: frees those of `ids` that `owner` holds (taken by
+    /// `caller`'s principal, unless `caller` is an admin); the ids freed.
     ///
     /// # Errors
     /// [`LockError::Backend`] when the database fails.
-    pub async fn v1_release(&self, ids: &[LockId], owner: &str) -> Result<Vec<LockId>, LockError> {
+    pub async fn v1_release(&self, ids: &[LockId], owner: &str, caller: &Caller) -> Result<Vec<LockId>, LockError> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let client = self.client().await?;
         let rows = client
             .query(
                 "DELETE FROM pit_locks WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now()
+                   AND ($3::text IS NULL OR principal IS NOT DISTINCT FROM $3)
                  RETURNING lock_id",
-                &[&ids, &owner],
+                &[&ids, &owner, &caller.restricted_to()],
             )
             .await
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.db(e))?;
         if !rows.is_empty() {
             let freed: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
             self.announce(&client, &freed).await?;
@@ -680,9 +812,15 @@ impl PgLockStore {
             .await?
             .query_one("SELECT count(*) FROM pit_locks WHERE expires_at > now()", &[])
             .await
-            .map_err(|e| self.fail(e))?
+            .map_err(|e| self.db(e))?
             .get(0);
         Ok(as_u64(n))
+    }
+}
+
+fn not_lease_holder(lease: &str) -> LockError {
+    LockError::NotHolder {
+        lease: lease.to_owned(),
     }
 }
 
@@ -729,21 +867,7 @@ impl LockStore for PgLockStore {
         cancel: &CancellationToken,
         progress: &Progress<'_>,
     ) -> Result<Lease, LockError> {
-        validate(req)?;
-        // The fast path takes no place in the queue and opens no connection of its own.
-        let first = self.try_acquire(req, None).await?;
-        match first {
-            Ok(lease) => Ok(lease),
-            Err(blocked) if req.wait.is_zero() => Err(LockError::Busy {
-                wanted: req.ids.clone(),
-                holders: blocked.holders,
-                waited: Duration::ZERO,
-            }),
-            Err(_) if cancel.is_cancelled() => Err(LockError::Cancelled {
-                wanted: req.ids.clone(),
-            }),
-            Err(_) => self.wait_in_queue(req, cancel, progress).await,
-        }
+        self.acquire_as(req, &Caller::anyone(), cancel, progress).await
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {

@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::server::{serve_on, AppState, Auth};
+use crate::server::{serve_on, AppState, Auth, Timeouts};
 use crate::PgLockStore;
 
 /// How the Lock Manager is configured: flags, each with an environment variable.
@@ -18,7 +19,8 @@ pub struct ServeArgs {
     /// PostgreSQL connection URL (its password never reaches the log).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// File of bearer tokens for the lock routes, one per line (`#` starts a comment).
+    /// File of bearer tokens for the lock routes, one per line (`#` starts a comment). A line
+    /// `name:token` names the principal its leases belong to; a token alone is its own.
     #[arg(long, env = "PIT_LOCK_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// File of admin tokens (force-release), one per line.
@@ -31,6 +33,28 @@ pub struct ServeArgs {
     /// or FIFO: how a deploy script learns the port of `--listen 127.0.0.1:0`.
     #[arg(long)]
     pub url_file: Option<PathBuf>,
+    /// A client must send a request's header within this time of connecting or of its
+    /// previous answer (closes slow and idle connections).
+    #[arg(long, env = "PIT_LOCK_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this time of its header (else 408).
+    #[arg(long, env = "PIT_LOCK_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// After SIGTERM, requests in progress get this long to finish before their connections
+    /// are closed.
+    #[arg(long, env = "PIT_LOCK_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl ServeArgs {
+    /// The timeouts these flags give.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header: self.header_timeout,
+            body: self.body_timeout,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
 }
 
 /// Tokens given in the environment, comma-separated: `PIT_LOCK_TOKENS` and
@@ -144,7 +168,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             stop.cancel();
         }
     });
-    serve_on(listener, AppState::new(store, auth), stop)
+    serve_on(listener, AppState::with_timeouts(store, auth, args.timeouts()), stop)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     tracing::info!("stopped");

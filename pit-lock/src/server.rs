@@ -9,14 +9,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use futures_util::Stream;
-use pit_core::lock::{HolderInfo, LockError, LockRequest, LockStore};
+use pit_core::lock::{HolderInfo, LockError, LockRequest};
 use pit_core::pitfile::LockId;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -28,13 +28,18 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, v1, v2, ApiError};
+use crate::api::{self, v1, v2, ApiError, Caller};
 use crate::PgLockStore;
 
 /// The OpenAPI document of both APIs, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../docs/schemas/lock-manager.openapi.yaml");
 
 /// Who may call the service.
+///
+/// Each entry is a bearer token, or `principal:token` to name the identity its leases belong
+/// to. A token without a name is its own principal, `token-` and the first 12 hex digits of
+/// its SHA-256 digest (never the token itself). Several tokens may share a principal: they
+/// may then renew and release each other's leases.
 #[derive(Clone, Default)]
 pub struct Auth {
     /// Tokens for the v1 and v2 lock routes.
@@ -59,6 +64,34 @@ impl Auth {
         self.tokens.is_empty() && self.admin_tokens.is_empty()
     }
 
+    /// Who a request with bearer token `given` is: `None` when no configured token matches.
+    /// Every configured token is compared, each in constant time.
+    ///
+    /// ```
+    /// use pit_lock::server::Auth;
+    /// let auth = Auth { tokens: vec!["ci:s3cret".into(), "plain".into()], admin_tokens: vec!["root".into()] };
+    /// let ci = auth.identify(b"s3cret").unwrap();
+    /// assert_eq!((ci.principal.as_deref(), ci.admin), (Some("ci"), false));
+    /// assert!(auth.identify(b"plain").unwrap().principal.unwrap().starts_with("token-"));
+    /// assert!(auth.identify(b"root").unwrap().admin);
+    /// assert!(auth.identify(b"ci:s3cret").is_none());
+    /// ```
+    pub fn identify(&self, given: &[u8]) -> Option<Caller> {
+        let mut found: Option<Caller> = None;
+        for (entries, admin) in [(&self.admin_tokens, true), (&self.tokens, false)] {
+            for entry in entries {
+                let (principal, secret) = split_token(entry);
+                if bool::from(secret.as_bytes().ct_eq(given)) && found.is_none() {
+                    found = Some(Caller {
+                        principal: Some(principal.map_or_else(|| token_principal(secret), str::to_owned)),
+                        admin,
+                    });
+                }
+            }
+        }
+        found
+    }
+
     fn mode(&self) -> &'static str {
         if self.is_open() {
             "open"
@@ -68,13 +101,20 @@ impl Auth {
     }
 }
 
-/// Whether `given` is one of `tokens`, in time that does not depend on where they differ.
-fn token_matches(tokens: &[String], given: &[u8]) -> bool {
-    let mut found = subtle::Choice::from(0);
-    for t in tokens {
-        found |= t.as_bytes().ct_eq(given);
+/// A token entry's principal (before the first `:`, when there is one) and secret.
+fn split_token(entry: &str) -> (Option<&str>, &str) {
+    match entry.split_once(':') {
+        Some((principal, secret)) if !principal.is_empty() && !secret.is_empty() => (Some(principal), secret),
+        _ => (None, entry),
     }
-    found.into()
+}
+
+/// The principal of a token configured without a name: a short digest, never the token.
+fn token_principal(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("token-{hex}")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,10 +172,36 @@ impl Metrics {
     }
 }
 
+/// How long the service waits for slow or idle clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A client must send a request's whole header within this time of connecting, or of the
+    /// previous answer on a kept-alive connection: this closes both slow-header and idle
+    /// connections.
+    pub header: Duration,
+    /// A request's body must arrive within this time of its header (else 408 `body_timeout`).
+    pub body: Duration,
+    /// After SIGTERM, requests in progress get this long to finish; then the remaining
+    /// connections are closed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    /// 10 seconds each.
+    fn default() -> Self {
+        Self {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The service's shared state.
 pub struct AppState {
     store: PgLockStore,
     auth: Auth,
+    timeouts: Timeouts,
     metrics: Metrics,
     /// Fired at shutdown: ends every wait with 503, so clients go elsewhere.
     shutdown: CancellationToken,
@@ -154,9 +220,15 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State over `store`, checking callers against `auth`.
     pub fn new(store: PgLockStore, auth: Auth) -> Arc<Self> {
+        Self::with_timeouts(store, auth, Timeouts::default())
+    }
+
+    /// State over `store`, checking callers against `auth`, with `timeouts` for slow clients.
+    pub fn with_timeouts(store: PgLockStore, auth: Auth, timeouts: Timeouts) -> Arc<Self> {
         Arc::new(Self {
             store,
             auth,
+            timeouts,
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             in_flight_waits: AtomicU64::new(0),
@@ -209,6 +281,7 @@ fn lock_failure(e: &LockError) -> ApiError {
             "this Lock Manager is shutting down: ask again (another instance will answer)",
         ),
         LockError::Invalid(m) => ApiError::invalid(m.clone()),
+        LockError::NotHolder { .. } => ApiError::new(403, "not_lease_holder", e.to_string()),
         LockError::Backend { .. } => {
             tracing::warn!(error = %e, "database failed");
             ApiError::new(
@@ -227,11 +300,21 @@ fn lock_failure(e: &LockError) -> ApiError {
 /// A JSON body, with every way it can be wrong answered as a JSON 4xx.
 struct ApiJson<T>(T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
     type Rejection = Failure;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let limit = state.timeouts.body;
+        let read = tokio::time::timeout(limit, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    408,
+                    "body_timeout",
+                    format!("the request body did not arrive within {}s", limit.as_secs_f64()),
+                )
+            })?;
+        let bytes = read.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     413,
@@ -259,10 +342,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// v1 routes answer their errors with `error` too.
 struct V1Json<T>(T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for V1Json<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for V1Json<T> {
     type Rejection = Failure;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         ApiJson::from_request(req, state)
             .await
             .map(|ApiJson(v)| V1Json(v))
@@ -325,12 +408,12 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
+/// The token of an `Authorization: Bearer <token>` header; the scheme is matched without
+/// regard to case (RFC 7235).
 fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .as_bytes()
-        .strip_prefix(b"Bearer ")
-        .map(<[u8]>::trim_ascii)
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then(|| token.trim_ascii())
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -340,33 +423,44 @@ fn unauthorized(message: &str) -> Response {
     r
 }
 
-async fn require_user(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if app.auth.tokens.is_empty() && app.auth.admin_tokens.is_empty() {
-        return next.run(req).await;
+/// Who the request comes from, or the 401 answer.
+fn caller_of(app: &AppState, req: &Request, missing: &str) -> Result<Caller, Response> {
+    if app.auth.is_open() {
+        return Ok(Caller::anyone());
     }
     match bearer(req.headers()) {
-        None => unauthorized("this Lock Manager needs `Authorization: Bearer <token>` (PIT_LOCK_TOKEN for pit)"),
-        Some(t) if token_matches(&app.auth.tokens, t) || token_matches(&app.auth.admin_tokens, t) => {
+        None => Err(unauthorized(missing)),
+        Some(t) => app
+            .auth
+            .identify(t)
+            .ok_or_else(|| unauthorized("the bearer token is not one this Lock Manager accepts")),
+    }
+}
+
+async fn require_user(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    match caller_of(
+        &app,
+        &req,
+        "this Lock Manager needs `Authorization: Bearer <token>` (PIT_LOCK_TOKEN for pit)",
+    ) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Some(_) => unauthorized("the bearer token is not one this Lock Manager accepts"),
+        Err(r) => r,
     }
 }
 
 async fn require_admin(State(app): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if app.auth.is_open() {
-        return next.run(req).await;
-    }
-    match bearer(req.headers()) {
-        None => unauthorized("admin routes need `Authorization: Bearer <admin token>`"),
-        Some(t) if token_matches(&app.auth.admin_tokens, t) => next.run(req).await,
-        Some(t) if token_matches(&app.auth.tokens, t) => Failure(ApiError::new(
+    match caller_of(&app, &req, "admin routes need `Authorization: Bearer <admin token>`") {
+        Ok(caller) if caller.admin => next.run(req).await,
+        Ok(_) => Failure(ApiError::new(
             403,
             "forbidden",
             "this route needs an admin token; yours is a user token",
         ))
         .into_response(),
-        Some(_) => unauthorized("the bearer token is not one this Lock Manager accepts"),
+        Err(r) => r,
     }
 }
 
@@ -413,13 +507,7 @@ fn v1_owner(owner: &str) -> Result<(), ApiError> {
     if owner.trim().is_empty() {
         return Err(ApiError::invalid("`owner` should be a non-empty string"));
     }
-    if owner.len() > api::MAX_OWNER_LEN {
-        return Err(ApiError::invalid(format!(
-            "`owner` is longer than {} bytes",
-            api::MAX_OWNER_LEN
-        )));
-    }
-    Ok(())
+    api::check_owner_field("owner", owner)
 }
 
 fn v1_expiry(sec: Option<u64>) -> Result<Duration, ApiError> {
@@ -434,6 +522,7 @@ fn v1_expiry(sec: Option<u64>) -> Result<Duration, ApiError> {
 
 async fn v1_acquire(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     V1Json(body): V1Json<v1::AcquireRequest>,
 ) -> Result<axum::Json<v1::AcquireResponse>, Failure> {
     let ids = api::check_ids(std::slice::from_ref(&body.lock_id)).map_err(v1_failure)?;
@@ -441,7 +530,7 @@ async fn v1_acquire(
     let ttl = v1_expiry(body.expiry_in_sec).map_err(v1_failure)?;
     let expiry = app
         .store
-        .v1_acquire(&ids[0], &body.owner, ttl)
+        .v1_acquire(&ids[0], &body.owner, ttl, &caller)
         .await
         .map_err(|e| v1_failure(lock_failure(&e)))?;
     app.metrics
@@ -455,6 +544,7 @@ async fn v1_acquire(
 
 async fn v1_keep_alive(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     V1Json(body): V1Json<v1::KeepAliveRequest>,
 ) -> Result<axum::Json<Vec<String>>, Failure> {
     let ids = api::check_ids(&body.lock_ids).map_err(v1_failure)?;
@@ -462,7 +552,7 @@ async fn v1_keep_alive(
     let ttl = v1_expiry(body.expiry_in_sec).map_err(v1_failure)?;
     let kept = app
         .store
-        .v1_keep_alive(&ids, &body.owner, ttl)
+        .v1_keep_alive(&ids, &body.owner, ttl, &caller)
         .await
         .map_err(|e| v1_failure(lock_failure(&e)))?;
     if kept.is_empty() {
@@ -477,13 +567,14 @@ async fn v1_keep_alive(
 
 async fn v1_release(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     V1Json(body): V1Json<v1::ReleaseRequest>,
 ) -> Result<axum::Json<Vec<String>>, Failure> {
     let ids = api::check_ids(&body.lock_ids).map_err(v1_failure)?;
     v1_owner(&body.owner).map_err(v1_failure)?;
     let freed = app
         .store
-        .v1_release(&ids, &body.owner)
+        .v1_release(&ids, &body.owner, &caller)
         .await
         .map_err(|e| v1_failure(lock_failure(&e)))?;
     if freed.is_empty() {
@@ -522,6 +613,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 /// goes away before the lease reached it has the lease released.
 async fn v2_acquire(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<v2::AcquireRequest>,
 ) -> Result<Response, Failure> {
@@ -539,7 +631,7 @@ async fn v2_acquire(
                 waited.store(true, Ordering::Relaxed);
                 let _ = tx.send(v2::AcquireEvent::Queued(p.clone()));
             };
-            let result = app.store.acquire_with_progress(&req, &app.shutdown, &progress).await;
+            let result = app.store.acquire_as(&req, &caller, &app.shutdown, &progress).await;
             app.in_flight_waits.fetch_sub(1, Ordering::Relaxed);
             let did_wait = waited.load(Ordering::Relaxed);
             if did_wait {
@@ -684,6 +776,7 @@ fn check_lease_id(lease: &str) -> Result<(), ApiError> {
 
 async fn v2_renew(
     State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(lease): Path<String>,
     ApiJson(body): ApiJson<v2::RenewRequest>,
 ) -> Result<axum::Json<pit_core::lock::Lease>, Failure> {
@@ -694,7 +787,7 @@ async fn v2_renew(
         })
     })?;
     let ttl = api::check_ms("ttlMs", body.ttl_ms, api::MIN_TTL_MS)?;
-    match app.store.renew_lease(&lease, ttl).await {
+    match app.store.renew_lease_as(&lease, ttl, &caller).await {
         Ok(l) => Ok(axum::Json(l)),
         Err(e) => {
             if matches!(e, LockError::Lost { .. }) {
@@ -705,14 +798,32 @@ async fn v2_renew(
     }
 }
 
-async fn v2_release(State(app): State<Arc<AppState>>, Path(lease): Path<String>) -> Result<Response, Failure> {
+async fn v2_release(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(lease): Path<String>,
+) -> Result<Response, Failure> {
     check_lease_id(&lease)?;
-    let held = app.store.release_lease(&lease).await.map_err(|e| lock_failure(&e))?;
+    let held = app
+        .store
+        .release_lease_as(&lease, &caller)
+        .await
+        .map_err(|e| lock_failure(&e))?;
     Ok(axum::Json(serde_json::json!({"lease": lease, "released": held})).into_response())
 }
 
-async fn v2_list(State(app): State<Arc<AppState>>) -> Result<axum::Json<api::LockList>, Failure> {
-    Ok(axum::Json(app.store.list().await.map_err(|e| lock_failure(&e))?))
+/// `GET /v2/locks`: lease ids only where the caller may use them (its own, or all for admins).
+async fn v2_list(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<axum::Json<api::LockList>, Failure> {
+    let mut list = app.store.list().await.map_err(|e| lock_failure(&e))?;
+    for entry in &mut list.locks {
+        if !caller.may_use(entry.principal.as_deref()) {
+            entry.lease = None;
+        }
+    }
+    Ok(axum::Json(list))
 }
 
 async fn v2_force_release(
@@ -753,7 +864,12 @@ impl Running {
     }
 }
 
-/// Serves `state` on `listener` until `stop` fires, then shuts down gracefully.
+/// Serves `state` on `listener` until `stop` fires, then shuts down gracefully: waits end with
+/// 503, idle connections close, requests in progress get [`Timeouts::shutdown_grace`] to
+/// finish, and whatever is left then is closed.
+///
+/// Each connection must send a request's header within [`Timeouts::header`] of opening or of
+/// its previous answer, so slow-header and idle clients never hold the service.
 ///
 /// # Errors
 /// The server's I/O error.
@@ -763,19 +879,49 @@ pub async fn serve_on(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    let shutdown = {
-        let state = state.clone();
-        async move {
-            stop.cancelled().await;
-            tracing::info!("shutting down: ending waits, finishing requests");
-            state.begin_shutdown();
-        }
-    };
-    // Answers go out as soon as they are written: no Nagle delay on small streamed lines.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let timeouts = state.timeouts;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeouts.header)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Answers go out as soon as they are written: no Nagle delay on small streamed lines.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        connections.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+    tracing::info!("shutting down: ending waits, finishing requests");
+    state.begin_shutdown();
+    drop(listener);
+    if tokio::time::timeout(timeouts.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            grace_s = timeouts.shutdown_grace.as_secs_f64(),
+            "requests still in progress after the shutdown grace period: closing their connections"
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Binds `addr` and serves `state` in the background.
