@@ -140,6 +140,14 @@ pub struct LockArgs {
     /// The Lock Manager.
     #[arg(long, env = "PIT_LOCK_MANAGER", global = true)]
     pub lock_manager: Option<String>,
+    /// Act on the embedded lock store of `pit run` without a Lock Manager (in the state
+    /// directory) instead: `list` shows its holders and whether their process is alive,
+    /// `force-release` frees ids.
+    #[arg(long, global = true, conflicts_with = "lock_manager")]
+    pub embedded: bool,
+    /// The state directory of the embedded store (default: as `pit run`'s).
+    #[arg(long, env = "PIT_STATE_DIR", global = true)]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Human, global = true)]
     pub output: Output,

@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pit_core::deploy::{Deployer, LocalDeployer};
 use pit_core::diagnostic::Severity;
@@ -228,6 +229,16 @@ pub async fn prepare(
             "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
              lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
         );
+    }
+    // What the suites of a killed `pit` left running (on this host) ends now.
+    for (run, pids) in pit_core::process::end_left_by_dead_runs(&state.join("runs"), Duration::from_secs(5)).await {
+        note(&format!(
+            "ended {} process(es) left running by run {run}, whose pit process is gone",
+            pids.len()
+        ));
+    }
+    if let Err(e) = pit_core::process::claim_run_dir(&run_dir) {
+        note(&format!("cannot record this run in {}: {e}", run_dir.display()));
     }
     note(&format!("run {run_id}: logs in {}", run_dir.display()));
     let deployer: Arc<dyn Deployer> = if settings.uses_k8s() {

@@ -25,10 +25,85 @@ fn default_owner() -> String {
     format!("{user}@{host} (pit lock)")
 }
 
+/// `pit lock --embedded list|force-release`: the file store `pit run` uses without a Lock
+/// Manager.
+fn run_embedded(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
+    let state = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(pit_cli::driver::default_state_dir);
+    let store = pit_core::lock::FileLockStore::new(state.join("locks"));
+    let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        match &args.command {
+            LockCommand::List => {
+                let table = store.table().await?;
+                match args.output {
+                    Output::Json => stdout(&json(&table.held))?,
+                    Output::Human => stdout(&human_embedded(&table))?,
+                }
+            }
+            LockCommand::ForceRelease { ids } => {
+                let ids: Vec<_> = ids.iter().map(|i| i.as_str().into()).collect();
+                let freed = store.force_release(&ids).await?;
+                match args.output {
+                    Output::Json => stdout(&json(&freed))?,
+                    Output::Human if freed.is_empty() => ui.message("nothing was held"),
+                    Output::Human => {
+                        for h in &freed {
+                            ui.message(&format!(
+                                "freed {} (held by {})",
+                                Escaped(&h.id.0),
+                                Escaped(&h.owner.name)
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                return Err(LockError::Invalid(
+                    "the embedded store takes `list` and `force-release` only: `pit run` takes its locks itself".into(),
+                )
+                .into())
+            }
+        }
+        Ok(pit_core::exit::OK)
+    })
+}
+
+fn human_embedded(table: &pit_core::lock::LockTable) -> String {
+    let now = pit_core::lock::now_ms();
+    let here = pit_core::lock::HolderProcess::current();
+    let mut out = String::new();
+    if table.held.is_empty() {
+        out.push_str("no locks held\n");
+    }
+    for (id, h) in &table.held {
+        let left = Duration::from_millis(h.expires_at_ms.saturating_sub(now) / 1000 * 1000);
+        let process = match &h.process {
+            Some(p) if p.is_gone(&here) => format!("pid {} on {}, gone: the next run takes it over, ", p.pid, Escaped(&p.host)),
+            Some(p) => format!("pid {} on {}, ", p.pid, Escaped(&p.host)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{}  held by {}  ({process}fencing #{}, expires in {})",
+            Escaped(&id.0),
+            Escaped(&h.owner.name),
+            h.token,
+            humantime::format_duration(left)
+        );
+    }
+    out
+}
+
 pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
+    if args.embedded {
+        return run_embedded(ui, args);
+    }
     let Some(url) = args.lock_manager.as_deref() else {
         return Err(LockError::Invalid(
-            "no Lock Manager given: pass --lock-manager URL or set PIT_LOCK_MANAGER".into(),
+            "no Lock Manager given: pass --lock-manager URL or set PIT_LOCK_MANAGER (or --embedded for the locks of `pit run` without one)".into(),
         )
         .into());
     };

@@ -117,6 +117,11 @@ pub enum EventKind {
         /// `id held by owner`, for each held id.
         holders: Vec<String>,
     },
+    /// Locks whose holder's process was gone (a `pit` killed on this host) were taken over.
+    StaleLocksTakenOver {
+        /// `id held by owner`, for each id taken over.
+        holders: Vec<String>,
+    },
     /// Locks taken.
     LocksTaken,
     /// A failed suite's forensics bundle was gathered (before teardown).
@@ -572,6 +577,28 @@ impl Engine {
             stop_tailing.cancel();
             while tailing.join_next().await.is_some() {}
             if !opts.keep {
+                // What the suite's commands left running (a background child, a `setsid`
+                // daemon) ends with the suite.
+                let start_ms = now_ms();
+                let tag = crate::process::process_tag(&plan.run_id.to_string(), &env.name);
+                let ended = crate::process::end_tagged(|t| t == tag, Duration::from_secs(5)).await;
+                if !ended.is_empty() {
+                    let pids: Vec<String> = ended.iter().map(ToString::to_string).collect();
+                    timeline.record(TimelineEntry {
+                        step: "leftover-processes".into(),
+                        component: None,
+                        start_ms,
+                        end_ms: now_ms(),
+                        outcome: "ended".into(),
+                        detail: Some(format!(
+                            "ended {} process(es) the suite's commands left running: pid {}",
+                            ended.len(),
+                            pids.join(", ")
+                        )),
+                    });
+                }
+            }
+            if !opts.keep {
                 let t = timeline.start("environment-removal", None);
                 match self.deployer.remove_environment(&env).await {
                     Ok(()) => timeline.end(t, "ok", None),
@@ -714,6 +741,18 @@ impl Engine {
         };
         match store.acquire_with_progress(&req, cancel, &progress).await {
             Ok(lease) => {
+                if !lease.taken_over.is_empty() {
+                    self.emit(
+                        &sid,
+                        EventKind::StaleLocksTakenOver {
+                            holders: lease
+                                .taken_over
+                                .iter()
+                                .map(|h| format!("{} held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
+                                .collect(),
+                        },
+                    );
+                }
                 timeline.end(t, "ok", Some(fencing_detail(&lease)));
                 self.emit(&sid, EventKind::LocksTaken);
                 Ok((store, Some(lease)))
@@ -1179,6 +1218,10 @@ fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions
     vars.insert("PIT_SUITE_ID".into(), suite.id.to_string());
     vars.insert("PIT_NAMESPACE".into(), env.name.clone());
     vars.insert("PIT_WORKSPACE".into(), env.workspace.display().to_string());
+    vars.insert(
+        crate::process::PROCESS_TAG_ENV.into(),
+        crate::process::process_tag(&plan.run_id.to_string(), &env.name),
+    );
     vars
 }
 

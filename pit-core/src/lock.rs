@@ -63,6 +63,10 @@ pub struct Lease {
     pub expires_at_ms: u64,
     /// Who holds it.
     pub owner: LockOwner,
+    /// Holders this lease replaced because their process was gone (the embedded store, after
+    /// a `pit` was killed): say so to whoever took it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<HolderInfo>,
 }
 
 /// Someone holding an id another wants.
@@ -296,6 +300,87 @@ pub struct Held {
     pub token: u64,
     /// Expiry, Unix ms.
     pub expires_at_ms: u64,
+    /// The process that holds it, where the store knows it (the embedded store): a holder on
+    /// this host whose process is gone is taken over at once instead of blocking until expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<HolderProcess>,
+}
+
+/// The process holding an embedded lock: host, boot, pid and the pid's start time, so that a
+/// reused pid or a reboot is not taken for the holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderProcess {
+    /// The host name.
+    pub host: String,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`), where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+    /// The pid.
+    pub pid: u32,
+    /// When the pid started, in clock ticks since boot (`/proc/PID/stat`), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+}
+
+impl HolderProcess {
+    /// This process.
+    pub fn current() -> Self {
+        let pid = std::process::id();
+        Self {
+            host: host_name(),
+            boot: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|b| b.trim().to_owned()),
+            pid,
+            start: process_start(pid),
+        }
+    }
+
+    /// Whether this process is known to be gone, as seen from `here` (this host): only a
+    /// process of the same host can be judged; one elsewhere is never taken for gone.
+    pub fn is_gone(&self, here: &HolderProcess) -> bool {
+        if self.host != here.host {
+            return false;
+        }
+        if let (Some(then), Some(now)) = (&self.boot, &here.boot) {
+            if then != now {
+                return true; // the host rebooted since
+            }
+        }
+        if self.pid == here.pid {
+            return self.start.is_some() && here.start.is_some() && self.start != here.start;
+        }
+        match (self.start, process_start(self.pid)) {
+            (Some(then), Some(now)) => then != now,
+            _ => !process_exists(self.pid),
+        }
+    }
+}
+
+/// This host's name.
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// When `pid` started (field 22 of `/proc/PID/stat`), on Linux.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a process with `pid` exists (signal 0; EPERM means it does).
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 impl LockTable {
@@ -333,6 +418,7 @@ impl LockTable {
                     owner: req.owner.clone(),
                     token,
                     expires_at_ms,
+                    process: None,
                 },
             );
         }
@@ -342,6 +428,7 @@ impl LockTable {
             fencing,
             expires_at_ms,
             owner: req.owner.clone(),
+            taken_over: Vec::new(),
         })
     }
 
@@ -376,6 +463,38 @@ impl LockTable {
     /// Frees the ids `lease` holds.
     pub fn release(&mut self, lease: &Lease) {
         self.held.retain(|_, h| h.lease != lease.id);
+    }
+
+    /// Frees every id whose holder's process is gone, as seen from `here`; what was freed.
+    pub fn free_gone_holders(&mut self, here: &HolderProcess) -> Vec<HolderInfo> {
+        let mut freed = Vec::new();
+        self.held.retain(|id, h| {
+            let gone = h.process.as_ref().is_some_and(|p| p.is_gone(here));
+            if gone {
+                freed.push(HolderInfo {
+                    id: id.clone(),
+                    owner: h.owner.clone(),
+                    expires_at_ms: h.expires_at_ms,
+                });
+            }
+            !gone
+        });
+        freed
+    }
+
+    /// Frees `ids` whoever holds them; the holders freed.
+    pub fn force_release(&mut self, ids: &[LockId]) -> Vec<HolderInfo> {
+        let mut freed = Vec::new();
+        for id in ids {
+            if let Some(h) = self.held.remove(id) {
+                freed.push(HolderInfo {
+                    id: id.clone(),
+                    owner: h.owner,
+                    expires_at_ms: h.expires_at_ms,
+                });
+            }
+        }
+        freed
     }
 }
 
@@ -522,12 +641,51 @@ impl FileLockStore {
     }
 }
 
+impl FileLockStore {
+    /// The table as it is now, without expired holders (for `pit lock list --embedded`).
+    ///
+    /// # Errors
+    /// [`LockError::Store`] when the directory cannot be read or written.
+    pub async fn table(&self) -> Result<LockTable, LockError> {
+        self.with_table(|t| {
+            let now = now_ms();
+            t.held.retain(|_, h| h.expires_at_ms > now);
+            t.clone()
+        })
+        .await
+    }
+
+    /// Frees `ids` whoever holds them (for `pit lock force-release --embedded`); the holders
+    /// freed. A `pit run` that held them learns at its next renewal that its lease was lost.
+    ///
+    /// # Errors
+    /// [`LockError::Store`] when the directory cannot be read or written.
+    pub async fn force_release(&self, ids: &[LockId]) -> Result<Vec<HolderInfo>, LockError> {
+        let ids = ids.to_vec();
+        self.with_table(move |t| t.force_release(&ids)).await
+    }
+}
+
 #[async_trait]
 impl LockStore for FileLockStore {
+    /// Takes the ids, waiting with backoff. A holder on this host whose process is gone (a
+    /// `pit` killed with SIGKILL) is taken over at once: the lease lists it in
+    /// [`Lease::taken_over`].
     async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
+        let here = HolderProcess::current();
         wait_for(req, cancel, None, &|_| {}, || {
-            let req = req.clone();
-            self.with_table(move |t| t.try_acquire(&req, now_ms()).map_err(Blocked::from))
+            let (req, here) = (req.clone(), here.clone());
+            self.with_table(move |t| {
+                let freed = t.free_gone_holders(&here);
+                let mut lease = t.try_acquire(&req, now_ms()).map_err(Blocked::from)?;
+                for id in &lease.ids {
+                    if let Some(h) = t.held.get_mut(id) {
+                        h.process = Some(here.clone());
+                    }
+                }
+                lease.taken_over = freed.into_iter().filter(|f| lease.ids.contains(&f.id)).collect();
+                Ok(lease)
+            })
         })
         .await
     }

@@ -232,6 +232,119 @@ pub fn group_alive(pgid: Pid) -> bool {
     })
 }
 
+/// The variable every command of a suite gets, naming the suite's run: processes that carry it
+/// and are still alive at teardown were left behind by the suite's commands (a background
+/// child, even one that left the process group with `setsid`), and are ended.
+pub const PROCESS_TAG_ENV: &str = "PIT_PROCESS_TAG";
+
+/// The tag of `suite`'s commands in run `run`: `run/suite`.
+pub fn process_tag(run: &str, suite: &str) -> String {
+    format!("{run}/{suite}")
+}
+
+/// The file in a run's directory naming the `pit` process that runs it.
+pub const RUN_OWNER_FILE: &str = "pit-process.json";
+
+/// Records this process as the one running the run in `run_dir`, so that a later run can
+/// tell whether it was killed (see [`end_left_by_dead_runs`]).
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn claim_run_dir(run_dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(run_dir)?;
+    let me = crate::lock::HolderProcess::current();
+    std::fs::write(
+        run_dir.join(RUN_OWNER_FILE),
+        serde_json::to_vec(&me).map_err(std::io::Error::other)?,
+    )
+}
+
+/// After a `pit` was killed (SIGKILL, a lost CI runner), what its suites' commands started
+/// keeps running. For every run directory under `runs_dir` whose recorded `pit` process is
+/// gone (on this host), ends the processes tagged with that run, then marks the directory as
+/// checked (the owner file is renamed `pit-process.done.json`). The runs and the pids ended.
+pub async fn end_left_by_dead_runs(runs_dir: &Path, grace: Duration) -> Vec<(String, Vec<i32>)> {
+    let here = crate::lock::HolderProcess::current();
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
+        return Vec::new();
+    };
+    let mut dead: Vec<(String, PathBuf)> = Vec::new();
+    for e in entries.flatten() {
+        let owner_file = e.path().join(RUN_OWNER_FILE);
+        let Ok(bytes) = std::fs::read(&owner_file) else { continue };
+        let Ok(owner) = serde_json::from_slice::<crate::lock::HolderProcess>(&bytes) else {
+            continue;
+        };
+        if owner.is_gone(&here) {
+            dead.push((e.file_name().to_string_lossy().into_owned(), owner_file));
+        }
+    }
+    let mut out = Vec::new();
+    for (run, owner_file) in dead {
+        let prefix = format!("{run}/");
+        let ended = end_tagged(|tag| tag.starts_with(&prefix), grace).await;
+        let _ = std::fs::rename(&owner_file, owner_file.with_file_name("pit-process.done.json"));
+        if !ended.is_empty() {
+            out.push((run, ended));
+        }
+    }
+    out
+}
+
+/// The processes (other than this one) whose environment holds [`PROCESS_TAG_ENV`] with a
+/// value for which `matches` holds. Linux only (`/proc/PID/environ`); elsewhere none. A
+/// process that cleared its environment, or that runs as another user, is not seen.
+pub fn tagged_processes(matches: impl Fn(&str) -> bool) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let prefix = format!("{PROCESS_TAG_ENV}=");
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0).any(|var| {
+                    var.strip_prefix(prefix.as_bytes())
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .is_some_and(&matches)
+                })
+            })
+        })
+        .filter_map(|pid| i32::try_from(pid).ok())
+        .collect()
+}
+
+/// Ends every process tagged for which `matches` holds: SIGTERM, then SIGKILL to those still
+/// there after `grace`. The pids it found.
+pub async fn end_tagged(matches: impl Fn(&str) -> bool, grace: Duration) -> Vec<i32> {
+    use nix::sys::signal::kill;
+    let found = tagged_processes(&matches);
+    if found.is_empty() {
+        return found;
+    }
+    for pid in &found {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X"))
+        })
+    };
+    while found.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for pid in found.iter().filter(|p| alive(**p)) {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    tracing::info!(count = found.len(), "ended processes left behind");
+    found
+}
+
 /// The last 2 KiB written to `log` since `from`, on whole lines.
 pub fn tail(log: &Path, from: u64) -> String {
     let Ok(mut f) = std::fs::File::open(log) else {

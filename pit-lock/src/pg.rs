@@ -339,6 +339,7 @@ impl PgLockStore {
             fencing,
             expires_at_ms,
             owner: req.owner.clone(),
+            taken_over: Vec::new(),
         }))
     }
 
@@ -632,6 +633,7 @@ impl PgLockStore {
                     fencing: [(id, token)].into(),
                     expires_at_ms: as_u64(r.get(4)),
                     owner: serde_json::from_value(r.get(3)).unwrap_or_default(),
+                    taken_over: Vec::new(),
                 }),
             }
         }
@@ -852,6 +854,7 @@ fn lease_from_rows(lease_id: &str, rows: &[tokio_postgres::Row]) -> Option<Lease
         ids,
         owner: serde_json::from_value(first.get(2)).unwrap_or_default(),
         expires_at_ms: as_u64(first.get(3)),
+        taken_over: Vec::new(),
     })
 }
 

@@ -207,3 +207,22 @@ fn pit_lock_without_a_lock_manager_says_how_to_give_one() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("http://"), "{err}");
 }
+
+#[test]
+fn owner_names_from_outside_cannot_forge_lines_or_clear_the_screen() {
+    // Issue 13: an owner with a newline and ESC [2J was printed raw.
+    let service = Service::start("escape");
+    let hostile = "mallory\n[pit] db released\u{1b}[2J";
+    let (code, _, err) = run(lock(&service, Some(TOKEN)).args(["acquire", "db", "--owner", hostile]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let (code, out, _) = run(lock(&service, Some(TOKEN)).arg("list"));
+    assert_eq!(code, 0);
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert_eq!(out.lines().count(), 1, "one line for one lock: {out:?}");
+    assert!(out.contains(r"mallory\n[pit] db released\u{1b}[2J"), "{out:?}");
+    let (code, _, err) = run(lock(&service, Some(TOKEN)).args(["acquire", "db", "--owner", "bob", "--wait", "0s"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains("\n[pit] db released"), "{err:?}");
+    assert!(err.contains(r"mallory\n"), "{err:?}");
+}

@@ -201,3 +201,116 @@ fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
     }
     assert!(!workspace.exists(), "removed");
 }
+
+/// Whether `pid` runs (a zombie waiting for its parent counts as ended).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X"))
+    })
+}
+
+fn pids_in(file: &std::path::Path) -> Vec<i32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits (bounded) for every pid in `pids` to end; those still running.
+fn until_ended(pids: &[i32]) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let running: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if running.is_empty() || std::time::Instant::now() > deadline {
+            return running;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn teardown_ends_background_processes_even_those_that_left_the_process_group() {
+    // Issue 13: a background child of a deploy command, and one started with setsid,
+    // outlived the run.
+    let state = state_dir("leftover");
+    std::fs::create_dir_all(&state).unwrap();
+    let pids_file = state.join("pids");
+    let (_, _, err) = run(pit()
+        .args(["run", "--state-dir"])
+        .arg(&state)
+        .arg(fixture("leftover.yml"))
+        .env("TEST_APP_SECONDS", "0")
+        .env("PIDS_FILE", &pids_file));
+    let pids = pids_in(&pids_file);
+    assert_eq!(pids.len(), 2, "the deploy ran: {err}");
+    let running = until_ended(&pids);
+    for p in &running {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(running.is_empty(), "still running after the run: {running:?}\n{err}");
+}
+
+#[test]
+fn after_pit_is_killed_the_next_run_ends_its_processes_and_takes_over_its_locks() {
+    // Issue 13: after SIGKILL, the next run waited for a lock held by a dead pid, and what
+    // the killed run started kept running.
+    let state = state_dir("killed");
+    std::fs::create_dir_all(&state).unwrap();
+    let pids_file = state.join("pids");
+    let mut child = pit()
+        .args(["run", "--state-dir"])
+        .arg(&state)
+        .arg(fixture("leftover.yml"))
+        .env("TEST_APP_SECONDS", "120")
+        .env("PIDS_FILE", &pids_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("test-app: deploy") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("test-app: deploy"), "{seen}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let pids = pids_in(&pids_file);
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|p| alive(*p)), "the killed run left them running");
+
+    // `pit lock --embedded` shows the stale holder, and that its process is gone.
+    let (code, out, err) = run(pit().args(["lock", "--embedded", "list", "--state-dir"]).arg(&state));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("leftover-lock") && out.contains("gone"), "{out}");
+
+    let (_, out, err) = run(pit()
+        .args(["run", "--state-dir"])
+        .arg(&state)
+        .arg(fixture("leftover.yml"))
+        .env("TEST_APP_SECONDS", "0")
+        .env("PIDS_FILE", state.join("pids-2")));
+    assert!(err.contains("left running by run"), "{err}");
+    assert!(err.contains("took over locks whose holder's process is gone: leftover-lock held by"), "{err}");
+    assert!(!err.contains("still held"), "{err}\n{out}");
+    let running = until_ended(&pids);
+    assert!(running.is_empty(), "{running:?}");
+    let running = until_ended(&pids_in(&state.join("pids-2")));
+    assert!(running.is_empty(), "{running:?}");
+    // And the embedded store can be cleared by hand.
+    let (code, _, err) = run(pit()
+        .args(["lock", "--embedded", "force-release", "leftover-lock", "--state-dir"])
+        .arg(&state));
+    assert_eq!(code, 0, "{err}");
+}
