@@ -19,9 +19,14 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Plan(args) => {
             let loaded = load(&ui, &args.pitfile, Severity::Warning)?;
             let plan = Plan::build(&loaded, args.run_id.unwrap_or_else(RunId::generate));
+            // Placeholders as written, never their values (they may be secrets).
             match args.pitfile.output {
-                Output::Human => stdout(&plan.to_string())?,
-                Output::Json => stdout(&json(&plan))?,
+                Output::Human => stdout(&loaded.redactions.apply(&plan.to_string()))?,
+                Output::Json => {
+                    let mut value = serde_json::to_value(&plan).expect("plans always serialise");
+                    loaded.redactions.apply_json(&mut value);
+                    stdout(&json(&value))?
+                }
             }
             Ok(pit_core::exit::OK)
         }
@@ -156,12 +161,17 @@ impl Ui {
 
     /// Prints an error with its `caused by:` chain.
     pub fn error(&self, e: &dyn std::error::Error) {
+        self.error_redacted(e, &pit_core::pitfile::Redactions::default());
+    }
+
+    /// [`Ui::error`], showing the pitfile's placeholders in place of their values.
+    pub fn error_redacted(&self, e: &dyn std::error::Error, redactions: &pit_core::pitfile::Redactions) {
         let mut err = io::stderr().lock();
         let prefix = if self.color { "\x1b[31merror\x1b[0m" } else { "error" };
-        let _ = writeln!(err, "{prefix}: {e}");
+        let _ = writeln!(err, "{prefix}: {}", redactions.apply(&e.to_string()));
         let mut source = e.source();
         while let Some(cause) = source {
-            let _ = writeln!(err, "  caused by: {cause}");
+            let _ = writeln!(err, "  caused by: {}", redactions.apply(&cause.to_string()));
             source = cause.source();
         }
     }

@@ -12,6 +12,14 @@ mod run;
 use clap::Parser;
 
 fn main() {
+    // An empty `PIT_…=` (a CI template that sets every variable, some to nothing) means unset,
+    // as in most tools; clap would read it as an empty value and refuse it.
+    for (name, value) in std::env::vars_os() {
+        if value.is_empty() && name.to_str().is_some_and(|n| n.starts_with("PIT_")) {
+            // SAFETY: nothing else runs yet: no thread reads the environment concurrently.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
     let cli = cli::Cli::parse();
     // The Lock Manager sets up its own (JSON) logging.
     if !matches!(cli.command, cli::Command::LockManager { .. }) {

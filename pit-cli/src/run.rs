@@ -42,10 +42,14 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
             if let Some(report) = e.report() {
                 ui.diagnostics(report);
             }
-            ui.error(&e);
+            ui.error_redacted(&e, &loaded.redactions);
             return Ok(DriverError::Resolve(e).exit_code());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            // A fetch error may quote a URL with a token from a placeholder in it.
+            ui.error_redacted(&e, &loaded.redactions);
+            return Ok(e.exit_code());
+        }
     };
     let PreparedRun {
         plan,
@@ -59,7 +63,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         let done = CancellationToken::new();
         let progress = async {
             while let Some(event) = rx.recv().await {
-                ui.message(&describe(&event));
+                ui.message(&loaded.redactions.apply(&describe(&event)));
             }
             done.cancel();
         };
@@ -83,8 +87,12 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         summary
     });
     match args.pitfile.output {
-        Output::Json => stdout(&crate::commands::json(&summary))?,
-        Output::Human => stdout(&human_summary(&summary))?,
+        Output::Json => {
+            let mut value = serde_json::to_value(&summary).expect("summaries always serialise");
+            loaded.redactions.apply_json(&mut value);
+            stdout(&crate::commands::json(&value))?
+        }
+        Output::Human => stdout(&loaded.redactions.apply(&human_summary(&summary)))?,
     }
     Ok(summary.exit_code())
 }

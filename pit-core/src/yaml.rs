@@ -110,6 +110,9 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// The message of the [`SyntaxError`] for a second document in one file.
+pub const SECOND_DOCUMENT: &str = "a second YAML document starts here";
+
 /// A YAML syntax error with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -120,11 +123,11 @@ pub struct SyntaxError {
     pub span: Span,
 }
 
-/// Parses the first document of `source`. An empty document gives `Ok(None)`.
+/// Parses the one document of `source`. An empty document gives `Ok(None)`.
 ///
 /// # Errors
-/// A [`SyntaxError`] for malformed YAML, unknown aliases, or documents that expand to more than
-/// a million nodes.
+/// A [`SyntaxError`] for malformed YAML, unknown aliases, documents that expand to more than a
+/// million nodes, or a second document ([`SECOND_DOCUMENT`]).
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let index = LineIndex::new(source);
     let mut builder = Builder {
@@ -135,9 +138,11 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
         root: None,
         nodes: 0,
         error: None,
+        documents: 0,
     };
     let mut parser = Parser::new_from_str(source);
-    if let Err(e) = parser.load(&mut builder, false) {
+    // Every document is read, so that a second one is refused rather than ignored.
+    if let Err(e) = parser.load(&mut builder, true) {
         return Err(SyntaxError {
             message: e.info().to_string(),
             span: index.span_at(e.marker(), 1, source),
@@ -204,6 +209,8 @@ struct Builder<'a> {
     root: Option<Node>,
     nodes: usize,
     error: Option<SyntaxError>,
+    /// Documents begun so far.
+    documents: usize,
 }
 
 impl Builder<'_> {
@@ -333,7 +340,17 @@ impl MarkedEventReceiver for Builder<'_> {
                     })
                 }
             },
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::DocumentStart if self.documents > 0 => {
+                self.documents += 1;
+                if self.error.is_none() {
+                    self.error = Some(SyntaxError {
+                        message: SECOND_DOCUMENT.into(),
+                        span: self.index.span_at(&mark, 3, self.source),
+                    });
+                }
+            }
+            Event::DocumentStart => self.documents += 1,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }
 }

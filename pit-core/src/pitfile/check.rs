@@ -40,8 +40,39 @@ impl Checker<'_> {
             ));
             self.diags.push(d);
         }
+        // Reports are stored under a folder named after the suite id (`sink::path_safe`): two
+        // ids that map to one folder would overwrite each other's reports.
+        let mut folders: HashMap<String, usize> = HashMap::new();
+        for (i, suite) in pitfile.test_suites.iter().enumerate() {
+            let folder = crate::sink::path_safe(suite.id.as_str());
+            match folders.get(&folder) {
+                Some(&first) if pitfile.test_suites[first].id != suite.id => {
+                    let idp = suites.index(i).key("id");
+                    let d = Diagnostic::error(
+                        "pit::colliding-suite-id",
+                        idp.clone(),
+                        self.span(&idp),
+                        format!(
+                            "test suite ids `{}` and `{}` store their reports in the same folder `{folder}`",
+                            crate::naming::Escaped(pitfile.test_suites[first].id.as_str()),
+                            crate::naming::Escaped(suite.id.as_str())
+                        ),
+                    )
+                    .with_label("collides")
+                    .with_help(format!(
+                        "rename one: `testSuites[{first}]` already stores under `{folder}` (characters other than letters, digits, `-`, `_` and `.` become `_`)"
+                    ));
+                    self.diags.push(d);
+                }
+                Some(_) => {}
+                None => {
+                    folders.insert(folder, i);
+                }
+            }
+        }
         for (i, suite) in pitfile.test_suites.iter().enumerate() {
             let path = suites.index(i);
+            self.printable_id(suite.id.as_str(), &path.key("id"));
             self.location(&suite.location, &path.key("location"));
             if let Some(lock) = &suite.lock {
                 self.lock(lock, &path.key("lock"));
@@ -70,7 +101,36 @@ impl Checker<'_> {
         }
     }
 
+    /// An id must be printable: a control character (ESC, NUL, a newline) or a character that
+    /// reorders text makes it unusable in file names and misleading in output.
+    fn printable_id(&mut self, id: &str, path: &FieldPath) {
+        let Some((at, c)) = id
+            .chars()
+            .enumerate()
+            .find(|(_, c)| crate::naming::is_unsafe_for_terminal(*c) || *c == '\t')
+        else {
+            return;
+        };
+        let d = Diagnostic::error(
+            "pit::unprintable-id",
+            path.clone(),
+            self.span(path),
+            format!(
+                "`{}` has the unprintable character {} at character {}",
+                crate::naming::Escaped(id),
+                c.escape_unicode(),
+                at + 1
+            ),
+        )
+        .with_label("here")
+        .with_help("ids may hold printable characters only: letters, digits, `-`, `_`, `.` and the like");
+        self.diags.push(d);
+    }
+
     fn lock(&mut self, lock: &Lock, path: &FieldPath) {
+        for (i, id) in lock.ids.iter().enumerate() {
+            self.printable_id(id.as_str(), &path.key("ids").index(i));
+        }
         for (i, _) in first_uses(lock.ids.iter().map(LockId::as_str)).1 {
             let p = path.key("ids").index(i);
             let d = Diagnostic::warning(
@@ -94,6 +154,7 @@ impl Checker<'_> {
             .chain(std::iter::once((&graph.test_app, path.key("testApp"))))
             .collect();
         for (c, p) in &all {
+            self.printable_id(c.id.as_str(), &p.key("id"));
             self.location(&c.location, &p.key("location"));
         }
 

@@ -40,6 +40,8 @@ pub(crate) const LOCATION_KEYS: &[&str] = &["type", "path", "gitRepository", "gi
 
 pub(crate) struct Decoder<'a> {
     opts: &'a LoadOptions,
+    /// Every value a placeholder was replaced with, to show the placeholder instead.
+    pub(crate) redactions: super::Redactions,
     env_pattern: Regex,
     source: &'a str,
     pub(crate) diags: Vec<Diagnostic>,
@@ -109,6 +111,7 @@ impl<'a> Decoder<'a> {
             env_pattern: Regex::new(r"\$\{\{\s*env\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}").expect("the pattern is valid"),
             source,
             diags: Vec::new(),
+            redactions: super::Redactions::default(),
         }
     }
 
@@ -255,7 +258,10 @@ impl<'a> Decoder<'a> {
                 None => std::env::var(name).ok(),
             };
             match value {
-                Some(v) => out.push_str(&v),
+                Some(v) => {
+                    self.redactions.add(&v, whole.as_str());
+                    out.push_str(&v);
+                }
                 None => {
                     out.push_str(whole.as_str());
                     // Point at the placeholder itself when it appears verbatim in the source.

@@ -74,6 +74,101 @@ pub struct Loaded {
     /// The directory holding the pitfile, which LOCAL paths are relative to (`None` for text
     /// loaded with [`load_str`]).
     pub base_dir: Option<PathBuf>,
+    /// The values `${{ env.X }}` placeholders were replaced with: pass anything shown to people
+    /// or logs through [`Redactions::apply`], so it shows the placeholders as written.
+    pub redactions: Redactions,
+}
+
+/// The values of the `${{ env.X }}` placeholders of a pitfile, which may be secrets: text shown
+/// to people or logs shows the placeholder, as written, in place of each value.
+///
+/// Values shorter than [`Redactions::MIN_LEN`] characters (`1`, `on`) are left alone: they
+/// are no secrets, and replacing them everywhere would garble every output.
+///
+/// ```
+/// use pit_core::pitfile::{load_str, LoadOptions};
+/// let opts = LoadOptions {
+///     env: Some([("REPO_TOKEN".to_owned(), "s3cr3t-t0ken".to_owned())].into()),
+///     ..LoadOptions::default()
+/// };
+/// let yaml = r#"
+/// version: "1.0"
+/// projectName: p
+/// testSuites:
+///   - name: s
+///     id: s
+///     location: { type: REMOTE, gitRepository: "https://ci:${{ env.REPO_TOKEN }}@git.example.com/s.git" }
+/// "#;
+/// let loaded = load_str("pitfile.yml", yaml, &opts).unwrap();
+/// let shown = loaded.redactions.apply("cannot fetch https://ci:s3cr3t-t0ken@git.example.com/s.git");
+/// assert_eq!(shown, "cannot fetch https://ci:${{ env.REPO_TOKEN }}@git.example.com/s.git");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Redactions {
+    /// (value, placeholder as written), longest value first.
+    pairs: Vec<(String, String)>,
+}
+
+impl Redactions {
+    /// The shortest value treated as a possible secret.
+    pub const MIN_LEN: usize = 3;
+
+    /// Remembers that `placeholder` stood for `value`.
+    pub fn add(&mut self, value: &str, placeholder: &str) {
+        if value.chars().count() < Self::MIN_LEN || self.pairs.iter().any(|(v, _)| v == value) {
+            return;
+        }
+        self.pairs.push((value.to_owned(), placeholder.to_owned()));
+        self.pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    }
+
+    /// Whether there is nothing to hide.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// `text` with each value replaced by its placeholder.
+    pub fn apply<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for (value, placeholder) in &self.pairs {
+            if out.contains(value.as_str()) {
+                out = std::borrow::Cow::Owned(out.replace(value.as_str(), placeholder));
+            }
+        }
+        out
+    }
+
+    /// Every string in `value` (keys too) with each value replaced by its placeholder.
+    pub fn apply_json(&self, value: &mut serde_json::Value) {
+        if self.is_empty() {
+            return;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                if let std::borrow::Cow::Owned(o) = self.apply(s) {
+                    *s = o;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.apply_json(v)),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (k, mut v) in entries {
+                    self.apply_json(&mut v);
+                    map.insert(self.apply(&k).into_owned(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Each diagnostic's message, label and help, redacted.
+    fn apply_diagnostics(&self, diags: &mut [Diagnostic]) {
+        for d in diags {
+            d.message = self.apply(&d.message).into_owned();
+            d.label = d.label.as_deref().map(|l| self.apply(l).into_owned());
+            d.help = d.help.as_deref().map(|h| self.apply(h).into_owned());
+        }
+    }
 }
 
 /// Why a pitfile file could not be loaded.
@@ -133,6 +228,8 @@ pub fn load_str(file: &str, source: &str, opts: &LoadOptions) -> Result<Loaded, 
 }
 
 fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, PathBuf)>) -> Result<Loaded, Report> {
+    // A byte order mark (editors on Windows write one) is no part of the first key.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let fail = |d: Diagnostic| Err(Report::new(file, source, vec![d]));
     let root = match yaml::parse(source) {
         Ok(Some(root)) => root,
@@ -145,6 +242,18 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
                     "the pitfile is empty",
                 )
                 .with_help("start from `examples/` or `docs/pitfile.md`"),
+            )
+        }
+        Err(e) if e.message == yaml::SECOND_DOCUMENT => {
+            return fail(
+                Diagnostic::error(
+                    "pit::multiple-documents",
+                    FieldPath::root(),
+                    e.span,
+                    "the file holds more than one YAML document",
+                )
+                .with_label("a second document starts here")
+                .with_help("a pitfile is one document: remove this `---` and what follows, or move it to a file of its own"),
             )
         }
         Err(e) => {
@@ -170,6 +279,8 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
     checker.check(&pitfile);
     let mut diags = decoder.diags;
     diags.append(&mut checker.diags);
+    // A message may quote a value; never a placeholder's (it may be a secret).
+    decoder.redactions.apply_diagnostics(&mut diags);
     let report = Report::new(file, source, diags);
     if report.has_errors() {
         Err(report)
@@ -178,6 +289,7 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
             pitfile,
             warnings: report,
             base_dir: None,
+            redactions: decoder.redactions,
         })
     }
 }
