@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pit_report::compare::{baseline_of, compare, history, Change, Comparison, Thresholds};
-use pit_report::html::{render_index, render_report, IndexRun};
+use pit_report::html::{relative_link, render_index, render_report, IndexRun};
 use pit_report::store::{AnyStore, DirStore, StoreSpec};
 use pit_report::{to_junit, Report};
 
@@ -202,6 +202,20 @@ fn human_history(h: &pit_report::compare::History) -> String {
     out
 }
 
+/// The headers of every page `pit report serve` sends.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::header::{HeaderValue, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(pit_report::html::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
 async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Result<i32, CliError> {
     use axum::extract::{Path as UrlPath, State};
     use axum::response::{Html, IntoResponse, Response};
@@ -212,7 +226,7 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
             "pit report serve reads a directory store; for a git store, clone its branch into a folder named after the project (git clone -b PROJECT URL reports/PROJECT) and serve dir:reports".into(),
         ));
     };
-    let store = Arc::new(DirStore::new(root));
+    let store = Arc::new(pit_report::store::ReportCache::new(DirStore::new(root)));
     fn not_found(what: &str) -> Response {
         (
             axum::http::StatusCode::NOT_FOUND,
@@ -220,7 +234,8 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
         )
             .into_response()
     }
-    async fn find(store: &DirStore, project: &str, suite: &str) -> Option<Vec<Report>> {
+    type Store = pit_report::store::ReportCache;
+    async fn find(store: &Store, project: &str, suite: &str) -> Option<Arc<Vec<Report>>> {
         let known = store.suites().ok()?;
         known
             .iter()
@@ -231,12 +246,12 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
     let app = axum::Router::new()
         .route(
             "/",
-            get(|State(store): State<Arc<DirStore>>| async move {
+            get(|State(store): State<Arc<Store>>| async move {
                 let mut runs = Vec::new();
                 for (p, s) in store.suites().unwrap_or_default() {
-                    for r in store.reports(&p, &s).unwrap_or_default() {
-                        let href = format!("{p}/{s}/{}/", r.run_id.clone().unwrap_or_default());
-                        runs.push(IndexRun::of(&r, Some(href)));
+                    for r in store.reports(&p, &s).unwrap_or_default().iter() {
+                        let href = relative_link(&[&p, &s, r.run_id.as_deref().unwrap_or_default()]);
+                        runs.push(IndexRun::of(r, Some(href)));
                     }
                 }
                 let empty = history(&[], 5.0);
@@ -248,13 +263,13 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
         )
         .route(
             "/{project}/{suite}/",
-            get(|State(store): State<Arc<DirStore>>, UrlPath((p, s)): UrlPath<(String, String)>| async move {
+            get(|State(store): State<Arc<Store>>, UrlPath((p, s)): UrlPath<(String, String)>| async move {
                 let Some(reports) = find(&store, &p, &s).await else {
                     return not_found("no such suite");
                 };
                 let runs: Vec<IndexRun> = reports
                     .iter()
-                    .map(|r| IndexRun::of(r, Some(format!("{}/", r.run_id.clone().unwrap_or_default()))))
+                    .map(|r| IndexRun::of(r, Some(relative_link(&[r.run_id.as_deref().unwrap_or_default()]))))
                     .collect();
                 match render_index(&format!("{p} / {s}"), &runs, &history(&reports, 5.0), 40) {
                     Ok(html) => Html(html).into_response(),
@@ -264,7 +279,7 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
         )
         .route(
             "/{project}/{suite}/{run}/",
-            get(|State(store): State<Arc<DirStore>>, UrlPath((p, s, run)): UrlPath<(String, String, String)>| async move {
+            get(|State(store): State<Arc<Store>>, UrlPath((p, s, run)): UrlPath<(String, String, String)>| async move {
                 let Some(reports) = find(&store, &p, &s).await else {
                     return not_found("no such suite");
                 };
@@ -282,7 +297,7 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
         .route(
             "/{project}/{suite}/{run}/{file}",
             get(
-                |State(store): State<Arc<DirStore>>, UrlPath((p, s, run, file)): UrlPath<(String, String, String, String)>| async move {
+                |State(store): State<Arc<Store>>, UrlPath((p, s, run, file)): UrlPath<(String, String, String, String)>| async move {
                     let Some(reports) = find(&store, &p, &s).await else {
                         return not_found("no such suite");
                     };
@@ -297,7 +312,9 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
                 },
             ),
         )
-        .with_state(store);
+        .with_state(store)
+        // Pages hold no script and fetch nothing: a hostile value in a report cannot run.
+        .layer(axum::middleware::from_fn(security_headers));
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(CliError::Output)?;
     let addr = listener.local_addr().map_err(CliError::Output)?;
     ui.message(&format!("serving {} on http://{addr}/ (Ctrl-C stops)", root.display()));

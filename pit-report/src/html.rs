@@ -279,9 +279,49 @@ pub struct IndexRun {
     pub href: Option<String>,
 }
 
+/// The Content Security Policy of every page: no script, no request, styles inline only
+/// (the pages also carry it in a `<meta>` tag, for files opened from disk).
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// A relative link to the folder `segments` (`a/b/c/`), each segment percent-encoded, so that
+/// no value from a report (a run id such as `javascript:alert(1)//`) can become a scheme, a
+/// host or a step up: build every link to a report with it.
+///
+/// ```
+/// use pit_report::html::relative_link;
+/// assert_eq!(relative_link(&["shop", "checkout", "01jq"]), "shop/checkout/01jq/");
+/// assert_eq!(relative_link(&["javascript:alert(1)//"]), "javascript%3Aalert%281%29%2F%2F/");
+/// assert_eq!(relative_link(&[".."]), "%2E%2E/");
+/// ```
+pub fn relative_link(segments: &[&str]) -> String {
+    let mut out = String::new();
+    for seg in segments {
+        let all_dots = seg.chars().all(|c| c == '.');
+        for b in seg.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_~".contains(&b) || (b == b'.' && !all_dots) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out.push('/');
+    }
+    out
+}
+
+/// Whether `href` is a relative path (no scheme, no host): what index pages may link to.
+fn is_relative_path(href: &str) -> bool {
+    let before_slash = href.split('/').next().unwrap_or_default();
+    !href.starts_with('/') && !href.starts_with('\\') && !before_slash.contains(':')
+}
+
 impl IndexRun {
-    /// The index entry of `report`, linking to `href`.
+    /// The index entry of `report`, linking to `href` (built with [`relative_link`]). An
+    /// `href` that is not a relative path (it has a scheme or a host) is dropped: the entry is
+    /// then shown without a link.
     pub fn of(report: &Report, href: Option<String>) -> Self {
+        let href = href.filter(|h| is_relative_path(h));
         let v = report.verdict();
         Self {
             run_id: report.run_id.clone().unwrap_or_default(),

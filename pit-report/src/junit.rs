@@ -132,7 +132,20 @@ pub fn to_junit(report: &Report) -> String {
     }
     let _ = w.write_event(Event::End(BytesEnd::new("testsuite")));
     let _ = w.write_event(Event::End(BytesEnd::new("testsuites")));
-    let mut out = String::from_utf8(w.into_inner()).unwrap_or_default();
+    let mut out = xml_chars(&String::from_utf8(w.into_inner()).unwrap_or_default());
     out.push('\n');
     out
+}
+
+/// `text` with the characters XML 1.0 forbids (C0 controls but tab, newline and carriage
+/// return; U+FFFE and U+FFFF), even as character references, written out as `\u{1b}`: names
+/// and messages from a report reach JUnit consumers readable, and the file stays valid.
+fn xml_chars(text: &str) -> String {
+    let forbidden = |c: char| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}');
+    if !text.chars().any(forbidden) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| if forbidden(c) { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
 }

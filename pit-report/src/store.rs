@@ -4,6 +4,7 @@
 //! same branch and spec) and `junit.xml`, and refreshes the suite's `index.html`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -91,8 +92,8 @@ pub fn artifacts(report: &Report, earlier: &[Report]) -> Vec<(String, Vec<u8>)> 
             IndexRun::of(
                 r,
                 Some(format!(
-                    "{}/report.html",
-                    path_safe(r.run_id.as_deref().unwrap_or("run"))
+                    "{}report.html",
+                    crate::html::relative_link(&[&path_safe(r.run_id.as_deref().unwrap_or("run"))])
                 )),
             )
         })
@@ -185,13 +186,76 @@ fn subdirs(dir: &Path) -> Result<Vec<String>, SinkError> {
             })
         }
     };
+    // Real folders only: a symbolic link could lead out of the store.
     let mut out: Vec<String> = entries
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// What identifies the state of a suite's stored reports: each run's `report.json` with its
+/// size and modification time.
+type Fingerprint = Vec<(String, u64, Option<std::time::SystemTime>)>;
+
+fn fingerprint(dir: &Path) -> Result<Fingerprint, SinkError> {
+    Ok(subdirs(dir)?
+        .into_iter()
+        .filter_map(|run| {
+            let m = std::fs::symlink_metadata(dir.join(&run).join("report.json")).ok()?;
+            m.is_file().then(|| (run, m.len(), m.modified().ok()))
+        })
+        .collect())
+}
+
+/// A read-only view of a [`DirStore`] for serving many requests (`pit report serve`): each
+/// suite's reports are parsed once, shared, and parsed again only when a report was added,
+/// removed or changed. A request costs a directory listing and a `stat` per run, not a parse
+/// of the whole store.
+#[derive(Debug)]
+pub struct ReportCache {
+    store: DirStore,
+    suites: std::sync::Mutex<std::collections::HashMap<(String, String), (Fingerprint, Arc<Vec<Report>>)>>,
+}
+
+impl ReportCache {
+    /// A cache over `store`.
+    pub fn new(store: DirStore) -> Self {
+        Self {
+            store,
+            suites: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Every `(project, suite)` with stored reports.
+    ///
+    /// # Errors
+    /// [`SinkError::Io`] when the root cannot be read.
+    pub fn suites(&self) -> Result<Vec<(String, String)>, SinkError> {
+        self.store.suites()
+    }
+
+    /// The reports of `project`'s `suite`, oldest first, parsed again only if they changed.
+    ///
+    /// # Errors
+    /// [`SinkError::Io`] when the folder cannot be read.
+    pub fn reports(&self, project: &str, suite: &str) -> Result<Arc<Vec<Report>>, SinkError> {
+        let dir = self.store.suite_dir(project, suite);
+        let now = fingerprint(&dir)?;
+        // Held while parsing: concurrent requests for one suite parse it once.
+        let mut suites = self.suites.lock().expect("no panics while held");
+        let key = (project.to_owned(), suite.to_owned());
+        if let Some((seen, reports)) = suites.get(&key) {
+            if *seen == now {
+                return Ok(reports.clone());
+            }
+        }
+        let reports = Arc::new(read_reports(&dir)?);
+        suites.insert(key, (now, reports.clone()));
+        Ok(reports)
+    }
 }
 
 /// Reads `<dir>/*/report.json`, oldest first.
@@ -199,7 +263,8 @@ pub fn read_reports(dir: &Path) -> Result<Vec<Report>, SinkError> {
     let mut out = Vec::new();
     for run in subdirs(dir)? {
         let file = dir.join(&run).join("report.json");
-        if !file.exists() {
+        // A regular file only: a symbolic link could lead out of the store.
+        if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
             continue;
         }
         match Report::load(&file) {

@@ -17,12 +17,30 @@ fn fmt_num(x: f64) -> String {
     }
 }
 
+/// Where `v` lies between `lo` and `hi`, from 0 to 1, for any finite values: halved first, so
+/// that `hi - lo` cannot overflow to infinity (which gave `NaN` coordinates for extreme samples).
+fn unit(v: f64, lo: f64, hi: f64) -> f64 {
+    let (v, lo, hi) = (v / 2.0, lo / 2.0, hi / 2.0);
+    let range = hi - lo;
+    if range > 0.0 && v.is_finite() {
+        ((v - lo) / range).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The value a fraction `t` of the way from `lo` to `hi`, without overflow.
+fn between(lo: f64, hi: f64, t: f64) -> f64 {
+    lo * (1.0 - t) + hi * t
+}
+
 /// A bar per `(label, value)`: percentiles of a distribution.
 pub fn bars(title: &str, items: &[(String, f64)]) -> String {
     let h = 180.0;
     let max = items
         .iter()
         .map(|(_, v)| *v)
+        .filter(|v| v.is_finite())
         .fold(0.0_f64, f64::max)
         .max(f64::MIN_POSITIVE);
     let bw = (W - 60.0) / items.len().max(1) as f64;
@@ -31,7 +49,7 @@ pub fn bars(title: &str, items: &[(String, f64)]) -> String {
         t = escape(title)
     );
     for (i, (label, v)) in items.iter().enumerate() {
-        let bh = (v / max) * (h - 50.0);
+        let bh = unit(*v, 0.0, max) * (h - 50.0);
         let x = 40.0 + i as f64 * bw;
         let _ = write!(
             s,
@@ -59,10 +77,9 @@ pub fn histogram(title: &str, samples: &[f64]) -> String {
     xs.sort_by(f64::total_cmp);
     let (lo, hi) = (xs[0], xs[xs.len() - 1]);
     let bins = 40usize;
-    let width = ((hi - lo) / bins as f64).max(f64::MIN_POSITIVE);
     let mut counts = vec![0usize; bins];
     for x in &xs {
-        let b = (((x - lo) / width) as usize).min(bins - 1);
+        let b = ((unit(*x, lo, hi) * bins as f64) as usize).min(bins - 1);
         counts[b] += 1;
     }
     let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
@@ -79,13 +96,13 @@ pub fn histogram(title: &str, samples: &[f64]) -> String {
             x = 40.0 + i as f64 * bw,
             y = h - 25.0 - bh,
             w = bw * 0.9,
-            a = fmt_num(lo + i as f64 * width),
-            b = fmt_num(lo + (i + 1) as f64 * width),
+            a = fmt_num(between(lo, hi, i as f64 / bins as f64)),
+            b = fmt_num(between(lo, hi, (i + 1) as f64 / bins as f64)),
         );
     }
     for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
         let v = crate::schema::quantile(&xs, q);
-        let x = 40.0 + (v - lo) / (width * bins as f64) * (W - 60.0);
+        let x = 40.0 + unit(v, lo, hi) * (W - 60.0);
         let _ = write!(
             s,
             r#"<line x1="{x:.1}" x2="{x:.1}" y1="10" y2="{y2}" class="marker"/><text x="{x:.1}" y="10" class="value">{name} {n}</text>"#,
@@ -155,17 +172,16 @@ pub fn trend(title: &str, values: &[Option<f64>], change_points: &[usize]) -> St
     let present: Vec<(usize, f64)> = values
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .filter_map(|(i, v)| v.filter(|v| v.is_finite()).map(|v| (i, v)))
         .collect();
     if present.is_empty() {
         return String::new();
     }
     let lo = present.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let hi = present.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let range = (hi - lo).max(f64::MIN_POSITIVE);
     let n = values.len().max(2) as f64 - 1.0;
     let px = |i: usize| 40.0 + i as f64 / n * (W - 60.0);
-    let py = |v: f64| 10.0 + (1.0 - (v - lo) / range) * (h - 35.0);
+    let py = |v: f64| 10.0 + (1.0 - unit(v, lo, hi)) * (h - 35.0);
     let points: String = present
         .iter()
         .map(|(i, v)| format!("{:.1},{:.1}", px(*i), py(*v)))
@@ -193,4 +209,38 @@ pub fn trend(title: &str, values: &[Option<f64>], change_points: &[usize]) -> St
         n = values.len()
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every number in an attribute of `svg`.
+    fn coordinates(svg: &str) -> Vec<String> {
+        svg.split('"')
+            .skip(1)
+            .step_by(2)
+            .flat_map(|v| v.split([' ', ',']))
+            .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || "-+.eEinfaNI".contains(c)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn extreme_samples_draw_finite_coordinates() {
+        // Issue 13: samples near f64's limits drew `NaN` coordinates.
+        let extreme = [f64::MAX, -f64::MAX, 1.0, f64::MIN_POSITIVE, f64::INFINITY, f64::NAN];
+        let charts = [
+            histogram("h", &extreme),
+            trend("t", &extreme.iter().map(|v| Some(*v)).collect::<Vec<_>>(), &[1]),
+            bars("b", &extreme.iter().map(|v| ("x".to_owned(), *v)).collect::<Vec<_>>()),
+        ];
+        for svg in &charts {
+            assert!(!svg.is_empty());
+            for c in coordinates(svg) {
+                let v: f64 = c.parse().unwrap_or(0.0);
+                assert!(v.is_finite() && !c.contains("NaN") && !c.contains("inf"), "{c} in {svg}");
+            }
+        }
+    }
 }

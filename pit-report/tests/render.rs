@@ -276,3 +276,79 @@ fn comparison_flags_regressions_by_threshold_and_test_and_picks_fair_baselines()
     let json = serde_json::to_value(compare(&current, &base, &Thresholds::default())).unwrap();
     assert_eq!(json["baselineRuns"], json!(["b1", "b2", "b3", "b4", "b5", "b6"]));
 }
+
+/// Loads `html` in Chromium with a harness before the page's own content that records any
+/// `alert`, `confirm` or `prompt` in the title and clicks every link once the page is built:
+/// whether the page opened a dialog.
+fn opens_a_dialog(dir: &Path, name: &str, html: &str) -> bool {
+    let harness = "<script>for (const f of ['alert','confirm','prompt']) { window[f] = () => { document.title = 'DIALOG-OPENED'; }; }\
+        document.addEventListener('DOMContentLoaded', () => { for (const a of document.querySelectorAll('a')) a.click(); });</script>";
+    let page = dir.join(name);
+    std::fs::write(&page, format!("{harness}{html}")).unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    String::from_utf8_lossy(&out.stdout).contains("<title>DIALOG-OPENED")
+}
+
+#[test]
+fn a_hostile_run_id_opens_no_dialog_from_an_index_page() {
+    // Issue 13: `"runId":"javascript:alert(document.domain)//"` became a live link.
+    let dir = scratch("xss");
+    let hostile = "javascript:alert(document.domain)//";
+    let mut r = report(hostile, 100.0, 140.0);
+    r.name = "<img src=x onerror=alert(1)>\"'".into();
+    let runs = vec![IndexRun::of(&r, Some(pit_report::html::relative_link(&[hostile])))];
+    let html = render_index("shop / checkout", &runs, &pit_report::compare::history(&[r.clone()], 5.0), 20).unwrap();
+    assert!(!html.contains("href=\"javascript:"), "{html}");
+    assert!(html.contains("Content-Security-Policy"), "the page carries its policy");
+    assert!(!opens_a_dialog(&dir, "index.html", &html), "{html}");
+    // A link given with a scheme is not a link at all.
+    assert_eq!(IndexRun::of(&r, Some(hostile.into())).href, None);
+    // The stored pages of a directory store too.
+    let store = pit_report::store::DirStore::new(dir.join("store"));
+    let suite = pit_core::sink::SuiteReport {
+        run_id: hostile.into(),
+        ..serde_json::from_value(serde_json::json!({"schema":"pit.suite-report/v1","runId":"x","project":"shop","suiteId":"checkout","suiteName":"<script>alert(1)</script>","outcome":"passed","startedMs":0,"finishedMs":1000,"timeline":[]})).unwrap()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(pit_core::sink::ReportSink::store(&store, &suite)).unwrap();
+    for page in walk(&dir.join("store")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "html")) {
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(!opens_a_dialog(&dir, "stored.html", &html), "{}", page.display());
+    }
+    // The harness can fail: a page with a live `javascript:` link and no policy opens one.
+    assert!(opens_a_dialog(&dir, "bad.html", "<a href=\"javascript:alert(1)\">x</a>"));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn junit_stays_valid_xml_with_control_characters_in_names() {
+    // Issue 13: ESC, NUL or VT in a name gave XML that xmllint rejects.
+    let mut r = report("01jq0000000000000000000x01", 300.0, 10.0);
+    r.name = "bad\u{1b}[2J\u{0}name\u{b}".into();
+    r.scenarios[0].name = "scen\u{0}ario".into();
+    let xml = to_junit(&r);
+    xmllint_validates(&xml, "junit-control").unwrap();
+    assert!(xml.contains(r"bad\u{1b}[2J\u{0}name\u{b}"), "{xml}");
+}
