@@ -16,6 +16,7 @@ fn human(r: &SweepReport, dry_run: bool) -> String {
             Action::WouldDelete => "would delete",
             Action::Stuck => "STUCK",
             Action::Failed => "FAILED",
+            Action::Skipped => "skipped",
         };
         let _ = writeln!(out, "{what:<12} {}  ({})", s.name, s.reason);
     }

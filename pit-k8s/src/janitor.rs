@@ -50,6 +50,8 @@ pub enum Action {
     Stuck,
     /// The API refused.
     Failed,
+    /// Left alone: it was re-created under the same name since it was listed.
+    Skipped,
 }
 
 /// One namespace the janitor acted on.
@@ -94,13 +96,29 @@ impl SweepReport {
     }
 }
 
+/// Whether `name` is one of Kubernetes' own namespaces (`default`, `kube-*`), which the janitor
+/// never touches whatever labels it carries.
+pub fn is_system_namespace(name: &str) -> bool {
+    name == "default" || name.starts_with("kube-")
+}
+
+/// Whether `ns` asks to be kept: `pit.dev/keep` as a label or an annotation, `true` in any
+/// case (also `yes`, `1`).
+pub fn is_kept(ns: &Namespace) -> bool {
+    let truthy = |v: &String| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1");
+    ns.labels().get(KEEP_LABEL).is_some_and(truthy) || ns.annotations().get(KEEP_LABEL).is_some_and(truthy)
+}
+
 /// Why `ns` is stale at `now`, or `None` when it is not (or must be kept).
 pub fn staleness(
     ns: &Namespace,
     older_than: Option<Duration>,
     now: SystemTime,
 ) -> Result<Option<String>, &'static str> {
-    if ns.labels().get(KEEP_LABEL).map(String::as_str) == Some("true") {
+    if is_system_namespace(&ns.name_any()) {
+        return Err("system");
+    }
+    if is_kept(ns) {
         return Err("kept");
     }
     let created = ns
@@ -175,8 +193,13 @@ pub async fn sweep(client: &Client, how: &Sweep) -> Result<SweepReport, kube::Er
             if how.dry_run {
                 return s;
             }
-            match namespace::delete(&client, &name, how.wait).await {
+            let uid = ns.uid().unwrap_or_default();
+            match namespace::delete_exact(&client, &name, &uid, how.wait).await {
                 Ok(()) => s.action = Action::Deleted,
+                Err(e @ namespace::NamespaceError::Replaced { .. }) => {
+                    s.action = Action::Skipped;
+                    s.reason = e.to_string();
+                }
                 Err(namespace::NamespaceError::Stuck { blockers, .. }) => {
                     s.action = Action::Stuck;
                     s.reason = blockers;

@@ -30,6 +30,13 @@ pub const CI_JOB_ANNOTATION: &str = "pit.dev/ci-job";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NamespaceError {
+    /// The namespace was deleted and re-created under the same name since it was listed: the
+    /// new one was left alone.
+    #[error("namespace `{name}` was re-created since it was listed; the new one was left alone")]
+    Replaced {
+        /// Its name.
+        name: String,
+    },
     /// The API server refused or failed.
     #[error("Kubernetes API: {action} namespace `{name}` failed")]
     Api {
@@ -212,11 +219,24 @@ pub fn blockers(ns: &Namespace) -> String {
 /// Waits (by watching) until namespace `name` is gone; if it is not within `timeout`, says what
 /// holds it (`hint` adds to that).
 async fn await_gone(client: &Client, name: &str, timeout: Duration, hint: &str) -> Result<(), NamespaceError> {
+    await_uid_gone(client, name, None, timeout, hint).await
+}
+
+/// Waits until the namespace `name` with `uid` (the one there now, when `None`) is gone: a
+/// namespace re-created under the same name since is another one.
+async fn await_uid_gone(
+    client: &Client,
+    name: &str,
+    uid: Option<&str>,
+    timeout: Duration,
+    hint: &str,
+) -> Result<(), NamespaceError> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let uid = match api.get_opt(name).await {
-        Ok(Some(ns)) => ns.uid().unwrap_or_default(),
-        Ok(None) => return Ok(()),
-        Err(source) => {
+    let uid = match (uid, api.get_opt(name).await) {
+        (Some(uid), _) => uid.to_owned(),
+        (None, Ok(Some(ns))) => ns.uid().unwrap_or_default(),
+        (None, Ok(None)) => return Ok(()),
+        (None, Err(source)) => {
             return Err(NamespaceError::Api {
                 action: "reading",
                 name: name.to_owned(),
@@ -229,8 +249,8 @@ async fn await_gone(client: &Client, name: &str, timeout: Duration, hint: &str) 
         return Ok(());
     }
     let blockers = match api.get_opt(name).await {
-        Ok(Some(ns)) => format!("{}{hint}", blockers(&ns)),
-        Ok(None) => return Ok(()),
+        Ok(Some(ns)) if ns.uid().as_deref() == Some(uid.as_str()) => format!("{}{hint}", blockers(&ns)),
+        Ok(_) => return Ok(()),
         Err(e) => format!("(cannot read it: {e})"),
     };
     Err(NamespaceError::Stuck {
@@ -259,6 +279,38 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
         }
     }
     await_gone(client, name, timeout, "").await
+}
+
+/// Deletes the namespace `name` only if it is still the one with `uid` (a precondition the API
+/// server checks), and waits until that one is gone. A namespace re-created under the same name
+/// since is never touched: [`NamespaceError::Replaced`].
+///
+/// # Errors
+/// [`NamespaceError::Replaced`], [`NamespaceError::Stuck`], or the API's refusal.
+pub async fn delete_exact(client: &Client, name: &str, uid: &str, timeout: Duration) -> Result<(), NamespaceError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            return Err(NamespaceError::Replaced { name: name.to_owned() })
+        }
+        Err(source) => {
+            return Err(NamespaceError::Api {
+                action: "deleting",
+                name: name.to_owned(),
+                source,
+            })
+        }
+    }
+    await_uid_gone(client, name, Some(uid), timeout, "").await
 }
 
 /// The Hierarchical Namespace Controller's anchor: creating one in a parent namespace makes HNC

@@ -208,6 +208,55 @@ fn serve_shows_a_store_over_http() {
 }
 
 #[test]
+fn serve_sends_a_strict_policy_and_does_not_follow_links_out_of_the_store() {
+    // Issue 13: no Content-Security-Policy, and a symbolic link led out of the store.
+    let dir = scratch("serve-hostile");
+    let root = store_with(&dir, &[100.0]);
+    let outside = dir.join("outside/secret-run");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(
+        root.join("shop/checkout/01jq0000000000000000000000/report.json"),
+        outside.join("report.json"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.join("outside"), root.join("shop/linked")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("shop/checkout/01jq0000000000000000000099")).unwrap();
+    let mut child = pit()
+        .args(["report", "serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(format!("dir:{}", root.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("it says where")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(conn, "GET /{path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        text
+    };
+    let index = get("");
+    let head = index.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(index.contains("1 runs"), "only the real run is listed: {index}");
+    assert!(!index.contains("linked"), "{index}");
+    assert!(get("shop/linked/").starts_with("HTTP/1.1 404") || get("shop/linked/").starts_with("HTTP/1.0 404"));
+    assert!(get("shop/checkout/01jq0000000000000000000099/").contains(" 404 "));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
 fn pit_run_stores_json_html_and_junit_in_the_report_store() {
     let state = scratch("run-state");
     let store = scratch("run-store");
