@@ -81,7 +81,11 @@ fn human_embedded(table: &pit_core::lock::LockTable) -> String {
     for (id, h) in &table.held {
         let left = Duration::from_millis(h.expires_at_ms.saturating_sub(now) / 1000 * 1000);
         let process = match &h.process {
-            Some(p) if p.is_gone(&here) => format!("pid {} on {}, gone: the next run takes it over, ", p.pid, Escaped(&p.host)),
+            Some(p) if p.is_gone(&here) => format!(
+                "pid {} on {}, gone: the next run takes it over, ",
+                p.pid,
+                Escaped(&p.host)
+            ),
             Some(p) => format!("pid {} on {}, ", p.pid, Escaped(&p.host)),
             None => String::new(),
         };

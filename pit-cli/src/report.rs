@@ -263,41 +263,46 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
         )
         .route(
             "/{project}/{suite}/",
-            get(|State(store): State<Arc<Store>>, UrlPath((p, s)): UrlPath<(String, String)>| async move {
-                let Some(reports) = find(&store, &p, &s).await else {
-                    return not_found("no such suite");
-                };
-                let runs: Vec<IndexRun> = reports
-                    .iter()
-                    .map(|r| IndexRun::of(r, Some(relative_link(&[r.run_id.as_deref().unwrap_or_default()]))))
-                    .collect();
-                match render_index(&format!("{p} / {s}"), &runs, &history(&reports, 5.0), 40) {
-                    Ok(html) => Html(html).into_response(),
-                    Err(e) => not_found(&e.to_string()),
-                }
-            }),
+            get(
+                |State(store): State<Arc<Store>>, UrlPath((p, s)): UrlPath<(String, String)>| async move {
+                    let Some(reports) = find(&store, &p, &s).await else {
+                        return not_found("no such suite");
+                    };
+                    let runs: Vec<IndexRun> = reports
+                        .iter()
+                        .map(|r| IndexRun::of(r, Some(relative_link(&[r.run_id.as_deref().unwrap_or_default()]))))
+                        .collect();
+                    match render_index(&format!("{p} / {s}"), &runs, &history(&reports, 5.0), 40) {
+                        Ok(html) => Html(html).into_response(),
+                        Err(e) => not_found(&e.to_string()),
+                    }
+                },
+            ),
         )
         .route(
             "/{project}/{suite}/{run}/",
-            get(|State(store): State<Arc<Store>>, UrlPath((p, s, run)): UrlPath<(String, String, String)>| async move {
-                let Some(reports) = find(&store, &p, &s).await else {
-                    return not_found("no such suite");
-                };
-                let Some(r) = reports.iter().find(|r| r.run_id.as_deref() == Some(run.as_str())) else {
-                    return not_found("no such run");
-                };
-                let base: Vec<Report> = baseline_of(r, &reports, 5).into_iter().cloned().collect();
-                let c = (!base.is_empty()).then(|| compare(r, &base, &Thresholds::default()));
-                match render_report(r, c.as_ref()) {
-                    Ok(html) => Html(html).into_response(),
-                    Err(e) => not_found(&e.to_string()),
-                }
-            }),
+            get(
+                |State(store): State<Arc<Store>>, UrlPath((p, s, run)): UrlPath<(String, String, String)>| async move {
+                    let Some(reports) = find(&store, &p, &s).await else {
+                        return not_found("no such suite");
+                    };
+                    let Some(r) = reports.iter().find(|r| r.run_id.as_deref() == Some(run.as_str())) else {
+                        return not_found("no such run");
+                    };
+                    let base: Vec<Report> = baseline_of(r, &reports, 5).into_iter().cloned().collect();
+                    let c = (!base.is_empty()).then(|| compare(r, &base, &Thresholds::default()));
+                    match render_report(r, c.as_ref()) {
+                        Ok(html) => Html(html).into_response(),
+                        Err(e) => not_found(&e.to_string()),
+                    }
+                },
+            ),
         )
         .route(
             "/{project}/{suite}/{run}/{file}",
             get(
-                |State(store): State<Arc<Store>>, UrlPath((p, s, run, file)): UrlPath<(String, String, String, String)>| async move {
+                |State(store): State<Arc<Store>>,
+                 UrlPath((p, s, run, file)): UrlPath<(String, String, String, String)>| async move {
                     let Some(reports) = find(&store, &p, &s).await else {
                         return not_found("no such suite");
                     };
@@ -305,7 +310,9 @@ async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Resul
                         return not_found("no such run");
                     };
                     match file.as_str() {
-                        "junit.xml" => ([(axum::http::header::CONTENT_TYPE, "application/xml")], to_junit(r)).into_response(),
+                        "junit.xml" => {
+                            ([(axum::http::header::CONTENT_TYPE, "application/xml")], to_junit(r)).into_response()
+                        }
                         "report.json" => axum::Json(r.clone()).into_response(),
                         _ => not_found("no such file: report.json and junit.xml are served"),
                     }

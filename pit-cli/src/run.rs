@@ -189,10 +189,9 @@ fn describe(e: &Event) -> String {
                 holders.join(", ")
             )
         }
-        EventKind::StaleLocksTakenOver { holders } => format!(
-            "took over locks whose holder's process is gone: {}",
-            holders.join(", ")
-        ),
+        EventKind::StaleLocksTakenOver { holders } => {
+            format!("took over locks whose holder's process is gone: {}", holders.join(", "))
+        }
         EventKind::LocksTaken => "locks taken".into(),
         EventKind::Forensics { summary } => format!("forensics: {summary}"),
         EventKind::StepStarted { component, step } => format!("{component}: {}", step.as_str()),

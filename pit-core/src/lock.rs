@@ -138,7 +138,10 @@ pub enum LockError {
 }
 
 fn list_ids(ids: &[LockId]) -> String {
-    ids.iter().map(|i| format!("`{}`", Escaped(&i.0))).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|i| format!("`{}`", Escaped(&i.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn list_holders(hs: &[Holder]) -> String {

@@ -271,7 +271,9 @@ pub async fn end_left_by_dead_runs(runs_dir: &Path, grace: Duration) -> Vec<(Str
     let mut dead: Vec<(String, PathBuf)> = Vec::new();
     for e in entries.flatten() {
         let owner_file = e.path().join(RUN_OWNER_FILE);
-        let Ok(bytes) = std::fs::read(&owner_file) else { continue };
+        let Ok(bytes) = std::fs::read(&owner_file) else {
+            continue;
+        };
         let Ok(owner) = serde_json::from_slice::<crate::lock::HolderProcess>(&bytes) else {
             continue;
         };
@@ -331,7 +333,9 @@ pub async fn end_tagged(matches: impl Fn(&str) -> bool, grace: Duration) -> Vec<
     let deadline = Instant::now() + grace;
     let alive = |pid: i32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
             !matches!(state, Some("Z" | "X"))
         })
     };

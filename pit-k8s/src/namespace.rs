@@ -299,9 +299,7 @@ pub async fn delete_exact(client: &Client, name: &str, uid: &str, timeout: Durat
     match api.delete(name, &params).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            return Err(NamespaceError::Replaced { name: name.to_owned() })
-        }
+        Err(kube::Error::Api(e)) if e.code == 409 => return Err(NamespaceError::Replaced { name: name.to_owned() }),
         Err(source) => {
             return Err(NamespaceError::Api {
                 action: "deleting",

@@ -361,10 +361,15 @@ async fn brownie_never_touches_system_namespaces_honours_keep_in_any_form_and_sp
     namespace(&client, &kept_label, &[pit, run, ("pit.dev/keep", "True")], &[]).await;
     namespace(&client, &kept_note, &[pit, run], &[("pit.dev/keep", "TRUE")]).await;
     let api: Api<Namespace> = Api::all(client.clone());
-    let labels = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "pit", "pit.dev/run-id": tag}}});
-    api.patch("kube-node-lease", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&labels))
-        .await
-        .unwrap();
+    let labels =
+        serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "pit", "pit.dev/run-id": tag}}});
+    api.patch(
+        "kube-node-lease",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&labels),
+    )
+    .await
+    .unwrap();
     let report = sweep(
         &client,
         &Sweep {
@@ -375,15 +380,23 @@ async fn brownie_never_touches_system_namespaces_honours_keep_in_any_form_and_sp
     )
     .await
     .unwrap();
-    let unlabel = serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null, "pit.dev/run-id": null}}});
-    api.patch("kube-node-lease", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&unlabel))
-        .await
-        .unwrap();
+    let unlabel =
+        serde_json::json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null, "pit.dev/run-id": null}}});
+    api.patch(
+        "kube-node-lease",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&unlabel),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.seen, 3, "{report:?}");
     assert!(report.swept.is_empty(), "{report:?}");
     assert_eq!(report.kept, 3);
     for left in ["kube-node-lease", kept_label.as_str(), kept_note.as_str()] {
-        assert!(api.get(left).await.unwrap().metadata.deletion_timestamp.is_none(), "{left}");
+        assert!(
+            api.get(left).await.unwrap().metadata.deletion_timestamp.is_none(),
+            "{left}"
+        );
     }
     for left in [&kept_label, &kept_note] {
         let _ = api.delete(left, &Default::default()).await;
@@ -393,14 +406,22 @@ async fn brownie_never_touches_system_namespaces_honours_keep_in_any_form_and_sp
     let name = format!("{tag}-again");
     namespace(&client, &name, &[pit, run], &[]).await;
     let old_uid = api.get(&name).await.unwrap().metadata.uid.unwrap();
-    pit_k8s::namespace::delete(&client, &name, Duration::from_secs(60)).await.unwrap();
+    pit_k8s::namespace::delete(&client, &name, Duration::from_secs(60))
+        .await
+        .unwrap();
     namespace(&client, &name, &[pit, run], &[]).await;
     let err = pit_k8s::namespace::delete_exact(&client, &name, &old_uid, Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert!(matches!(err, pit_k8s::namespace::NamespaceError::Replaced { .. }), "{err}");
+    assert!(
+        matches!(err, pit_k8s::namespace::NamespaceError::Replaced { .. }),
+        "{err}"
+    );
     let now = api.get(&name).await.unwrap();
-    assert!(now.metadata.deletion_timestamp.is_none(), "the new namespace was left alone");
+    assert!(
+        now.metadata.deletion_timestamp.is_none(),
+        "the new namespace was left alone"
+    );
     let new_uid = now.metadata.uid.unwrap();
     pit_k8s::namespace::delete_exact(&client, &name, &new_uid, Duration::from_secs(60))
         .await

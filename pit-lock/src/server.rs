@@ -424,6 +424,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// Who the request comes from, or the 401 answer.
+#[allow(clippy::result_large_err)] // called once per request, the answer is sent at once
 fn caller_of(app: &AppState, req: &Request, missing: &str) -> Result<Caller, Response> {
     if app.auth.is_open() {
         return Ok(Caller::anyone());
@@ -913,7 +914,10 @@ pub async fn serve_on(
     tracing::info!("shutting down: ending waits, finishing requests");
     state.begin_shutdown();
     drop(listener);
-    if tokio::time::timeout(timeouts.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(timeouts.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             connections = connections.len(),
             grace_s = timeouts.shutdown_grace.as_secs_f64(),

@@ -10,7 +10,6 @@
 //! Needs `DATABASE_URL` and `PIT_TEST_PG_DIR` (the directory of `scripts/postgres start`), as
 //! `scripts/test` sets them. Bounded: about 10 seconds.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -253,7 +252,10 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
-    let _ = writeln!(std::io::stderr(), "faults: seed {seed} (replay with PIT_FAULT_SEED={seed})");
+    let _ = writeln!(
+        std::io::stderr(),
+        "faults: seed {seed} (replay with PIT_FAULT_SEED={seed})"
+    );
     let checker = Arc::new(Checker::default());
     let start = Instant::now();
     let until = start + RUN_FOR;
@@ -362,14 +364,23 @@ fn the_checker_catches_overlapping_holds_and_tokens_going_back() {
         end_ms,
     };
     // A long hold, a short one inside it starting later, and one after both.
-    c.intervals.lock().unwrap().extend([iv("a", 1, 0, 100), iv("b", 2, 10, 20), iv("c", 3, 30, 40)]);
+    c.intervals
+        .lock()
+        .unwrap()
+        .extend([iv("a", 1, 0, 100), iv("b", 2, 10, 20), iv("c", 3, 30, 40)]);
     let v = c.violations();
     assert_eq!(v.len(), 2, "{v:#?}");
     let c = Checker::default();
-    c.intervals.lock().unwrap().extend([iv("a", 2, 0, 10), iv("b", 1, 20, 30)]);
+    c.intervals
+        .lock()
+        .unwrap()
+        .extend([iv("a", 2, 0, 10), iv("b", 1, 20, 30)]);
     assert_eq!(c.violations().len(), 1);
     let c = Checker::default();
     // Back to back, and one that arrived after its expiry, are fine.
-    c.intervals.lock().unwrap().extend([iv("a", 1, 0, 10), iv("b", 2, 10, 20), iv("late", 3, 25, 25)]);
+    c.intervals
+        .lock()
+        .unwrap()
+        .extend([iv("a", 1, 0, 10), iv("b", 2, 10, 20), iv("late", 3, 25, 25)]);
     assert!(c.violations().is_empty());
 }

@@ -62,12 +62,22 @@ async fn another_users_token_can_neither_renew_nor_release_a_lease_nor_see_its_i
     );
 
     // Knowing it anyway, Bob can neither extend nor end it.
-    let (status, v) = call(a, "POST", &format!("/v2/leases/{}/renew", lease.id), "tok-bob", Some(json!({"ttlMs": 86_400_000}))).await;
+    let (status, v) = call(
+        a,
+        "POST",
+        &format!("/v2/leases/{}/renew", lease.id),
+        "tok-bob",
+        Some(json!({"ttlMs": 86_400_000})),
+    )
+    .await;
     assert_eq!((status, v["code"].as_str()), (403, Some("not_lease_holder")), "{v}");
     let (status, v) = call(a, "DELETE", &format!("/v2/leases/{}", lease.id), "tok-bob", None).await;
     assert_eq!((status, v["code"].as_str()), (403, Some("not_lease_holder")), "{v}");
     let err = bob.release_id(&lease.id).await.unwrap_err();
-    assert!(matches!(&err, LockError::NotHolder { lease: l } if *l == lease.id), "{err}");
+    assert!(
+        matches!(&err, LockError::NotHolder { lease: l } if *l == lease.id),
+        "{err}"
+    );
     // The renewal changed nothing: the lease still ends within its 60 s.
     let after = alice.list().await.unwrap();
     assert!(after.locks[0].expires_at_ms <= lease.expires_at_ms + 1_000, "{after:?}");
@@ -131,7 +141,14 @@ async fn the_bearer_scheme_is_matched_in_any_case() {
 async fn a_nul_in_an_owner_is_a_400_naming_the_field_and_the_client_does_not_retry_it() {
     let (running, client, _) = service("nul_owner", Auth::default()).await;
     let a = running.addr;
-    let (status, v) = call(a, "POST", "/locks/acquire", "", Some(json!({"lockId": "db", "owner": "a\u{0}b"}))).await;
+    let (status, v) = call(
+        a,
+        "POST",
+        "/locks/acquire",
+        "",
+        Some(json!({"lockId": "db", "owner": "a\u{0}b"})),
+    )
+    .await;
     assert_eq!((status, v["code"].as_str()), (400, Some("invalid_request")), "{v}");
     assert!(v["error"].as_str().unwrap().contains("`owner`"), "{v}");
     let body = json!({"ids": ["db"], "ttlMs": 1000, "owner": {"name": "ok", "suite": "s\u{0}"}});
@@ -141,11 +158,18 @@ async fn a_nul_in_an_owner_is_a_400_naming_the_field_and_the_client_does_not_ret
     // Through the client, with a long wait: refused at once, not retried as "unavailable".
     let started = Instant::now();
     let err = client
-        .acquire(&lock_request(&["db"], "a\u{0}b", 60_000, 1_000), &CancellationToken::new())
+        .acquire(
+            &lock_request(&["db"], "a\u{0}b", 60_000, 1_000),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, LockError::Invalid(_)), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(30), "retried for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "retried for {:?}",
+        started.elapsed()
+    );
     running.shutdown().await.unwrap();
 }
 
@@ -187,7 +211,10 @@ fn read_until_closed(mut tcp: TcpStream) -> String {
     match tcp.read_to_end(&mut out) {
         Ok(_) => String::from_utf8_lossy(&out).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => String::from_utf8_lossy(&out).into_owned(),
-        Err(e) => panic!("the server kept the connection open: {e}; it sent {:?}", String::from_utf8_lossy(&out)),
+        Err(e) => panic!(
+            "the server kept the connection open: {e}; it sent {:?}",
+            String::from_utf8_lossy(&out)
+        ),
     }
 }
 
@@ -202,8 +229,10 @@ async fn slow_header_slow_body_and_idle_clients_are_dropped() {
         let slow_header = read_until_closed(tcp);
         // A whole header, 2 of 40 body bytes, then nothing.
         let mut tcp = TcpStream::connect(addr).unwrap();
-        tcp.write_all(b"POST /v2/leases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"")
-            .unwrap();
+        tcp.write_all(
+            b"POST /v2/leases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{\"",
+        )
+        .unwrap();
         let slow_body = read_until_closed(tcp);
         // One whole request on a kept-alive connection, then silence.
         let mut tcp = TcpStream::connect(addr).unwrap();
@@ -237,7 +266,8 @@ async fn shutdown_does_not_wait_for_a_half_open_client_past_the_grace_period() {
     .await
     .unwrap();
     let mut tcp = TcpStream::connect(running.addr).unwrap();
-    tcp.write_all(b"POST /v2/leases HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{").unwrap();
+    tcp.write_all(b"POST /v2/leases HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{")
+        .unwrap();
     // The request reached the handler once the service answers another request.
     let probe = client_with(&running, None);
     probe.list().await.unwrap();
@@ -250,7 +280,10 @@ async fn shutdown_does_not_wait_for_a_half_open_client_past_the_grace_period() {
 async fn a_lock_manager_url_with_credentials_is_refused_without_showing_them() {
     let err = pit_lock::HttpLockStore::new("http://ci:hunter2@127.0.0.1:8080", Some("tok".into())).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("PIT_LOCK_TOKEN") && text.contains("credentials"), "{text}");
+    assert!(
+        text.contains("PIT_LOCK_TOKEN") && text.contains("credentials"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"), "{text}");
 }
 
@@ -258,10 +291,7 @@ async fn a_lock_manager_url_with_credentials_is_refused_without_showing_them() {
 async fn the_database_password_never_reaches_the_log_in_any_form_libpq_accepts() {
     let url = fresh_database("redact").await;
     // The test server trusts loopback, so a password is accepted and ignored.
-    let (host_port, db) = url
-        .trim_start_matches("postgres://postgres@")
-        .split_once('/')
-        .unwrap();
+    let (host_port, db) = url.trim_start_matches("postgres://postgres@").split_once('/').unwrap();
     let (host, port) = host_port.split_once(':').unwrap();
     let forms = [
         format!("host={host} port={port} user=postgres password=hunter2 dbname={db}"),
@@ -315,7 +345,11 @@ async fn the_database_password_never_reaches_the_log_in_any_form_libpq_accepts()
 #[tokio::test]
 async fn the_pg_store_alone_keeps_ownership_for_embedders() {
     // The same rules for a tool that embeds the store: a caller restricted to a principal.
-    let store = Arc::new(PgLockStore::connect(&fresh_database("embed_owner").await).await.unwrap());
+    let store = Arc::new(
+        PgLockStore::connect(&fresh_database("embed_owner").await)
+            .await
+            .unwrap(),
+    );
     let alice = pit_lock::api::Caller {
         principal: Some("alice".into()),
         admin: false,
@@ -325,7 +359,12 @@ async fn the_pg_store_alone_keeps_ownership_for_embedders() {
         admin: false,
     };
     let lease = store
-        .acquire_as(&lock_request(&["x"], "a", 0, 60_000), &alice, &CancellationToken::new(), &|_| {})
+        .acquire_as(
+            &lock_request(&["x"], "a", 0, 60_000),
+            &alice,
+            &CancellationToken::new(),
+            &|_| {},
+        )
         .await
         .unwrap();
     assert!(matches!(

@@ -146,6 +146,12 @@ fn xml_chars(text: &str) -> String {
         return text.to_owned();
     }
     text.chars()
-        .map(|c| if forbidden(c) { c.escape_unicode().to_string() } else { c.to_string() })
+        .map(|c| {
+            if forbidden(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }

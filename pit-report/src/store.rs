@@ -210,6 +210,9 @@ fn fingerprint(dir: &Path) -> Result<Fingerprint, SinkError> {
         .collect())
 }
 
+/// A suite's reports as parsed, with the fingerprint they were parsed at.
+type Cached = (Fingerprint, Arc<Vec<Report>>);
+
 /// A read-only view of a [`DirStore`] for serving many requests (`pit report serve`): each
 /// suite's reports are parsed once, shared, and parsed again only when a report was added,
 /// removed or changed. A request costs a directory listing and a `stat` per run, not a parse
@@ -217,7 +220,7 @@ fn fingerprint(dir: &Path) -> Result<Fingerprint, SinkError> {
 #[derive(Debug)]
 pub struct ReportCache {
     store: DirStore,
-    suites: std::sync::Mutex<std::collections::HashMap<(String, String), (Fingerprint, Arc<Vec<Report>>)>>,
+    suites: std::sync::Mutex<std::collections::HashMap<(String, String), Cached>>,
 }
 
 impl ReportCache {

@@ -239,7 +239,10 @@ mod tests {
             assert!(!svg.is_empty());
             for c in coordinates(svg) {
                 let v: f64 = c.parse().unwrap_or(0.0);
-                assert!(v.is_finite() && !c.contains("NaN") && !c.contains("inf"), "{c} in {svg}");
+                assert!(
+                    v.is_finite() && !c.contains("NaN") && !c.contains("inf"),
+                    "{c} in {svg}"
+                );
             }
         }
     }

@@ -308,7 +308,13 @@ fn a_hostile_run_id_opens_no_dialog_from_an_index_page() {
     let mut r = report(hostile, 100.0, 140.0);
     r.name = "<img src=x onerror=alert(1)>\"'".into();
     let runs = vec![IndexRun::of(&r, Some(pit_report::html::relative_link(&[hostile])))];
-    let html = render_index("shop / checkout", &runs, &pit_report::compare::history(&[r.clone()], 5.0), 20).unwrap();
+    let html = render_index(
+        "shop / checkout",
+        &runs,
+        &pit_report::compare::history(&[r.clone()], 5.0),
+        20,
+    )
+    .unwrap();
     assert!(!html.contains("href=\"javascript:"), "{html}");
     assert!(html.contains("Content-Security-Policy"), "the page carries its policy");
     assert!(!opens_a_dialog(&dir, "index.html", &html), "{html}");
@@ -321,13 +327,22 @@ fn a_hostile_run_id_opens_no_dialog_from_an_index_page() {
         ..serde_json::from_value(serde_json::json!({"schema":"pit.suite-report/v1","runId":"x","project":"shop","suiteId":"checkout","suiteName":"<script>alert(1)</script>","outcome":"passed","startedMs":0,"finishedMs":1000,"timeline":[]})).unwrap()
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(pit_core::sink::ReportSink::store(&store, &suite)).unwrap();
-    for page in walk(&dir.join("store")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "html")) {
+    runtime
+        .block_on(pit_core::sink::ReportSink::store(&store, &suite))
+        .unwrap();
+    for page in walk(&dir.join("store"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+    {
         let html = std::fs::read_to_string(&page).unwrap();
         assert!(!opens_a_dialog(&dir, "stored.html", &html), "{}", page.display());
     }
     // The harness can fail: a page with a live `javascript:` link and no policy opens one.
-    assert!(opens_a_dialog(&dir, "bad.html", "<a href=\"javascript:alert(1)\">x</a>"));
+    assert!(opens_a_dialog(
+        &dir,
+        "bad.html",
+        "<a href=\"javascript:alert(1)\">x</a>"
+    ));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

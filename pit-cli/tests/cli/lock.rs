@@ -223,6 +223,9 @@ fn owner_names_from_outside_cannot_forge_lines_or_clear_the_screen() {
     assert!(out.contains(r"mallory\n[pit] db released\u{1b}[2J"), "{out:?}");
     let (code, _, err) = run(lock(&service, Some(TOKEN)).args(["acquire", "db", "--owner", "bob", "--wait", "0s"]));
     assert_eq!(code, 3, "{err}");
-    assert!(!err.contains('\u{1b}') && !err.contains("\n[pit] db released"), "{err:?}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains("\n[pit] db released"),
+        "{err:?}"
+    );
     assert!(err.contains(r"mallory\n"), "{err:?}");
 }

@@ -144,7 +144,10 @@ fn a_byte_order_mark_is_no_part_of_the_first_key_and_a_second_document_is_refuse
     let file = pitfile_with("two-docs", &format!("{VALID}---\nversion: \"1.0\"\n"));
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("pit::multiple-documents") && err.contains(":10:1"), "{err}");
+    assert!(
+        err.contains("pit::multiple-documents") && err.contains(":10:1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -154,7 +157,10 @@ fn colliding_and_unprintable_suite_ids_are_refused_with_their_position() {
     let file = pitfile_with("collide", &two);
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("pit::colliding-suite-id") && err.contains("testSuites[1].id"), "{err}");
+    assert!(
+        err.contains("pit::colliding-suite-id") && err.contains("testSuites[1].id"),
+        "{err}"
+    );
     let file = pitfile_with("esc", &VALID.replace("id: s\n", "id: \"s\\e[2J\\0\"\n"));
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 2, "{err}");

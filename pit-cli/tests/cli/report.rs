@@ -228,7 +228,9 @@ fn serve_sends_a_strict_policy_and_does_not_follow_links_out_of_the_store() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))

@@ -205,7 +205,9 @@ fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
 /// Whether `pid` runs (a zombie waiting for its parent counts as ended).
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
         !matches!(state, Some("Z" | "X"))
     })
 }
@@ -302,7 +304,10 @@ fn after_pit_is_killed_the_next_run_ends_its_processes_and_takes_over_its_locks(
         .env("TEST_APP_SECONDS", "0")
         .env("PIDS_FILE", state.join("pids-2")));
     assert!(err.contains("left running by run"), "{err}");
-    assert!(err.contains("took over locks whose holder's process is gone: leftover-lock held by"), "{err}");
+    assert!(
+        err.contains("took over locks whose holder's process is gone: leftover-lock held by"),
+        "{err}"
+    );
     assert!(!err.contains("still held"), "{err}\n{out}");
     let running = until_ended(&pids);
     assert!(running.is_empty(), "{running:?}");

@@ -119,7 +119,7 @@ impl Redactions {
             return;
         }
         self.pairs.push((value.to_owned(), placeholder.to_owned()));
-        self.pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     /// Whether there is nothing to hide.
@@ -231,21 +231,21 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
     // A byte order mark (editors on Windows write one) is no part of the first key.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let fail = |d: Diagnostic| Err(Report::new(file, source, vec![d]));
-    let root = match yaml::parse(source) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            return fail(
-                Diagnostic::error(
-                    "pit::empty-file",
-                    FieldPath::root(),
-                    Span::default(),
-                    "the pitfile is empty",
+    let root =
+        match yaml::parse(source) {
+            Ok(Some(root)) => root,
+            Ok(None) => {
+                return fail(
+                    Diagnostic::error(
+                        "pit::empty-file",
+                        FieldPath::root(),
+                        Span::default(),
+                        "the pitfile is empty",
+                    )
+                    .with_help("start from `examples/` or `docs/pitfile.md`"),
                 )
-                .with_help("start from `examples/` or `docs/pitfile.md`"),
-            )
-        }
-        Err(e) if e.message == yaml::SECOND_DOCUMENT => {
-            return fail(
+            }
+            Err(e) if e.message == yaml::SECOND_DOCUMENT => return fail(
                 Diagnostic::error(
                     "pit::multiple-documents",
                     FieldPath::root(),
@@ -253,22 +253,23 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
                     "the file holds more than one YAML document",
                 )
                 .with_label("a second document starts here")
-                .with_help("a pitfile is one document: remove this `---` and what follows, or move it to a file of its own"),
-            )
-        }
-        Err(e) => {
-            return fail(
-                Diagnostic::error(
-                    "pit::yaml-syntax",
-                    FieldPath::root(),
-                    e.span,
-                    format!("invalid YAML: {}", e.message),
+                .with_help(
+                    "a pitfile is one document: remove this `---` and what follows, or move it to a file of its own",
+                ),
+            ),
+            Err(e) => {
+                return fail(
+                    Diagnostic::error(
+                        "pit::yaml-syntax",
+                        FieldPath::root(),
+                        e.span,
+                        format!("invalid YAML: {}", e.message),
+                    )
+                    .with_label("here")
+                    .with_help("check the indentation and the brackets and quotes around this point"),
                 )
-                .with_label("here")
-                .with_help("check the indentation and the brackets and quotes around this point"),
-            )
-        }
-    };
+            }
+        };
     let mut decoder = decode::Decoder::new(source, opts);
     let pitfile = decoder.pitfile(&root);
     let mut checker = check::Checker {
