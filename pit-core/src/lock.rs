@@ -369,12 +369,9 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// When `pid` started (field 22 of `/proc/PID/stat`), on Linux.
+/// When `pid` started, where `/proc` tells.
 fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last `)`.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::process::ProcStat::of(i32::try_from(pid).ok()?).map(|s| s.start)
 }
 
 /// Whether a process with `pid` exists (signal 0; EPERM means it does).

@@ -213,23 +213,52 @@ pub fn group_alive(pgid: Pid) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return killpg(pgid, None).is_ok();
     };
-    entries.flatten().any(|e| {
-        let name = e.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-        pgrp == Some(pgid.as_raw()) && state != Some("Z") && state != Some("X")
-    })
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter_map(ProcStat::of)
+        .any(|s| s.pgrp == pgid.as_raw() && s.is_running())
+}
+
+/// What `/proc/PID/stat` says of a process (Linux only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Its state: `R`, `S`, `Z` (a zombie), …
+    pub state: char,
+    /// Its process group.
+    pub pgrp: i32,
+    /// When it started, in clock ticks since boot: with the pid, it tells a process from a
+    /// later one that reused the pid.
+    pub start: u64,
+}
+
+impl ProcStat {
+    /// The process `pid`, if there is one (and `/proc` to read).
+    pub fn of(pid: i32) -> Option<Self> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Reads a `/proc/PID/stat` line: "pid (comm) state ppid pgrp …", where comm may hold
+    /// spaces and parentheses, so fields are counted from the last `)`.
+    fn parse(stat: &str) -> Option<Self> {
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(Self {
+            state: fields.first()?.chars().next()?,
+            pgrp: fields.get(2)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Whether it still runs: a zombie (`Z`) or a dead task (`X`) has ended.
+    pub fn is_running(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Whether the process `pid` exists and has not ended (a zombie has).
+pub fn is_running(pid: i32) -> bool {
+    ProcStat::of(pid).is_some_and(|s| s.is_running())
 }
 
 /// The variable every command of a suite gets, naming the suite's run: processes that carry it
@@ -331,18 +360,10 @@ pub async fn end_tagged(matches: impl Fn(&str) -> bool, grace: Duration) -> Vec<
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            !matches!(state, Some("Z" | "X"))
-        })
-    };
-    while found.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+    while found.iter().any(|p| is_running(*p)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for pid in found.iter().filter(|p| alive(**p)) {
+    for pid in found.iter().filter(|p| is_running(**p)) {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
     }
     tracing::info!(count = found.len(), "ended processes left behind");
@@ -372,6 +393,21 @@ pub fn tail(log: &Path, from: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_lines_are_read_from_the_last_parenthesis() {
+        // A command name with spaces and parentheses must not shift the fields.
+        let line = "4242 (a (b) c) Z 1 4240 4240 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 987654 0 0";
+        let s = ProcStat::parse(line).unwrap();
+        assert_eq!((s.state, s.pgrp, s.start), ('Z', 4240, 987_654));
+        assert!(!s.is_running());
+        let me = ProcStat::of(i32::try_from(std::process::id()).unwrap()).unwrap();
+        assert!(me.is_running());
+        assert_eq!(
+            Some(me.start),
+            ProcStat::of(i32::try_from(std::process::id()).unwrap()).map(|s| s.start)
+        );
+    }
 
     fn spec(dir: &Path, argv: &[&str], timeout_ms: u64) -> CommandSpec {
         CommandSpec {

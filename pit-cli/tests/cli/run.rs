@@ -202,16 +202,6 @@ fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
     assert!(!workspace.exists(), "removed");
 }
 
-/// Whether `pid` runs (a zombie waiting for its parent counts as ended).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, Some("Z" | "X"))
-    })
-}
-
 fn pids_in(file: &std::path::Path) -> Vec<i32> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
@@ -224,7 +214,11 @@ fn pids_in(file: &std::path::Path) -> Vec<i32> {
 fn until_ended(pids: &[i32]) -> Vec<i32> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let running: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        let running: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| pit_core::process::is_running(*p))
+            .collect();
         if running.is_empty() || std::time::Instant::now() > deadline {
             return running;
         }
@@ -290,7 +284,10 @@ fn after_pit_is_killed_the_next_run_ends_its_processes_and_takes_over_its_locks(
     child.wait().unwrap();
     let pids = pids_in(&pids_file);
     assert_eq!(pids.len(), 2);
-    assert!(pids.iter().all(|p| alive(*p)), "the killed run left them running");
+    assert!(
+        pids.iter().all(|p| pit_core::process::is_running(*p)),
+        "the killed run left them running"
+    );
 
     // `pit lock --embedded` shows the stale holder, and that its process is gone.
     let (code, out, err) = run(pit().args(["lock", "--embedded", "list", "--state-dir"]).arg(&state));
