@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use pit_core::lock::{LockError, LockOwner, LockRequest, LockStore, WaitProgress};
 use pit_core::naming::Escaped;
+use pit_core::pitfile::LockId;
 use pit_lock::HttpLockStore;
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +80,6 @@ fn human_embedded(table: &pit_core::lock::LockTable) -> String {
         out.push_str("no locks held\n");
     }
     for (id, h) in &table.held {
-        let left = Duration::from_millis(h.expires_at_ms.saturating_sub(now) / 1000 * 1000);
         let process = match &h.process {
             Some(p) if p.is_gone(&here) => format!(
                 "pid {} on {}, gone: the next run takes it over, ",
@@ -89,16 +89,29 @@ fn human_embedded(table: &pit_core::lock::LockTable) -> String {
             Some(p) => format!("pid {} on {}, ", p.pid, Escaped(&p.host)),
             None => String::new(),
         };
-        let _ = writeln!(
-            out,
-            "{}  held by {}  ({process}fencing #{}, expires in {})",
-            Escaped(&id.0),
-            Escaped(&h.owner.name),
-            h.token,
-            humantime::format_duration(left)
-        );
+        held_line(&mut out, id, &h.owner.name, &process, h.token, h.expires_at_ms, now);
     }
     out
+}
+
+/// One held id of a listing: `id  held by owner  (DETAIL fencing #N, expires in …)`.
+fn held_line(out: &mut String, id: &LockId, owner: &str, detail: &str, token: u64, expires_at_ms: u64, now: u64) {
+    let left = Duration::from_millis(expires_at_ms.saturating_sub(now) / 1000 * 1000);
+    let _ = writeln!(
+        out,
+        "{}  held by {}  ({detail}fencing #{token}, expires in {})",
+        Escaped(&id.0),
+        Escaped(owner),
+        humantime::format_duration(left)
+    );
+}
+
+/// Ids from outside, escaped, comma-separated.
+fn escaped_ids(ids: &[LockId]) -> String {
+    ids.iter()
+        .map(|i| Escaped(&i.0).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
@@ -145,11 +158,7 @@ pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
                         let tokens: Vec<String> = lease.fencing.iter().map(|(id, t)| format!("{id}#{t}")).collect();
                         ui.message(&format!(
                             "holding {} (fencing {})",
-                            req.ids
-                                .iter()
-                                .map(|i| Escaped(&i.0).to_string())
-                                .collect::<Vec<_>>()
-                                .join(", "),
+                            escaped_ids(&req.ids),
                             tokens.join(", ")
                         ));
                         stdout(&format!("{}\n", lease.id))?;
@@ -190,12 +199,11 @@ pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
                     Output::Human if ended.is_empty() => ui.message("nothing was held"),
                     Output::Human => {
                         for l in &ended {
-                            let ids: Vec<String> = l.ids.iter().map(|i| Escaped(&i.0).to_string()).collect();
                             ui.message(&format!(
                                 "ended lease {} of {} ({})",
                                 Escaped(&l.id),
                                 Escaped(&l.owner.name),
-                                ids.join(", ")
+                                escaped_ids(&l.ids)
                             ));
                         }
                     }
@@ -207,11 +215,7 @@ pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
 }
 
 fn describe_wait(p: &WaitProgress) -> String {
-    let holders: Vec<String> = p
-        .holders
-        .iter()
-        .map(|h| format!("{} held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
-        .collect();
+    let holders: Vec<String> = p.holders.iter().map(ToString::to_string).collect();
     match (p.position, holders.is_empty()) {
         (1, false) => format!("waiting: next in line; {}", holders.join(", ")),
         (n, true) => format!("waiting: place {n} in the queue"),
@@ -226,19 +230,19 @@ fn human_list(list: &pit_lock::api::LockList) -> String {
         out.push_str("no locks held\n");
     }
     for l in &list.locks {
-        let left = Duration::from_millis(l.expires_at_ms.saturating_sub(now) / 1000 * 1000);
         // The lease id is shown only to its holder and to admins.
         let lease = l
             .lease
             .as_deref()
             .map_or_else(String::new, |lease| format!("lease {}, ", Escaped(lease)));
-        let _ = writeln!(
-            out,
-            "{}  held by {}  ({lease}fencing #{}, expires in {})",
-            Escaped(&l.id.0),
-            Escaped(&l.owner.name),
+        held_line(
+            &mut out,
+            &l.id,
+            &l.owner.name,
+            &lease,
             l.fencing_token,
-            humantime::format_duration(left)
+            l.expires_at_ms,
+            now,
         );
         for w in &l.waiting {
             let _ = writeln!(out, "    {}. {}", w.position, Escaped(&w.owner.name));
@@ -247,13 +251,12 @@ fn human_list(list: &pit_lock::api::LockList) -> String {
     if !list.queue.is_empty() {
         out.push_str("queue:\n");
         for q in &list.queue {
-            let ids: Vec<String> = q.ids.iter().map(|i| Escaped(&i.0).to_string()).collect();
             let _ = writeln!(
                 out,
                 "  {}. {} wants {}",
                 q.position,
                 Escaped(&q.owner.name),
-                ids.join(", ")
+                escaped_ids(&q.ids)
             );
         }
     }

@@ -37,7 +37,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, Step, StepKind};
 use crate::lock::{now_ms, Lease, LockOwner, LockRequest, LockStore};
-use crate::naming::Escaped;
 use crate::pitfile::LockId;
 use crate::plan::{CommandPlan, ComponentPlan, Plan, SuitePlan, WorkDir, LOCK_MANAGER_URL_KEY};
 use crate::protocol::TEST_APP_URL_KEY;
@@ -731,11 +730,7 @@ impl Engine {
                 &sid,
                 EventKind::LockQueue {
                     position: p.position,
-                    holders: p
-                        .holders
-                        .iter()
-                        .map(|h| format!("{} held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
-                        .collect(),
+                    holders: p.holders.iter().map(ToString::to_string).collect(),
                 },
             );
         };
@@ -745,11 +740,7 @@ impl Engine {
                     self.emit(
                         &sid,
                         EventKind::StaleLocksTakenOver {
-                            holders: lease
-                                .taken_over
-                                .iter()
-                                .map(|h| format!("{} held by {}", Escaped(&h.id.0), Escaped(&h.owner.name)))
-                                .collect(),
+                            holders: lease.taken_over.iter().map(ToString::to_string).collect(),
                         },
                     );
                 }

@@ -231,6 +231,19 @@ impl From<&Holder> for HolderInfo {
     }
 }
 
+/// `id held by owner`, with control characters escaped (both come from outside).
+///
+/// ```
+/// use pit_core::lock::{HolderInfo, LockOwner};
+/// let h = HolderInfo { id: "db".into(), owner: LockOwner { name: "ci\n".into(), ..Default::default() }, expires_at_ms: 0 };
+/// assert_eq!(h.to_string(), "db held by ci\\n");
+/// ```
+impl std::fmt::Display for HolderInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} held by {}", Escaped(&self.id.0), Escaped(&self.owner.name))
+    }
+}
+
 /// Why one attempt to acquire did not succeed: who holds the ids, and for stores with a queue,
 /// the request's place in it.
 #[derive(Debug, Clone, Default)]
@@ -324,6 +337,17 @@ pub struct HolderProcess {
     /// When the pid started, in clock ticks since boot (`/proc/PID/stat`), where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<u64>,
+}
+
+impl Held {
+    /// This holder of `id`, as shown to others.
+    pub fn info(&self, id: &LockId) -> HolderInfo {
+        HolderInfo {
+            id: id.clone(),
+            owner: self.owner.clone(),
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
 }
 
 impl HolderProcess {
@@ -471,11 +495,7 @@ impl LockTable {
         self.held.retain(|id, h| {
             let gone = h.process.as_ref().is_some_and(|p| p.is_gone(here));
             if gone {
-                freed.push(HolderInfo {
-                    id: id.clone(),
-                    owner: h.owner.clone(),
-                    expires_at_ms: h.expires_at_ms,
-                });
+                freed.push(h.info(id));
             }
             !gone
         });
@@ -484,17 +504,9 @@ impl LockTable {
 
     /// Frees `ids` whoever holds them; the holders freed.
     pub fn force_release(&mut self, ids: &[LockId]) -> Vec<HolderInfo> {
-        let mut freed = Vec::new();
-        for id in ids {
-            if let Some(h) = self.held.remove(id) {
-                freed.push(HolderInfo {
-                    id: id.clone(),
-                    owner: h.owner,
-                    expires_at_ms: h.expires_at_ms,
-                });
-            }
-        }
-        freed
+        ids.iter()
+            .filter_map(|id| self.held.remove(id).map(|h| h.info(id)))
+            .collect()
     }
 }
 
