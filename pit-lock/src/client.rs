@@ -155,9 +155,8 @@ impl HttpLockStore {
                 e.message, e.status
             )),
             "invalid_request" | "malformed_json" => LockError::Invalid(e.message),
-            // The caller fills in which lease.
+            // The caller fills in which lease (`for_lease`).
             "not_lease_holder" => LockError::NotHolder { lease: String::new() },
-            // The caller fills in which lease.
             "lease_lost" => LockError::Lost {
                 lease: String::new(),
                 ids: Vec::new(),
@@ -235,16 +234,7 @@ impl HttpLockStore {
         let path = format!("v2/leases/{lease}/renew");
         self.retrying(deadline, || Ok(self.request(Method::POST, &path)?.json(&body)))
             .await
-            .map_err(|e| match e {
-                LockError::Lost { .. } => LockError::Lost {
-                    lease: lease.to_owned(),
-                    ids: ids.to_vec(),
-                },
-                LockError::NotHolder { .. } => LockError::NotHolder {
-                    lease: lease.to_owned(),
-                },
-                e => e,
-            })
+            .map_err(|e| for_lease(e, lease, ids))
     }
 
     /// Releases the lease with id `lease`; whether it was still held.
@@ -257,12 +247,7 @@ impl HttpLockStore {
         let answer: serde_json::Value = self
             .retrying(deadline, || self.request(Method::DELETE, &path))
             .await
-            .map_err(|e| match e {
-                LockError::NotHolder { .. } => LockError::NotHolder {
-                    lease: lease.to_owned(),
-                },
-                e => e,
-            })?;
+            .map_err(|e| for_lease(e, lease, &[]))?;
         Ok(answer
             .get("released")
             .and_then(serde_json::Value::as_bool)
@@ -343,6 +328,20 @@ impl HttpLockStore {
             };
         }
         self.api_error(e)
+    }
+}
+
+/// `e` naming the lease it is about (the service's answer does not).
+fn for_lease(e: LockError, lease: &str, ids: &[LockId]) -> LockError {
+    match e {
+        LockError::Lost { .. } => LockError::Lost {
+            lease: lease.to_owned(),
+            ids: ids.to_vec(),
+        },
+        LockError::NotHolder { .. } => LockError::NotHolder {
+            lease: lease.to_owned(),
+        },
+        e => e,
     }
 }
 

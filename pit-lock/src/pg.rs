@@ -57,6 +57,14 @@ ALTER TABLE pit_locks ADD COLUMN IF NOT EXISTS principal text;
 ALTER TABLE pit_lock_released ADD COLUMN IF NOT EXISTS principal text;
 ";
 
+/// SQL that holds when a row's `principal` is the one in parameter `$p`, or `$p` is NULL (an
+/// admin or an open service: every principal).
+macro_rules! principal_is {
+    ($p:literal) => {
+        concat!("(", $p, "::text IS NULL OR principal IS NOT DISTINCT FROM ", $p, ")")
+    };
+}
+
 /// Unix milliseconds of a timestamptz column, as SQL.
 macro_rules! ms {
     ($col:literal) => {
@@ -487,9 +495,9 @@ impl PgLockStore {
             .query(
                 concat!(
                     "UPDATE pit_locks SET expires_at = now() + $2 * interval '1 millisecond'
-                     WHERE lease_id = $1 AND expires_at > now()
-                       AND ($3::text IS NULL OR principal IS NOT DISTINCT FROM $3)
-                     RETURNING lock_id, token, owner, ",
+                     WHERE lease_id = $1 AND expires_at > now() AND ",
+                    principal_is!("$3"),
+                    " RETURNING lock_id, token, owner, ",
                     ms!("expires_at")
                 ),
                 &[&lease_id, &to_ms(ttl), &only],
@@ -497,7 +505,9 @@ impl PgLockStore {
             .await
             .map_err(|e| self.db(e))?;
         if rows.is_empty() && only.is_some() && self.held_by_another(&client, lease_id, only).await? {
-            return Err(not_lease_holder(lease_id));
+            return Err(LockError::NotHolder {
+                lease: lease_id.to_owned(),
+            });
         }
         lease_from_rows(lease_id, &rows).ok_or_else(|| LockError::Lost {
             lease: lease_id.to_owned(),
@@ -542,23 +552,29 @@ impl PgLockStore {
         let tx = client.transaction().await.map_err(|e| self.db(e))?;
         let freed = tx
             .query(
-                "DELETE FROM pit_locks WHERE lease_id = $1
-                   AND ($2::text IS NULL OR principal IS NOT DISTINCT FROM $2)
-                 RETURNING expires_at > now(), lock_id, principal",
+                concat!(
+                    "DELETE FROM pit_locks WHERE lease_id = $1 AND ",
+                    principal_is!("$2"),
+                    " RETURNING expires_at > now(), lock_id, principal"
+                ),
                 &[&lease_id, &only],
             )
             .await
             .map_err(|e| self.db(e))?;
         let held = if freed.is_empty() {
             if only.is_some() && self.held_by_another(&tx, lease_id, only).await? {
-                return Err(not_lease_holder(lease_id));
+                return Err(LockError::NotHolder {
+                    lease: lease_id.to_owned(),
+                });
             }
             // Released before? A client whose first release got through but whose answer was
             // lost (its Lock Manager died, the database restarted) asks again: it gets the same
             // answer, not "already gone". Releases are remembered for a day.
             tx.query_opt(
-                "SELECT held FROM pit_lock_released WHERE lease_id = $1
-                   AND ($2::text IS NULL OR principal IS NOT DISTINCT FROM $2)",
+                concat!(
+                    "SELECT held FROM pit_lock_released WHERE lease_id = $1 AND ",
+                    principal_is!("$2")
+                ),
                 &[&lease_id, &only],
             )
             .await
@@ -768,9 +784,9 @@ impl PgLockStore {
             .query(
                 concat!(
                     "UPDATE pit_locks SET expires_at = now() + $3 * interval '1 millisecond'
-                     WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now()
-                       AND ($4::text IS NULL OR principal IS NOT DISTINCT FROM $4)
-                     RETURNING lock_id, ",
+                     WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now() AND ",
+                    principal_is!("$4"),
+                    " RETURNING lock_id, ",
                     ms!("expires_at")
                 ),
                 &[&ids, &owner, &to_ms(ttl), &caller.restricted_to()],
@@ -790,9 +806,11 @@ impl PgLockStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "DELETE FROM pit_locks WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now()
-                   AND ($3::text IS NULL OR principal IS NOT DISTINCT FROM $3)
-                 RETURNING lock_id",
+                concat!(
+                    "DELETE FROM pit_locks WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now() AND ",
+                    principal_is!("$3"),
+                    " RETURNING lock_id"
+                ),
                 &[&ids, &owner, &caller.restricted_to()],
             )
             .await
@@ -817,12 +835,6 @@ impl PgLockStore {
             .map_err(|e| self.db(e))?
             .get(0);
         Ok(as_u64(n))
-    }
-}
-
-fn not_lease_holder(lease: &str) -> LockError {
-    LockError::NotHolder {
-        lease: lease.to_owned(),
     }
 }
 
