@@ -110,24 +110,43 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// The message of the [`SyntaxError`] for a second document in one file.
-pub const SECOND_DOCUMENT: &str = "a second YAML document starts here";
-
 /// A YAML syntax error with its position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SyntaxError {
+    /// What is wrong.
+    pub kind: SyntaxErrorKind,
     /// What the parser said.
     pub message: String,
     /// Where.
     pub span: Span,
 }
 
+/// What kind of [`SyntaxError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyntaxErrorKind {
+    /// Malformed YAML, an unknown alias, or a document too large once aliases are expanded.
+    Invalid,
+    /// A second document in one file (after `---`).
+    SecondDocument,
+}
+
+impl SyntaxError {
+    fn invalid(message: impl Into<String>, span: Span) -> Self {
+        Self {
+            kind: SyntaxErrorKind::Invalid,
+            message: message.into(),
+            span,
+        }
+    }
+}
+
 /// Parses the one document of `source`. An empty document gives `Ok(None)`.
 ///
 /// # Errors
 /// A [`SyntaxError`] for malformed YAML, unknown aliases, documents that expand to more than a
-/// million nodes, or a second document ([`SECOND_DOCUMENT`]).
+/// million nodes, or a second document ([`SyntaxErrorKind::SecondDocument`]).
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let index = LineIndex::new(source);
     let mut builder = Builder {
@@ -138,15 +157,12 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
         root: None,
         nodes: 0,
         error: None,
-        documents: 0,
+        seen_document: false,
     };
     let mut parser = Parser::new_from_str(source);
     // Every document is read, so that a second one is refused rather than ignored.
     if let Err(e) = parser.load(&mut builder, true) {
-        return Err(SyntaxError {
-            message: e.info().to_string(),
-            span: index.span_at(e.marker(), 1, source),
-        });
+        return Err(SyntaxError::invalid(e.info(), index.span_at(e.marker(), 1, source)));
     }
     if let Some(e) = builder.error {
         return Err(e);
@@ -209,8 +225,8 @@ struct Builder<'a> {
     root: Option<Node>,
     nodes: usize,
     error: Option<SyntaxError>,
-    /// Documents begun so far.
-    documents: usize,
+    /// Whether a document has begun (a second one is an error).
+    seen_document: bool,
 }
 
 impl Builder<'_> {
@@ -235,10 +251,10 @@ impl Builder<'_> {
     fn push(&mut self, node: Node, anchor: usize) {
         self.nodes += 1;
         if self.nodes > MAX_NODES && self.error.is_none() {
-            self.error = Some(SyntaxError {
-                message: format!("the document has more than {MAX_NODES} nodes (aliases expanded)"),
-                span: node.span,
-            });
+            self.error = Some(SyntaxError::invalid(
+                format!("the document has more than {MAX_NODES} nodes (aliases expanded)"),
+                node.span,
+            ));
         }
         if self.error.is_some() {
             return;
@@ -334,22 +350,21 @@ impl MarkedEventReceiver for Builder<'_> {
                     self.push(node, 0);
                 }
                 None => {
-                    self.error = Some(SyntaxError {
-                        message: "unknown alias".into(),
-                        span: self.index.span_at(&mark, 1, self.source),
-                    })
+                    self.error = Some(SyntaxError::invalid(
+                        "unknown alias",
+                        self.index.span_at(&mark, 1, self.source),
+                    ))
                 }
             },
-            Event::DocumentStart if self.documents > 0 => {
-                self.documents += 1;
-                if self.error.is_none() {
-                    self.error = Some(SyntaxError {
-                        message: SECOND_DOCUMENT.into(),
-                        span: self.index.span_at(&mark, 3, self.source),
-                    });
-                }
+            // Every event after an error is ignored (above), so this fires once.
+            Event::DocumentStart if self.seen_document => {
+                self.error = Some(SyntaxError {
+                    kind: SyntaxErrorKind::SecondDocument,
+                    message: "a second YAML document starts here".into(),
+                    span: self.index.span_at(&mark, 3, self.source),
+                });
             }
-            Event::DocumentStart => self.documents += 1,
+            Event::DocumentStart => self.seen_document = true,
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }

@@ -227,49 +227,47 @@ pub fn load_str(file: &str, source: &str, opts: &LoadOptions) -> Result<Loaded, 
     load(file, source, opts, None)
 }
 
+/// The diagnostic for a file that is not one valid YAML document.
+fn syntax_diagnostic(e: &yaml::SyntaxError) -> Diagnostic {
+    match e.kind {
+        yaml::SyntaxErrorKind::SecondDocument => Diagnostic::error(
+            "pit::multiple-documents",
+            FieldPath::root(),
+            e.span,
+            "the file holds more than one YAML document",
+        )
+        .with_label("a second document starts here")
+        .with_help("a pitfile is one document: remove this `---` and what follows, or move it to a file of its own"),
+        _ => Diagnostic::error(
+            "pit::yaml-syntax",
+            FieldPath::root(),
+            e.span,
+            format!("invalid YAML: {}", e.message),
+        )
+        .with_label("here")
+        .with_help("check the indentation and the brackets and quotes around this point"),
+    }
+}
+
 fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, PathBuf)>) -> Result<Loaded, Report> {
     // A byte order mark (editors on Windows write one) is no part of the first key.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let fail = |d: Diagnostic| Err(Report::new(file, source, vec![d]));
-    let root =
-        match yaml::parse(source) {
-            Ok(Some(root)) => root,
-            Ok(None) => {
-                return fail(
-                    Diagnostic::error(
-                        "pit::empty-file",
-                        FieldPath::root(),
-                        Span::default(),
-                        "the pitfile is empty",
-                    )
-                    .with_help("start from `examples/` or `docs/pitfile.md`"),
-                )
-            }
-            Err(e) if e.message == yaml::SECOND_DOCUMENT => return fail(
+    let root = match yaml::parse(source) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            return fail(
                 Diagnostic::error(
-                    "pit::multiple-documents",
+                    "pit::empty-file",
                     FieldPath::root(),
-                    e.span,
-                    "the file holds more than one YAML document",
+                    Span::default(),
+                    "the pitfile is empty",
                 )
-                .with_label("a second document starts here")
-                .with_help(
-                    "a pitfile is one document: remove this `---` and what follows, or move it to a file of its own",
-                ),
-            ),
-            Err(e) => {
-                return fail(
-                    Diagnostic::error(
-                        "pit::yaml-syntax",
-                        FieldPath::root(),
-                        e.span,
-                        format!("invalid YAML: {}", e.message),
-                    )
-                    .with_label("here")
-                    .with_help("check the indentation and the brackets and quotes around this point"),
-                )
-            }
-        };
+                .with_help("start from `examples/` or `docs/pitfile.md`"),
+            )
+        }
+        Err(e) => return fail(syntax_diagnostic(&e)),
+    };
     let mut decoder = decode::Decoder::new(source, opts);
     let pitfile = decoder.pitfile(&root);
     let mut checker = check::Checker {
