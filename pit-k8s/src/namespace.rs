@@ -266,19 +266,7 @@ async fn await_uid_gone(
 /// # Errors
 /// [`NamespaceError::Stuck`] naming what holds it when it is not gone within `timeout`.
 pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<(), NamespaceError> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
-        Err(source) => {
-            return Err(NamespaceError::Api {
-                action: "deleting",
-                name: name.to_owned(),
-                source,
-            })
-        }
-    }
-    await_gone(client, name, timeout, "").await
+    delete_uid(client, name, None, timeout).await
 }
 
 /// Deletes the namespace `name` only if it is still the one with `uid` (a precondition the API
@@ -288,9 +276,14 @@ pub async fn delete(client: &Client, name: &str, timeout: Duration) -> Result<()
 /// # Errors
 /// [`NamespaceError::Replaced`], [`NamespaceError::Stuck`], or the API's refusal.
 pub async fn delete_exact(client: &Client, name: &str, uid: &str, timeout: Duration) -> Result<(), NamespaceError> {
+    delete_uid(client, name, Some(uid), timeout).await
+}
+
+/// Deletes `name` (only while its UID is `uid`, when given) and waits until it is gone.
+async fn delete_uid(client: &Client, name: &str, uid: Option<&str>, timeout: Duration) -> Result<(), NamespaceError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let params = DeleteParams {
-        preconditions: Some(kube::api::Preconditions {
+        preconditions: uid.map(|uid| kube::api::Preconditions {
             uid: Some(uid.to_owned()),
             resource_version: None,
         }),
@@ -299,7 +292,10 @@ pub async fn delete_exact(client: &Client, name: &str, uid: &str, timeout: Durat
     match api.delete(name, &params).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 => return Err(NamespaceError::Replaced { name: name.to_owned() }),
+        // The precondition failed: the UID is another one's.
+        Err(kube::Error::Api(e)) if e.code == 409 && uid.is_some() => {
+            return Err(NamespaceError::Replaced { name: name.to_owned() })
+        }
         Err(source) => {
             return Err(NamespaceError::Api {
                 action: "deleting",
@@ -308,7 +304,7 @@ pub async fn delete_exact(client: &Client, name: &str, uid: &str, timeout: Durat
             })
         }
     }
-    await_uid_gone(client, name, Some(uid), timeout, "").await
+    await_uid_gone(client, name, uid, timeout, "").await
 }
 
 /// The Hierarchical Namespace Controller's anchor: creating one in a parent namespace makes HNC
