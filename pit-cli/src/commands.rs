@@ -22,11 +22,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             // Placeholders as written, never their values (they may be secrets).
             match args.pitfile.output {
                 Output::Human => stdout(&loaded.redactions.apply(&plan.to_string()))?,
-                Output::Json => {
-                    let mut value = serde_json::to_value(&plan).expect("plans always serialise");
-                    loaded.redactions.apply_json(&mut value);
-                    stdout(&json(&value))?
-                }
+                Output::Json => stdout(&redacted_json(&plan, &loaded.redactions))?,
             }
             Ok(pit_core::exit::OK)
         }
@@ -104,6 +100,13 @@ fn load_report(args: &PitfileArgs, unset_env: Severity) -> Result<Result<Loaded,
         Err(LoadError::Invalid(report)) => Ok(Err(report)),
         Err(e) => Err(CliError::Load(e)),
     }
+}
+
+/// [`json`], with the pitfile's placeholders in place of their values.
+pub fn redacted_json(value: &impl serde::Serialize, redactions: &pit_core::pitfile::Redactions) -> String {
+    let mut value = serde_json::to_value(value).expect("plans and summaries always serialise");
+    redactions.apply_json(&mut value);
+    json(&value)
 }
 
 pub fn json(value: &impl serde::Serialize) -> String {

@@ -87,11 +87,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         summary
     });
     match args.pitfile.output {
-        Output::Json => {
-            let mut value = serde_json::to_value(&summary).expect("summaries always serialise");
-            loaded.redactions.apply_json(&mut value);
-            stdout(&crate::commands::json(&value))?
-        }
+        Output::Json => stdout(&crate::commands::redacted_json(&summary, &loaded.redactions))?,
         Output::Human => stdout(&loaded.redactions.apply(&human_summary(&summary)))?,
     }
     Ok(summary.exit_code())
