@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Stdio};
 
-use crate::{pit, repo, run};
+use crate::{pit, read_until, repo, run};
 
 const TOKEN: &str = "cli-test-token-5e1b";
 
@@ -175,15 +175,7 @@ fn pit_run_takes_its_locks_from_the_lock_manager_and_waits_in_its_queue() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.contains("place 1 in the queue") {
-            break;
-        }
-        line.clear();
-    }
+    let mut seen = read_until(&mut stderr, "place 1 in the queue");
     assert!(seen.contains("cli-test-lock held by nightly"), "{seen}");
     run(lock(&service, Some(TOKEN)).args(["release", lease.trim()]));
     std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();

@@ -36,6 +36,20 @@ pub fn pit() -> Command {
     cmd
 }
 
+/// Reads lines of `out` until one contains `needle` (or it ends); every line read.
+pub fn read_until(out: &mut impl std::io::BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut line = String::new();
+    while out.read_line(&mut line).expect("readable") > 0 {
+        seen.push_str(&line);
+        if line.contains(needle) {
+            break;
+        }
+        line.clear();
+    }
+    seen
+}
+
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("pit runs");
     (

@@ -163,33 +163,61 @@ fn history_shows_change_points_and_compare_takes_its_baseline_from_a_store() {
     );
 }
 
+/// `pit report serve` of a directory store on loopback; stopped when dropped.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(root: &Path) -> Self {
+        let mut child = pit()
+            .args(["report", "serve", "--listen", "127.0.0.1:0", "--store"])
+            .arg(format!("dir:{}", root.display()))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("it says where")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Self { child, addr }
+    }
+
+    /// The whole answer to `GET /path` (HTTP/1.0: the server closes), head and body.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = &self.addr;
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        write!(conn, "GET /{path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        text
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn serve_shows_a_store_over_http() {
     let dir = scratch("serve");
     let root = store_with(&dir, &[100.0, 101.0, 130.0]);
-    let mut child = pit()
-        .args(["report", "serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg(format!("dir:{}", root.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("it says where")
-        .to_owned();
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    // The body, then the status code on a line of its own (HTTP/1.0: the server closes).
+    let served = Served::start(&root);
+    // The body, then the status code on a line of its own.
     let get = |path: &str| {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        write!(conn, "GET /{path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-        let mut text = String::new();
-        conn.read_to_string(&mut text).unwrap();
+        let text = served.get(path);
         let status = text.split_whitespace().nth(1).unwrap_or("").to_owned();
         let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
         format!("{body}\n{status}")
@@ -203,8 +231,6 @@ fn serve_shows_a_store_over_http() {
     assert!(get("shop/checkout/01jq0000000000000000000002/junit.xml").contains("<testsuites"));
     assert!(get("shop/nothing/").ends_with("404"));
     assert!(get("shop/checkout/..%2f..%2fetc/").ends_with("404"));
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -221,41 +247,21 @@ fn serve_sends_a_strict_policy_and_does_not_follow_links_out_of_the_store() {
     .unwrap();
     std::os::unix::fs::symlink(dir.join("outside"), root.join("shop/linked")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("shop/checkout/01jq0000000000000000000099")).unwrap();
-    let mut child = pit()
-        .args(["report", "serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg(format!("dir:{}", root.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("it says where")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let get = |path: &str| {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        write!(conn, "GET /{path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-        let mut text = String::new();
-        conn.read_to_string(&mut text).unwrap();
-        text
-    };
-    let index = get("");
+    let served = Served::start(&root);
+    let index = served.get("");
     let head = index.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
     assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     assert!(index.contains("1 runs"), "only the real run is listed: {index}");
     assert!(!index.contains("linked"), "{index}");
-    assert!(get("shop/linked/").starts_with("HTTP/1.1 404") || get("shop/linked/").starts_with("HTTP/1.0 404"));
-    assert!(get("shop/checkout/01jq0000000000000000000099/").contains(" 404 "));
-    let _ = child.kill();
-    let _ = child.wait();
+    let linked = served.get("shop/linked/");
+    assert!(
+        linked.starts_with("HTTP/1.1 404") || linked.starts_with("HTTP/1.0 404"),
+        "{linked}"
+    );
+    assert!(served
+        .get("shop/checkout/01jq0000000000000000000099/")
+        .contains(" 404 "));
 }
 
 #[test]

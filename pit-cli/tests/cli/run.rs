@@ -1,7 +1,7 @@
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::process::Stdio;
 
-use crate::{pit, repo, run};
+use crate::{pit, read_until, repo, run};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     repo().join("pit-cli/tests/fixtures/run").join(name)
@@ -68,16 +68,8 @@ fn sigterm_during_deployment_tears_down_releases_locks_and_exits_130() {
         .spawn()
         .expect("pit starts");
     let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-    let mut seen = String::new();
-    let mut line = String::new();
     // Wait for the slow deploy to start, then interrupt as CI would.
-    while stderr.read_line(&mut line).expect("readable") > 0 {
-        seen.push_str(&line);
-        if line.contains("slow: deploy") {
-            break;
-        }
-        line.clear();
-    }
+    let seen = read_until(&mut stderr, "slow: deploy");
     assert!(seen.contains("slow: deploy"), "{seen}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -266,15 +258,7 @@ fn after_pit_is_killed_the_next_run_ends_its_processes_and_takes_over_its_locks(
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.contains("test-app: deploy") {
-            break;
-        }
-        line.clear();
-    }
+    let seen = read_until(&mut stderr, "test-app: deploy");
     assert!(seen.contains("test-app: deploy"), "{seen}");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
