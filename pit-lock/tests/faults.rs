@@ -10,8 +10,8 @@
 //! Needs `DATABASE_URL` and `PIT_TEST_PG_DIR` (the directory of `scripts/postgres start`), as
 //! `scripts/test` sets them. Bounded: about 10 seconds.
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, Write as _};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,26 +37,17 @@ struct Instance {
 
 impl Instance {
     fn start(db: &str, listen: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pit-lock-manager"))
-            .args(["--listen", listen, "--database-url", db])
-            .env("PIT_LOG", "warn,pit_lock=info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("pit-lock-manager starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the service ended");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(addr) = v["addr"].as_str() {
-                break addr.to_owned();
-            }
-        };
+        let started = common::start_binary(
+            &["--listen", listen, "--database-url", db],
+            &[("PIT_LOG", "warn,pit_lock=info")],
+        );
+        let stderr = started.stderr;
         // Keep draining its log so that it never blocks on a full pipe.
         std::thread::spawn(move || for _ in stderr.lines() {});
-        Self { child, addr }
+        Self {
+            child: started.child,
+            addr: started.addr,
+        }
     }
 
     fn kill9(&mut self) {

@@ -2,9 +2,8 @@
 //! input the database cannot store, slow and idle clients, secrets in URLs and logs.
 //! Against a real PostgreSQL (`DATABASE_URL`, as `scripts/test` sets it).
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -312,31 +311,13 @@ async fn the_database_password_never_reaches_the_log_in_any_form_libpq_accepts()
 
     // The service's start-up log, from the binary, with a key=value DATABASE_URL: neither the
     // password nor PostgreSQL's NOTICEs about migrations that have nothing to do.
-    let dir = std::env::temp_dir().join(format!("pit-redact-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url_file = dir.join("url");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pit-lock-manager"))
-        .args(["--listen", "127.0.0.1:0", "--url-file"])
-        .arg(&url_file)
-        .env("DATABASE_URL", &forms[0])
-        .env("PIT_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the service ended: {log}");
-        log.push_str(&line);
-        if line.contains("Lock Manager listening") {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut started = common::start_binary(
+        &["--listen", "127.0.0.1:0"],
+        &[("DATABASE_URL", forms[0].as_str()), ("PIT_LOG", "info")],
+    );
+    let _ = started.child.kill();
+    let _ = started.child.wait();
+    let log = started.log;
     assert!(!log.contains("hunter2"), "{log}");
     assert!(log.contains("password=REDACTED"), "{log}");
     assert!(!log.contains("NOTICE") && !log.contains("already exists"), "{log}");

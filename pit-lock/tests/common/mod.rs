@@ -2,6 +2,8 @@
 //! `DATABASE_URL` they need (`scripts/test` does it for you).
 #![allow(dead_code)] // each test file uses its own part
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::Arc;
 
 use pit_lock::server::{start, AppState, Auth, Running};
@@ -46,3 +48,44 @@ pub fn client_with(running: &Running, token: Option<&str>) -> HttpLockStore {
 
 /// Shared so that tests hold the store across tasks.
 pub type Store = Arc<dyn pit_core::lock::LockStore>;
+
+/// A `pit-lock-manager` process that has started listening.
+pub struct Started {
+    /// The process.
+    pub child: Child,
+    /// Its log from here on (JSON lines).
+    pub stderr: BufReader<ChildStderr>,
+    /// Where it listens.
+    pub addr: String,
+    /// Its log up to the line that said where it listens.
+    pub log: String,
+}
+
+/// Starts `pit-lock-manager` with `args` and `env`, and reads its log until it says where it
+/// listens.
+pub fn start_binary(args: &[&str], env: &[(&str, &str)]) -> Started {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pit-lock-manager"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("pit-lock-manager starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut log = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the service ended: {log}");
+        log.push_str(&line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(addr) = v["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    Started {
+        child,
+        stderr,
+        addr,
+        log,
+    }
+}
