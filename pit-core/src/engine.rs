@@ -959,7 +959,7 @@ impl Engine {
         let client = (self.runner)(&url);
         let t = timeline.start("test", None);
         let session = match client.start(&suite.id).await {
-            Ok(s) => s.session_id,
+            Ok(s) => s.session_id.to_string(),
             Err(e) => {
                 timeline.end(t, "failed", Some(error_chain(&e)));
                 return SuiteOutcome::Error {

@@ -23,12 +23,85 @@ pub struct StartRequest {
     pub test_suite_id: SuiteId,
 }
 
+/// A test session's id, as the test app wrote it: a string (`"s-1"`) or a number (`1`).
+///
+/// The existing toolkit's test apps answer `/start` with a string and `/status` and `/reports`
+/// with a number; PIT accepts either wherever the protocol carries an id, and writes an id back
+/// the way the app sent it.
+///
+/// ```
+/// use pit_core::protocol::SessionId;
+/// let n: SessionId = serde_json::from_str("1").unwrap();
+/// let s: SessionId = serde_json::from_str(r#""1""#).unwrap();
+/// assert_eq!(n.to_string(), "1");
+/// assert_eq!(n, s, "the same session, however it was written");
+/// assert_eq!(serde_json::to_string(&n).unwrap(), "1");
+/// assert_eq!(serde_json::to_string(&s).unwrap(), r#""1""#);
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SessionId {
+    /// Written as a JSON string.
+    Text(String),
+    /// Written as a JSON number.
+    Number(serde_json::Number),
+}
+
+impl SessionId {
+    /// The id as it goes into a URL (`?sessionId=1`).
+    pub fn as_text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Text(s) => std::borrow::Cow::Borrowed(s),
+            Self::Number(n) => std::borrow::Cow::Owned(n.to_string()),
+        }
+    }
+}
+
+/// Ids are equal when their text is: `1` and `"1"` name the same session.
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_text() == other.as_text()
+    }
+}
+
+impl Eq for SessionId {}
+
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_text().hash(state);
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_text())
+    }
+}
+
+impl From<String> for SessionId {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+
+impl From<&str> for SessionId {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+
+impl From<u64> for SessionId {
+    fn from(n: u64) -> Self {
+        Self::Number(n.into())
+    }
+}
+
 /// `POST /start` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartResponse {
     /// The new session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// The suite, echoed.
     pub test_suite_id: SuiteId,
 }
@@ -59,7 +132,7 @@ impl SessionStatus {
 #[serde(rename_all = "camelCase")]
 pub struct StatusResponse {
     /// The session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Its suite.
     pub test_suite_id: SuiteId,
     /// Where it is.
@@ -74,7 +147,7 @@ pub struct StatusResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ReportResponse {
     /// The session.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Its suite.
     pub test_suite_id: SuiteId,
     /// Where it is.
@@ -91,7 +164,8 @@ pub struct ReportResponse {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestReport {
-    /// Every scenario run.
+    /// Every scenario run (`scenarios` in the existing toolkit's report envelope).
+    #[serde(alias = "scenarios")]
     pub executed_scenarios: Vec<Scenario>,
 }
 
@@ -110,7 +184,8 @@ impl TestReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Scenario {
-    /// Name.
+    /// Name (`id` in some of the existing toolkit's test apps).
+    #[serde(alias = "id")]
     pub name: String,
     /// When it started (ISO 8601 as sent by the app).
     #[serde(default)]
@@ -156,15 +231,98 @@ pub enum Outcome {
 }
 
 /// A measured or required value.
+///
+/// Read from `value` or `values` (the existing toolkit's report UI writes `values` for
+/// distributions); written as `value`. A value of the wrong type is refused, saying so.
+///
+/// ```
+/// use pit_core::protocol::Metric;
+/// let m: Metric = serde_json::from_str(r#"{"name":"latency","type":"DISTRIBUTION","values":{"95":2.1}}"#).unwrap();
+/// assert_eq!(m.value["95"], 2.1);
+/// let e = serde_json::from_str::<Metric>(r#"{"name":"tps","type":"SCALAR","value":"fast"}"#).unwrap_err();
+/// assert!(e.to_string().contains("is a string"), "{e}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawMetric")]
 pub struct Metric {
     /// Name, such as `throughput` or `latency`.
     pub name: String,
     /// SCALAR or DISTRIBUTION.
     #[serde(rename = "type")]
     pub kind: MetricType,
-    /// A number for SCALAR; for DISTRIBUTION, percentiles by name (`{"p50": 1.2, "p99": 7.5}`).
+    /// A number for SCALAR (or null, which JavaScript writes for NaN and infinities); for
+    /// DISTRIBUTION, percentiles by name (`{"p50": 1.2, "p99": 7.5}`) or raw samples
+    /// (`[1.2, 3.4]`).
     pub value: serde_json::Value,
+}
+
+/// A [`Metric`] as written, before its value's type is checked.
+#[derive(Deserialize)]
+struct RawMetric {
+    name: String,
+    #[serde(rename = "type")]
+    kind: MetricType,
+    #[serde(alias = "values")]
+    value: serde_json::Value,
+}
+
+impl TryFrom<RawMetric> for Metric {
+    type Error = String;
+
+    fn try_from(raw: RawMetric) -> Result<Self, String> {
+        use serde_json::Value;
+        let number_or_null = |v: &Value| v.is_number() || v.is_null();
+        let fits = match (&raw.kind, &raw.value) {
+            (MetricType::Scalar, v) => number_or_null(v),
+            (MetricType::Distribution, Value::Object(m)) => m.values().all(number_or_null),
+            (MetricType::Distribution, Value::Array(a)) => a.iter().all(number_or_null),
+            (MetricType::Distribution, v) => number_or_null(v),
+        };
+        if !fits {
+            let expected = match raw.kind {
+                MetricType::Scalar => "a number",
+                MetricType::Distribution => {
+                    "numbers by percentile ({\"p99\": 7.5}) or an array of samples ([1.2, 3.4])"
+                }
+            };
+            return Err(format!(
+                "metric `{}`: the value of a {} is {}; expected {expected}",
+                raw.name,
+                match raw.kind {
+                    MetricType::Scalar => "SCALAR",
+                    MetricType::Distribution => "DISTRIBUTION",
+                },
+                json_type(&raw.value),
+            ));
+        }
+        Ok(Self {
+            name: raw.name,
+            kind: raw.kind,
+            value: raw.value,
+        })
+    }
+}
+
+/// What a JSON value is, for messages: `a string`, `an object of strings`…
+fn json_type(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let one = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let inner = match v {
+        Value::Object(m) => m.values().find(|x| !x.is_number() && !x.is_null()),
+        Value::Array(a) => a.iter().find(|x| !x.is_number() && !x.is_null()),
+        _ => None,
+    };
+    match inner {
+        Some(x) => format!("{} holding {}", one(v), one(x)),
+        None => one(v).to_owned(),
+    }
 }
 
 /// The kind of a [`Metric`].

@@ -15,13 +15,18 @@ pub const SCHEMA_VERSION: &str = "1.0";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
-    /// Always `1.0`.
+    /// `1.0` when written. Read from a string (`"1.0"`), a number (`1.0`, as the existing
+    /// toolkit's report UI ships it) or its absence (read as `1.0`).
+    #[serde(default = "default_schema_version", deserialize_with = "schema_version")]
     pub schema_version: String,
     /// The suite's name.
+    #[serde(default)]
     pub name: String,
     /// When the suite started (RFC 3339).
+    #[serde(default)]
     pub start_time: String,
     /// When it ended, teardown included (RFC 3339).
+    #[serde(default)]
     pub end_time: String,
     /// Free-form data.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -62,7 +67,8 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportScenario {
-    /// Name.
+    /// Name (`id` in some of the existing toolkit's test apps).
+    #[serde(alias = "id")]
     pub name: String,
     /// Start (as the test app sent it).
     #[serde(default)]
@@ -137,6 +143,39 @@ pub enum ReportError {
         /// The version found.
         version: String,
     },
+}
+
+fn default_schema_version() -> String {
+    SCHEMA_VERSION.to_owned()
+}
+
+/// A schema version written as a string or a number: the number's text as written
+/// (`1.0` stays `1.0`, `1` stays `1`).
+fn schema_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a version as a string (\"1.0\") or a number (1.0)")]
+    enum Version {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    Ok(match Version::deserialize(d)? {
+        Version::Text(s) => s,
+        Version::Number(n) => n.to_string(),
+    })
+}
+
+/// The schema version of a report's JSON: `Ok(None)` when absent, `Err` with the JSON type
+/// found when it is neither a string nor a number.
+fn version_of(value: &serde_json::Value) -> Result<Option<String>, &'static str> {
+    match value.get("schemaVersion") {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(serde_json::Value::Null) => Err("null"),
+        Some(serde_json::Value::Bool(_)) => Err("a boolean"),
+        Some(serde_json::Value::Array(_)) => Err("an array"),
+        Some(serde_json::Value::Object(_)) => Err("an object"),
+    }
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -270,21 +309,27 @@ impl Report {
             let suite: SuiteReport = serde_json::from_value(value).map_err(invalid)?;
             return Ok(Self::from_suite(&suite));
         }
-        match value.get("schemaVersion").and_then(|v| v.as_str()) {
-            Some(v) if v == "1" || v.starts_with("1.") => {}
-            Some(v) => {
+        // Absent is 1.0: the existing toolkit's early reports carry no version.
+        match version_of(&value) {
+            Ok(None) => {}
+            Ok(Some(v)) if v == "1" || v.starts_with("1.") => {}
+            Ok(Some(v)) => {
                 return Err(ReportError::Version {
                     path: path.to_owned(),
-                    version: v.to_owned(),
+                    version: v,
                 })
             }
-            None => {
-                return Err(ReportError::Invalid {
-                    path: path.to_owned(),
-                    line: 1,
-                    column: 1,
-                    message: "missing field `schemaVersion`".into(),
-                })
+            Err(found) => {
+                // Deserialising the text says where, and that the type is wrong.
+                return Err(serde_json::from_str::<Self>(text)
+                    .map_err(invalid)
+                    .err()
+                    .unwrap_or_else(|| ReportError::Invalid {
+                        path: path.to_owned(),
+                        line: 1,
+                        column: 1,
+                        message: format!("`schemaVersion` is {found}; expected a string (\"1.0\") or a number (1.0)"),
+                    }));
             }
         }
         // Deserialised from the text again so that errors point at a line and column.

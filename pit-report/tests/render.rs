@@ -54,6 +54,43 @@ fn reports_of_the_existing_toolkit_load_and_ours_match_the_schema() {
     }
 }
 
+/// Every report shape the existing toolkit writes or ships loads, with its figures.
+#[test]
+fn every_report_variant_of_the_existing_toolkit_loads() {
+    let dir = testdata("toolkit");
+    // Shipped with its report UI: `schemaVersion` a number, distributions under `values`.
+    let ui = Report::load(&dir.join("ui-sample-number-version.json")).unwrap();
+    assert_eq!(ui.schema_version, "1.0");
+    assert_eq!(ui.verdict(), Verdict::Failed, "the Refund stream failed");
+    assert_eq!(ui.scenarios[0].components[1].commit_version.as_deref(), Some("d4e5f6a"));
+    let keys: Vec<(String, f64)> = ui.figures().into_iter().map(|f| (f.key, f.value)).collect();
+    assert!(
+        keys.contains(&("Peak hour/Place order/latency.99".to_owned(), 72.0)),
+        "{keys:?}"
+    );
+    // Early reports carry no version: read as 1.0.
+    let bare = Report::load(&dir.join("no-version.json")).unwrap();
+    assert_eq!(bare.schema_version, "1.0");
+    assert_eq!(bare.verdict(), Verdict::Passed);
+    // As its deployer writes them: empty metadata, components without versions, a null
+    // (NaN in JavaScript) observation, a scenario named by `id`.
+    let written = Report::load(&dir.join("deployer-written.json")).unwrap();
+    assert_eq!(written.scenarios[1].name, "GET /time x 10000");
+    assert_eq!(written.scenarios[0].components[0].commit_version, None);
+    assert_eq!(written.verdict(), Verdict::Failed);
+    assert_eq!(written.figures().len(), 1, "the null observation has no figure");
+    // Optional fields missing.
+    let minimal = Report::load(&dir.join("minimal.json")).unwrap();
+    assert_eq!(minimal.name, "");
+    assert_eq!(minimal.verdict(), Verdict::Error, "no streams: nothing passed");
+    // Each renders and converts.
+    for r in [&ui, &bare, &written, &minimal] {
+        let html = pit_report::html::render_report(r, None).unwrap();
+        assert!(html.contains("<html"), "renders");
+        assert!(pit_report::to_junit(r).contains("<testsuite"), "converts");
+    }
+}
+
 #[test]
 fn bad_report_files_say_where_and_what() {
     let dir = scratch("bad");
@@ -68,7 +105,26 @@ fn bad_report_files_say_where_and_what() {
             r#"{"schemaVersion":"2.0","name":"x"}"#,
             "schema version `2.0` is not supported",
         ),
-        ("missing.json", r#"{"name":"x"}"#, "missing field `schemaVersion`"),
+        (
+            "version-type.json",
+            "{\n  \"schemaVersion\": true,\n  \"name\": \"x\"}",
+            "version-type.json:2:",
+        ),
+        (
+            "scalar-type.json",
+            r#"{"schemaVersion":1.0,"scenarios":[{"name":"s","streams":[{"name":"st","outcome":"PASS","observations":[{"name":"tps","type":"SCALAR","value":"fast"}]}]}]}"#,
+            "metric `tps`: the value of a SCALAR is a string; expected a number",
+        ),
+        (
+            "distribution-type.json",
+            r#"{"schemaVersion":1.0,"scenarios":[{"name":"s","streams":[{"name":"st","outcome":"PASS","observations":[{"name":"latency","type":"DISTRIBUTION","values":{"95":"2ms"}}]}]}]}"#,
+            "the value of a DISTRIBUTION is an object holding a string",
+        ),
+        (
+            "name-type.json",
+            r#"{"schemaVersion":"1.0","name":7}"#,
+            "invalid type: integer `7`, expected a string",
+        ),
         (
             "types.json",
             r#"{"schemaVersion":"1.0","name":"x","startTime":"a","endTime":"b","scenarios":[{"name":1}]}"#,

@@ -147,7 +147,7 @@ async fn start(State(state): State<AppState>, Json(req): Json<StartRequest>) -> 
         });
     });
     Json(StartResponse {
-        session_id: id,
+        session_id: id.into(),
         test_suite_id: req.test_suite_id,
     })
 }
@@ -185,7 +185,7 @@ async fn status(State(state): State<AppState>, Query(q): Query<SessionQuery>) ->
     }
     let s = rx.borrow().clone();
     Json(StatusResponse {
-        session_id: q.session_id,
+        session_id: q.session_id.into(),
         test_suite_id: s.suite,
         status: s.status,
         error: s.error,
@@ -199,7 +199,7 @@ fn report(state: &AppState, id: String) -> Response {
     };
     let s = tx.borrow().clone();
     Json(ReportResponse {
-        session_id: id,
+        session_id: id.into(),
         test_suite_id: s.suite,
         status: s.status,
         data: s.report,
@@ -245,7 +245,7 @@ mod tests {
         // A 10 s poll interval: only the long poll can make this fast.
         let report = client
             .wait_for_report(
-                &session.session_id,
+                &session.session_id.to_string(),
                 Duration::from_secs(20),
                 Duration::from_secs(10),
                 &CancellationToken::new(),
@@ -270,7 +270,7 @@ mod tests {
         let session = client.start(&"s".into()).await.unwrap();
         let err = client
             .wait_for_report(
-                &session.session_id,
+                &session.session_id.to_string(),
                 Duration::from_secs(20),
                 Duration::from_millis(50),
                 &CancellationToken::new(),
