@@ -827,8 +827,12 @@ impl Engine {
         force: &CancellationToken,
         timeline: &Timeline,
     ) -> Result<(), DeployError> {
+        // Without an undeploy command, removing the environment cleans up.
+        let Some(undeploy) = &c.undeploy else {
+            return Ok(());
+        };
         let t = timeline.start(StepKind::Undeploy.as_str(), Some(c));
-        let step = step_for(c, StepKind::Undeploy, &c.undeploy, vars);
+        let step = step_for(c, StepKind::Undeploy, undeploy, vars);
         let done = self.deployer.deploy(env, &step, force).await;
         timeline.finish(t, &done.as_ref().map(|_| None));
         match &done {
@@ -1079,9 +1083,10 @@ impl Engine {
             .filter_map(|id| comps.iter().find(|c| &c.id == id))
             .copied()
             .chain(lock_manager)
-            .map(|c| {
+            .filter_map(|c| Some((c, c.undeploy.as_ref()?)))
+            .map(|(c, undeploy)| {
                 let base = base_env(plan, suite, env, opts);
-                let step = step_for(c, StepKind::Undeploy, &c.undeploy, &base);
+                let step = step_for(c, StepKind::Undeploy, undeploy, &base);
                 // PIT's own variables and the component's outputs; the user's extra ones are
                 // already in their shell.
                 let pit_only = base

@@ -129,8 +129,9 @@ pub struct ComponentPlan {
     pub workdir: WorkDir,
     /// The deploy step.
     pub deploy: CommandPlan,
-    /// The undeploy step.
-    pub undeploy: CommandPlan,
+    /// The undeploy step; `None` when the pitfile gives none (removing the environment cleans up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undeploy: Option<CommandPlan>,
     /// Whether its logs are streamed.
     pub log_tailing: bool,
     /// The container whose logs are streamed, where its pods have several (`logTailing.containerName`).
@@ -201,7 +202,10 @@ impl Plan {
     /// If a graph has a cycle or an unknown dependency, which loading rules out.
     pub fn build(loaded: &Loaded, run_id: RunId) -> Self {
         let pitfile = &loaded.pitfile;
-        let base = loaded.base_dir.as_deref();
+        let base = Base {
+            dir: loaded.base_dir.as_deref(),
+            workspace: loaded.workspace,
+        };
         Self {
             schema: PLAN_SCHEMA,
             project: pitfile.project_name.clone(),
@@ -221,7 +225,7 @@ impl Plan {
     }
 }
 
-fn suite_plan(suite: &TestSuite, run_id: &RunId, base: Option<&Path>) -> SuitePlan {
+fn suite_plan(suite: &TestSuite, run_id: &RunId, base: Base<'_>) -> SuitePlan {
     let locks = suite.lock.as_ref().map(|l| LockPlan {
         ids: l.ids.clone(),
         timeout: l.timeout.text.clone(),
@@ -280,21 +284,35 @@ fn suite_plan(suite: &TestSuite, run_id: &RunId, base: Option<&Path>) -> SuitePl
     }
 }
 
-fn component_plan(c: &Component, base: Option<&Path>) -> ComponentPlan {
+/// What LOCAL paths are relative to.
+#[derive(Debug, Clone, Copy)]
+struct Base<'a> {
+    /// The folder (`None` for a pitfile loaded from text).
+    dir: Option<&'a Path>,
+    /// Whether it is a workspace: a component without `location.path` runs in `<dir>/<id>`,
+    /// as in the existing toolkit.
+    workspace: bool,
+}
+
+fn component_plan(c: &Component, base: Base<'_>) -> ComponentPlan {
+    let mut location = c.location.clone();
+    if base.workspace && location.kind == LocationType::Local && location.path.is_none() {
+        location.path = Some(c.id.to_string());
+    }
     ComponentPlan {
         id: c.id.clone(),
         name: c.name.clone(),
         depends_on: c.depends_on.clone(),
-        workdir: workdir(&c.location, base),
+        workdir: workdir(&location, base.dir),
         deploy: command_plan(&c.deploy),
-        undeploy: command_plan(&c.undeploy),
+        undeploy: c.undeploy.as_ref().map(command_plan),
         log_tailing: c.log_tailing.as_ref().is_some_and(|l| l.enabled),
         log_container: c.log_tailing.as_ref().and_then(|l| l.container_name.clone()),
     }
 }
 
 /// The Lock Manager as a component, when the section says how to deploy and undeploy it.
-fn lock_manager_plan(l: &LockManager, base: Option<&Path>) -> Option<ComponentPlan> {
+fn lock_manager_plan(l: &LockManager, base: Base<'_>) -> Option<ComponentPlan> {
     let (deploy, undeploy) = (l.deploy.as_ref()?, l.undeploy.as_ref()?);
     Some(ComponentPlan {
         id: l
@@ -303,9 +321,9 @@ fn lock_manager_plan(l: &LockManager, base: Option<&Path>) -> Option<ComponentPl
             .unwrap_or_else(|| ComponentId(DEFAULT_LOCK_MANAGER_ID.into())),
         name: l.name.clone().unwrap_or_else(|| "Lock Manager".into()),
         depends_on: Vec::new(),
-        workdir: workdir(&l.location.clone().unwrap_or_default(), base),
+        workdir: workdir(&l.location.clone().unwrap_or_default(), base.dir),
         deploy: command_plan(deploy),
-        undeploy: command_plan(undeploy),
+        undeploy: Some(command_plan(undeploy)),
         log_tailing: l.log_tailing.as_ref().is_some_and(|t| t.enabled),
         log_container: l.log_tailing.as_ref().and_then(|t| t.container_name.clone()),
     })
@@ -486,10 +504,20 @@ fn write_component(out: &mut String, c: &ComponentPlan) {
             sc.timeout_seconds
         );
     }
-    let _ = writeln!(
-        out,
-        "      undeploy: {} (timeout {}s)",
-        argv_text(&c.undeploy.argv),
-        c.undeploy.timeout_seconds
-    );
+    match &c.undeploy {
+        Some(u) => {
+            let _ = writeln!(
+                out,
+                "      undeploy: {} (timeout {}s)",
+                argv_text(&u.argv),
+                u.timeout_seconds
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "      undeploy: none (nothing undeploys it: removing the environment cleans up)"
+            );
+        }
+    }
 }

@@ -13,8 +13,21 @@ pub(crate) struct Checker<'a> {
     /// The document, to find where a value was written.
     pub(crate) root: &'a Node,
     pub(crate) diags: Vec<Diagnostic>,
-    /// Directory of the pitfile and the repository root, when the file is on disk.
-    pub(crate) dirs: Option<(PathBuf, PathBuf)>,
+    /// Where LOCAL paths lead, when the file is on disk.
+    pub(crate) dirs: Option<Dirs>,
+}
+
+/// The folders LOCAL paths are checked against.
+#[derive(Debug, Clone)]
+pub(crate) struct Dirs {
+    /// What LOCAL paths are relative to: the workspace, or the pitfile's folder.
+    pub(crate) base: PathBuf,
+    /// The repository they must stay inside.
+    pub(crate) root: PathBuf,
+    /// The pitfile's folder.
+    pub(crate) pitfile_dir: PathBuf,
+    /// Whether `base` is a workspace (a component without a path runs in `<base>/<id>`).
+    pub(crate) workspace: bool,
 }
 
 impl Checker<'_> {
@@ -73,7 +86,7 @@ impl Checker<'_> {
         for (i, suite) in pitfile.test_suites.iter().enumerate() {
             let path = suites.index(i);
             self.printable_id(suite.id.as_str(), &path.key("id"));
-            self.location(&suite.location, &path.key("location"));
+            self.location(&suite.location, &path, None);
             if let Some(lock) = &suite.lock {
                 self.lock(lock, &path.key("lock"));
             }
@@ -84,7 +97,7 @@ impl Checker<'_> {
         if let Some(lm) = &pitfile.lock_manager {
             let path = FieldPath::root().key("lockManager");
             if let Some(location) = &lm.location {
-                self.location(location, &path.key("location"));
+                self.location(location, &path, None);
             }
             if lm.deploy.is_some() && lm.undeploy.is_none() {
                 let p = path.key("deploy");
@@ -155,7 +168,7 @@ impl Checker<'_> {
             .collect();
         for (c, p) in &all {
             self.printable_id(c.id.as_str(), &p.key("id"));
-            self.location(&c.location, &p.key("location"));
+            self.location(&c.location, p, Some(c.id.as_str()));
         }
 
         let (index, repeats) = first_uses(all.iter().map(|(c, _)| c.id.as_str()));
@@ -269,22 +282,93 @@ impl Checker<'_> {
         }
     }
 
-    fn location(&mut self, location: &Location, path: &FieldPath) {
-        let (Some(rel), LocationType::Local, Some((base, root))) = (&location.path, location.kind, &self.dirs) else {
+    /// Checks a LOCAL location of the item at `item`: that it stays inside the repository and
+    /// that its folder exists. `component` is the id of a component (whose folder, without a
+    /// path, is `<workspace>/<id>` in workspace mode); suites and the Lock Manager have none.
+    fn location(&mut self, location: &Location, item: &FieldPath, component: Option<&str>) {
+        let Some(dirs) = self.dirs.clone() else {
             return;
         };
-        let joined = normalize(&base.join(rel));
-        let escapes = !joined.starts_with(root)
-            || std::fs::canonicalize(&joined)
-                .is_ok_and(|real| std::fs::canonicalize(root).is_ok_and(|r| !real.starts_with(r)));
-        if escapes {
-            let p = path.key("path");
-            let d = Diagnostic::error("pit::path-escapes-repository", p.clone(), self.span(&p), format!("path `{rel}` leads outside the repository"))
-                .with_label("outside the repository")
-                .with_help("LOCAL paths are relative to the pitfile's folder and must stay inside its repository (the nearest folder with `.git`); for another repository use `type: REMOTE`");
-            self.diags.push(d);
+        if location.kind != LocationType::Local {
+            return;
         }
+        let rel = match (&location.path, component) {
+            (Some(rel), _) => rel.clone(),
+            (None, Some(id)) if dirs.workspace => id.to_owned(),
+            // The suite's or component's own folder: the base, which exists.
+            (None, _) => return,
+        };
+        let path = item.key("location");
+        // Where to point: the path as written, or the component's id that stands for it.
+        let at = if location.path.is_some() {
+            path.key("path")
+        } else {
+            item.key("id")
+        };
+        let joined = normalize(&dirs.base.join(&rel));
+        let escapes = !joined.starts_with(&dirs.root)
+            || std::fs::canonicalize(&joined)
+                .is_ok_and(|real| std::fs::canonicalize(&dirs.root).is_ok_and(|r| !real.starts_with(r)));
+        if escapes {
+            let d = Diagnostic::error("pit::path-escapes-repository", at.clone(), self.span(&at), format!("path `{rel}` leads outside the repository"))
+                .with_label("outside the repository")
+                .with_help("LOCAL paths are relative to the pitfile's folder (or `--workspace`) and must stay inside its repository (the nearest folder with `.git`); for another repository use `type: REMOTE`");
+            self.diags.push(d);
+            return;
+        }
+        if joined.is_dir() {
+            return;
+        }
+        let what = if location.path.is_some() {
+            format!("the folder `{rel}` does not exist in `{}`", dirs.base.display())
+        } else {
+            format!(
+                "the component has no `location.path`, so it runs in `{rel}` of the workspace, and `{}` does not exist",
+                joined.display()
+            )
+        };
+        let help = match other_base(&dirs, &rel) {
+            Some((base, why)) if normalize(&base) == normalize(&dirs.pitfile_dir) => format!(
+                "`{rel}` exists relative to the pitfile's folder ({why}): run without `--workspace`, which makes LOCAL paths relative to the pitfile's folder"
+            ),
+            Some((base, why)) => format!(
+                "`{rel}` exists relative to `{}` ({why}): run with `--workspace {}`",
+                base.display(),
+                base.display()
+            ),
+            None if dirs.workspace => {
+                "LOCAL paths are relative to the workspace (`--workspace`): fix the path, or give `location.path`".to_owned()
+            }
+            None => "LOCAL paths are relative to the pitfile's folder, or to `--workspace DIR` when given: fix the path or pass the workspace".to_owned(),
+        };
+        let d = Diagnostic::error("pit::location-not-found", at.clone(), self.span(&at), what)
+            .with_label("no such folder")
+            .with_help(help);
+        self.diags.push(d);
     }
+}
+
+/// Another likely base in which `rel` exists, and what it is: the pitfile's folder, the
+/// working directory, or the repository root (or its parent, where the existing toolkit's
+/// pitfiles keep their `examples/` layout).
+fn other_base(dirs: &Dirs, rel: &str) -> Option<(PathBuf, &'static str)> {
+    let mut candidates = vec![(dirs.pitfile_dir.clone(), "the pitfile's folder")];
+    if let Ok(cwd) = std::env::current_dir() {
+        candidates.push((cwd, "the working directory"));
+    }
+    candidates.push((dirs.root.clone(), "the repository root"));
+    // The pitfile's ancestors inside the repository: `examples/node-1/pitfile.yml` names
+    // `node-1/pit-test-app`, relative to `examples/`.
+    for a in dirs.pitfile_dir.ancestors().skip(1) {
+        if !a.starts_with(&dirs.root) {
+            break;
+        }
+        candidates.push((a.to_path_buf(), "a folder above the pitfile"));
+    }
+    candidates
+        .into_iter()
+        .filter(|(b, _)| normalize(b) != normalize(&dirs.base))
+        .find(|(b, _)| normalize(&b.join(rel)).is_dir())
 }
 
 /// Where each non-empty id is first used, and every later use as `(index, first index)`.

@@ -721,8 +721,8 @@ impl<'a> Decoder<'a> {
             name: String::new(),
             id: ComponentId::default(),
             location: Location::default(),
-            deploy: empty.clone(),
-            undeploy: empty,
+            deploy: empty,
+            undeploy: None,
             log_tailing: None,
             depends_on: Vec::new(),
         };
@@ -734,16 +734,15 @@ impl<'a> Decoder<'a> {
         if let Some(n) = obj.get("location") {
             c.location = self.location(n, &path.key("location"), false);
         }
-        for (key, slot) in [("deploy", &mut c.deploy), ("undeploy", &mut c.undeploy)] {
-            match obj.get(key) {
-                Some(n) => *slot = self.deploy(n, &path.key(key)),
-                None => self.missing(
-                    &obj,
-                    key,
-                    &format!("say how to {key} it: `{key}: {{ command: deployment/pit/{key}.sh }}`"),
-                ),
-            }
+        match obj.get("deploy") {
+            Some(n) => c.deploy = self.deploy(n, &path.key("deploy")),
+            None => self.missing(
+                &obj,
+                "deploy",
+                "say how to deploy it: `deploy: { command: deployment/pit/deploy.sh }`",
+            ),
         }
+        c.undeploy = obj.get("undeploy").map(|n| self.deploy(n, &path.key("undeploy")));
         c.log_tailing = obj
             .get("logTailing")
             .map(|n| self.log_tailing(n, &path.key("logTailing")));

@@ -51,6 +51,11 @@ pub struct LoadOptions {
     /// The repository that LOCAL paths must stay inside; `None` finds it from the pitfile's
     /// directory (the nearest ancestor with `.git`). Only used for files on disk.
     pub repository_root: Option<PathBuf>,
+    /// The folder LOCAL paths are relative to, as the existing toolkit's `--workspace`: a
+    /// component without `location.path` then runs in `<workspace>/<id>`, as there. `None`
+    /// (PIT's default): LOCAL paths are relative to the pitfile's folder, and a component
+    /// without a path runs in that folder.
+    pub workspace: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -60,6 +65,7 @@ impl Default for LoadOptions {
             unset_env: Severity::Warning,
             env: None,
             repository_root: None,
+            workspace: None,
         }
     }
 }
@@ -71,9 +77,12 @@ pub struct Loaded {
     pub pitfile: Pitfile,
     /// Warnings (never errors).
     pub warnings: Report,
-    /// The directory holding the pitfile, which LOCAL paths are relative to (`None` for text
-    /// loaded with [`load_str`]).
+    /// The folder LOCAL paths are relative to: the workspace when one was given, else the
+    /// pitfile's folder (`None` for text loaded with [`load_str`]).
     pub base_dir: Option<PathBuf>,
+    /// Whether `base_dir` is a workspace ([`LoadOptions::workspace`]): a component without
+    /// `location.path` then runs in `<workspace>/<id>`.
+    pub workspace: bool,
     /// The values `${{ env.X }}` placeholders were replaced with: pass anything shown to people
     /// or logs through [`Redactions::apply`], so it shows the placeholders as written.
     pub redactions: Redactions,
@@ -207,14 +216,25 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     })?;
     let source = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.to_owned() })?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let base = absolute.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let pitfile_dir = absolute.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let workspace = opts
+        .workspace
+        .as_ref()
+        .map(|w| std::path::absolute(w).unwrap_or_else(|_| w.clone()));
+    let base = workspace.clone().unwrap_or_else(|| pitfile_dir.clone());
     let root = opts
         .repository_root
         .clone()
         .unwrap_or_else(|| check::repository_root(&base));
-    let mut loaded =
-        load(&path.display().to_string(), &source, opts, Some((base.clone(), root))).map_err(LoadError::Invalid)?;
+    let dirs = check::Dirs {
+        base: base.clone(),
+        root,
+        pitfile_dir,
+        workspace: workspace.is_some(),
+    };
+    let mut loaded = load(&path.display().to_string(), &source, opts, Some(dirs)).map_err(LoadError::Invalid)?;
     loaded.base_dir = Some(base);
+    loaded.workspace = workspace.is_some();
     Ok(loaded)
 }
 
@@ -249,7 +269,7 @@ fn syntax_diagnostic(e: &yaml::SyntaxError) -> Diagnostic {
     }
 }
 
-fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, PathBuf)>) -> Result<Loaded, Report> {
+fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<check::Dirs>) -> Result<Loaded, Report> {
     // A byte order mark (editors on Windows write one) is no part of the first key.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let fail = |d: Diagnostic| Err(Report::new(file, source, vec![d]));
@@ -288,6 +308,7 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<(PathBuf, Pat
             pitfile,
             warnings: report,
             base_dir: None,
+            workspace: false,
             redactions: decoder.redactions,
         })
     }

@@ -230,8 +230,11 @@ pub struct Component {
     pub location: Location,
     /// How to deploy it.
     pub deploy: DeployInstructions,
-    /// How to remove it.
-    pub undeploy: DeployInstructions,
+    /// How to remove it. Optional, as in the existing toolkit: without it, nothing is run for
+    /// the component at teardown, and removing the environment (the namespace on Kubernetes,
+    /// the sandbox's processes locally) cleans up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undeploy: Option<DeployInstructions>,
     /// Whether to stream its logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_tailing: Option<LogTailing>,

@@ -55,5 +55,6 @@ pub fn options_for(file: &Path) -> LoadOptions {
         },
         env: Some(env),
         repository_root: Some(testdata()),
+        workspace: None,
     }
 }

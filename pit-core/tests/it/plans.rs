@@ -89,3 +89,137 @@ fn a_500_component_graph_validates_and_plans_every_component() {
         "the graph has dependencies, so more than one wave"
     );
 }
+
+/// The existing toolkit's layout: `examples/node-1/pitfile.yml` names its test app
+/// `node-1/pit-test-app`, relative to the workspace `examples/`, and a component without a path
+/// runs in `<workspace>/<id>`.
+fn toolkit_layout(name: &str) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!("pit-core-workspace-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::create_dir_all(root.join("examples/node-1/pit-test-app/deployment/pit")).unwrap();
+    std::fs::write(
+        root.join("examples/node-1/pitfile.yml"),
+        r#"projectName: Node Example 1
+version: "1.0"
+testSuites:
+  - name: Testset for standalone Node 1
+    id: testset-node-1-default
+    deployment:
+      graph:
+        testApp:
+          name: Test App for Node 1
+          id: node-1-test-app
+          location:
+            path: node-1/pit-test-app
+          deploy:
+            command: deployment/pit/deploy.sh
+        components:
+          - name: Node 1
+            id: node-1
+            deploy:
+              command: deployment/pit/deploy.sh
+"#,
+    )
+    .unwrap();
+    root
+}
+
+fn load_with_workspace(
+    file: &std::path::Path,
+    workspace: Option<std::path::PathBuf>,
+) -> Result<pit_core::pitfile::Loaded, pit_core::pitfile::LoadError> {
+    let opts = pit_core::pitfile::LoadOptions {
+        workspace,
+        ..Default::default()
+    };
+    load_file(file, &opts)
+}
+
+fn diagnostics(e: pit_core::pitfile::LoadError) -> Vec<pit_core::diagnostic::Diagnostic> {
+    match e {
+        pit_core::pitfile::LoadError::Invalid(report) => report.diagnostics().to_vec(),
+        other => panic!("not a validation error: {other}"),
+    }
+}
+
+#[test]
+fn a_workspace_makes_local_paths_and_pathless_components_resolve_as_in_the_existing_toolkit() {
+    let root = toolkit_layout("ok");
+    let file = root.join("examples/node-1/pitfile.yml");
+    let loaded = load_with_workspace(&file, Some(root.join("examples"))).expect("valid with its workspace");
+    let plan = Plan::build(&loaded, run_id());
+    let suite = &plan.suites[0];
+    assert_eq!(
+        suite.test_app.as_ref().unwrap().workdir,
+        WorkDir::Local {
+            path: root.join("examples/node-1/pit-test-app")
+        }
+    );
+    assert_eq!(
+        suite.waves[0][0].workdir,
+        WorkDir::Local {
+            path: root.join("examples/node-1")
+        },
+        "no path: <workspace>/<id>"
+    );
+    assert!(suite.waves[0][0].undeploy.is_none(), "undeploy is optional");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_local_folder_that_does_not_exist_is_refused_with_the_base_where_it_does() {
+    let root = toolkit_layout("missing");
+    let file = root.join("examples/node-1/pitfile.yml");
+    // Without a workspace, paths are relative to the pitfile's folder: the test app's is not.
+    let diags = diagnostics(load_with_workspace(&file, None).unwrap_err());
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let d = &diags[0];
+    assert_eq!(d.code, "pit::location-not-found");
+    assert_eq!(
+        d.path.to_string(),
+        "testSuites[0].deployment.graph.testApp.location.path"
+    );
+    assert_eq!((d.line, d.column), (12, 19));
+    let help = d.help.as_deref().unwrap();
+    assert!(
+        help.contains(&format!("--workspace {}", root.join("examples").display())),
+        "{help}"
+    );
+    // With the repository root as the workspace, both are missing; the pathless component is
+    // pointed at by its id.
+    let diags = diagnostics(load_with_workspace(&file, Some(root.clone())).unwrap_err());
+    let paths: Vec<String> = diags.iter().map(|d| d.path.to_string()).collect();
+    assert_eq!(
+        paths,
+        [
+            "testSuites[0].deployment.graph.testApp.location.path",
+            "testSuites[0].deployment.graph.components[0].id",
+        ],
+        "in the order of the file"
+    );
+    assert!(
+        diags[1].message.contains("has no `location.path`"),
+        "{}",
+        diags[1].message
+    );
+    assert!(
+        diags[0].help.as_deref().unwrap().contains("--workspace"),
+        "{:?}",
+        diags[0].help
+    );
+    // A workspace where a path does exist relative to the pitfile: the hint says to drop it.
+    std::fs::create_dir_all(root.join("examples/node-1/node-1/pit-test-app")).unwrap();
+    std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+    let diags = diagnostics(load_with_workspace(&file, Some(root.join("elsewhere"))).unwrap_err());
+    let test_app = diags
+        .iter()
+        .find(|d| d.path.to_string().ends_with("location.path"))
+        .unwrap();
+    assert!(
+        test_app.help.as_deref().unwrap().contains("run without `--workspace`"),
+        "{:?}",
+        test_app.help
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
