@@ -56,6 +56,12 @@ pub struct PitfileArgs {
     /// Make every unknown key an error, not only likely typos.
     #[arg(long, env = "PIT_STRICT")]
     pub strict: bool,
+    /// Resolve LOCAL `location.path`s against this folder, as the existing toolkit's
+    /// `--workspace` does (a component without a path then runs in `<DIR>/<id>`). Default:
+    /// the pitfile's folder.
+    // No environment variable: `PIT_WORKSPACE` is the folder a suite's commands share.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
     /// Output format: messages for people, or data for programs on stdout.
     #[arg(long, short, value_enum, default_value_t = Output::Human)]
     pub output: Output,

@@ -93,6 +93,7 @@ fn load_report(args: &PitfileArgs, unset_env: Severity) -> Result<Result<Loaded,
     let opts = LoadOptions {
         strict: args.strict,
         unset_env,
+        workspace: args.workspace.clone(),
         ..LoadOptions::default()
     };
     match pitfile::load_file(&args.file, &opts) {

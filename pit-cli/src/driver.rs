@@ -69,6 +69,9 @@ pub struct RunSettings {
     pub parent_namespace: Option<String>,
     /// A running Lock Manager to take locks from (token from `PIT_LOCK_TOKEN`).
     pub lock_manager: Option<String>,
+    /// The folder LOCAL paths are relative to (default: the pitfile's folder); see
+    /// [`LoadOptions::workspace`].
+    pub workspace: Option<PathBuf>,
 }
 
 impl RunSettings {
@@ -87,6 +90,7 @@ impl RunSettings {
             kubeconfig: None,
             parent_namespace: None,
             lock_manager: None,
+            workspace: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl RunSettings {
         LoadOptions {
             strict: self.strict,
             unset_env: Severity::Error,
+            workspace: self.workspace.clone(),
             ..LoadOptions::default()
         }
     }

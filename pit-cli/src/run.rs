@@ -32,6 +32,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         kubeconfig: args.kubeconfig.clone(),
         parent_namespace: args.parent_namespace.clone(),
         lock_manager: args.lock_manager.clone(),
+        workspace: args.pitfile.workspace.clone(),
         ..RunSettings::new(&args.pitfile.file)
     };
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;

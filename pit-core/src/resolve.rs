@@ -113,6 +113,8 @@ pub async fn resolve(plan: Plan, fetcher: &dyn SourceFetcher, opts: &LoadOptions
         let path = dir.join(&remote.pit_file);
         let remote_opts = LoadOptions {
             repository_root: Some(dir.clone()),
+            // A remote pitfile's paths are relative to itself, whatever the local workspace.
+            workspace: None,
             ..opts.clone()
         };
         let loaded = pitfile::load_file(&path, &remote_opts).map_err(|source| ResolveError::RemotePitfile {

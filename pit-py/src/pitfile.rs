@@ -88,6 +88,8 @@ pub struct Pitfile {
     /// The file, when loaded from disk (LOCAL paths are relative to it).
     path: Option<PathBuf>,
     env: Option<HashMap<String, String>>,
+    /// The folder LOCAL paths are relative to, when not the pitfile's.
+    workspace: Option<PathBuf>,
 }
 
 impl Pitfile {
@@ -96,6 +98,7 @@ impl Pitfile {
             strict,
             unset_env,
             env: self.env.clone(),
+            workspace: self.workspace.clone(),
             ..LoadOptions::default()
         }
     }
@@ -114,10 +117,17 @@ impl Pitfile {
 #[pymethods]
 impl Pitfile {
     /// Reads the pitfile at `path`. `env` replaces the process environment for
-    /// `${{ env.NAME }}` placeholders. Raises `PitfileError` when the file cannot be read.
+    /// `${{ env.NAME }}` placeholders; `workspace` is the folder LOCAL paths are relative to
+    /// (`pit --workspace`; default: the pitfile's folder). Raises `PitfileError` when the file
+    /// cannot be read.
     #[staticmethod]
-    #[pyo3(signature = (path, *, env=None))]
-    fn load(py: Python<'_>, path: PathBuf, env: Option<HashMap<String, String>>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, env=None, workspace=None))]
+    fn load(
+        py: Python<'_>,
+        path: PathBuf,
+        env: Option<HashMap<String, String>>,
+        workspace: Option<PathBuf>,
+    ) -> PyResult<Self> {
         let text = std::fs::read(&path)
             .map_err(|source| pit_core::pitfile::LoadError::Read {
                 path: path.clone(),
@@ -132,6 +142,7 @@ impl Pitfile {
             text,
             path: Some(path),
             env,
+            workspace,
         })
     }
 
@@ -145,6 +156,7 @@ impl Pitfile {
             text,
             path: None,
             env,
+            workspace: None,
         }
     }
 

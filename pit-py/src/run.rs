@@ -131,7 +131,7 @@ impl RunResult {
 #[pyo3(signature = (
     path="pitfile.yml".into(), *, backend="local", max_parallel=16, on_event=None, state_dir=None,
     report_dir=None, report_store=None, lock_manager=None, kubeconfig=None, parent_namespace=None,
-    keep=false, parallel_suites=false, run_id=None, strict=false,
+    keep=false, parallel_suites=false, run_id=None, strict=false, workspace=None,
 ))]
 #[allow(clippy::too_many_arguments)] // keyword arguments, one per `pit run` flag
 fn run(
@@ -150,6 +150,7 @@ fn run(
     parallel_suites: bool,
     run_id: Option<&str>,
     strict: bool,
+    workspace: Option<PathBuf>,
 ) -> PyResult<RunResult> {
     let value_error =
         |what: &str, e: &dyn std::fmt::Display| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}"));
@@ -186,6 +187,7 @@ fn run(
         kubeconfig,
         parent_namespace,
         lock_manager,
+        workspace,
         ..RunSettings::new(path)
     };
     let loaded = settings.load().map_err(|e| errors::driver_error(py, &e))?;

@@ -5,6 +5,7 @@ mod lock;
 mod plan;
 mod report;
 mod run;
+mod toolkit;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -194,7 +194,7 @@ fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
     assert!(!workspace.exists(), "removed");
 }
 
-fn pids_in(file: &std::path::Path) -> Vec<i32> {
+pub(crate) fn pids_in(file: &std::path::Path) -> Vec<i32> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
@@ -203,7 +203,7 @@ fn pids_in(file: &std::path::Path) -> Vec<i32> {
 }
 
 /// Waits (bounded) for every pid in `pids` to end; those still running.
-fn until_ended(pids: &[i32]) -> Vec<i32> {
+pub(crate) fn until_ended(pids: &[i32]) -> Vec<i32> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let running: Vec<i32> = pids

@@ -9,7 +9,9 @@ use super::LoadOptions;
 use crate::diagnostic::{Diagnostic, FieldPath, Severity};
 use crate::yaml::{parse_bool, Node, NodeValue, ScalarStyle, Span};
 
-pub(crate) const TOP_KEYS: &[&str] = &["version", "projectName", "lockManager", "testSuites"];
+/// `trigger` (top level and per suite) is the existing toolkit's CI trigger: part of its
+/// format, read by its pipelines, ignored by PIT, so known and no warning.
+pub(crate) const TOP_KEYS: &[&str] = &["version", "projectName", "lockManager", "testSuites", "trigger"];
 pub(crate) const LOCK_MANAGER_KEYS: &[&str] =
     &["enabled", "name", "id", "location", "deploy", "undeploy", "logTailing"];
 pub(crate) const SUITE_KEYS: &[&str] = &[
@@ -20,6 +22,7 @@ pub(crate) const SUITE_KEYS: &[&str] = &[
     "lock",
     "deployment",
     "testSuiteIds",
+    "trigger",
 ];
 pub(crate) const LOCK_KEYS: &[&str] = &["timeout", "ids"];
 pub(crate) const DEPLOYMENT_KEYS: &[&str] = &["graph"];

@@ -84,8 +84,12 @@ class Pitfile:
     """A pitfile (format v1.0), read but not yet checked."""
 
     @staticmethod
-    def load(path: _StrPath, *, env: Optional[Mapping[str, str]] = None) -> Pitfile:
-        """Reads the pitfile at ``path``; ``env`` replaces the environment for ``${{ env.NAME }}``.
+    def load(
+        path: _StrPath, *, env: Optional[Mapping[str, str]] = None, workspace: Optional[_StrPath] = None
+    ) -> Pitfile:
+        """Reads the pitfile at ``path``; ``env`` replaces the environment for ``${{ env.NAME }}``;
+        ``workspace`` is the folder LOCAL paths are relative to (``pit --workspace``; default: the
+        pitfile's folder).
 
         Raises PitfileError when the file cannot be read."""
     @staticmethod
@@ -152,6 +156,7 @@ def run(
     parallel_suites: bool = False,
     run_id: Optional[str] = None,
     strict: bool = False,
+    workspace: Optional[_StrPath] = None,
 ) -> RunResult:
     """Runs the pitfile as ``pit run`` does, with the GIL released.
 

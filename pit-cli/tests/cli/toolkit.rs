@@ -1,0 +1,82 @@
+//! Drop-in for the existing PIT toolkit (issue 14): its test apps, pitfiles, reports and
+//! pipeline flags work unchanged.
+
+use crate::run::{pids_in, until_ended};
+use crate::{pit, repo, run};
+
+fn state_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pit-cli-toolkit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn workspace() -> std::path::PathBuf {
+    repo().join("examples/toolkit-compat")
+}
+
+fn pitfile() -> std::path::PathBuf {
+    workspace().join("node-1/pitfile.yml")
+}
+
+/// The whole suite through `pit run`, with a test app that answers as the existing ones do
+/// (numeric session ids, no long poll, `data.executedScenarios`, DISTRIBUTION latency), and
+/// components without `undeploy` laid out for `--workspace`.
+#[test]
+fn a_suite_of_the_existing_toolkit_runs_unchanged_end_to_end() {
+    let state = state_dir("e2e");
+    let pids_file = state.join("pids");
+    let (code, out, err) = run(pit()
+        .args(["run", "-o", "json", "--workspace"])
+        .arg(workspace())
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(pitfile())
+        .env("PIDS_FILE", &pids_file));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("JSON summary");
+    let suite = &summary["suites"][0];
+    assert_eq!(suite["outcome"], "passed", "{suite}");
+    assert!(
+        err.contains("tests started (session 1)"),
+        "the numeric id was read: {err}"
+    );
+    // The report keeps what the app sent: both scenarios, a latency distribution by percentile.
+    let report_path = suite["stored"]["location"].as_str().expect("stored");
+    let report = pit_report::Report::load(std::path::Path::new(report_path)).expect("report");
+    assert_eq!(report.scenarios.len(), 2);
+    let keys: Vec<String> = report.figures().into_iter().map(|f| f.key).collect();
+    assert!(keys.iter().any(|k| k.ends_with("/default/latency.99")), "{keys:?}");
+    // Nothing undeploys the components: ending the environment stopped both processes.
+    let pids = pids_in(&pids_file);
+    assert_eq!(pids.len(), 2, "{err}");
+    assert!(until_ended(&pids).is_empty(), "processes outlived the run");
+}
+
+/// Without the workspace, paths are the pitfile's: `validate` says so, with the fix.
+#[test]
+fn without_its_workspace_validation_fails_and_names_the_flag() {
+    let (code, _, err) = run(pit().arg("validate").arg(pitfile()));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pit::location-not-found"), "{err}");
+    assert!(err.contains("node-1/pit-test-app"), "{err}");
+    assert!(err.contains("--workspace"), "the hint names the flag: {err}");
+    let (code, _, err) = run(pit().args(["validate", "--workspace"]).arg(workspace()).arg(pitfile()));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("unknown key `trigger`"),
+        "the toolkit's trigger is known: {err}"
+    );
+}
+
+/// The report the existing toolkit's report UI ships (number `schemaVersion`, `values`).
+#[test]
+fn reports_of_the_existing_toolkit_render_and_convert() {
+    let report = repo().join("pit-report/tests/testdata/toolkit/ui-sample-number-version.json");
+    let (code, out, err) = run(pit().args(["report", "render"]).arg(&report));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Refund"), "rendered");
+    let (code, out, err) = run(pit().args(["report", "junit"]).arg(&report));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("failures=\"1\""), "{out}");
+}
