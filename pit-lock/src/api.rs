@@ -31,9 +31,10 @@ pub mod v1 {
         pub lock_id: String,
         /// Who asks.
         pub owner: String,
-        /// Lease length in seconds (default 10).
+        /// Lease length in seconds (default 10): any positive number, fractions too, clamped
+        /// to [`MIN_EXPIRY_SEC`]..=[`MAX_EXPIRY_SEC`] as the existing clients depend on.
         #[serde(default)]
-        pub expiry_in_sec: Option<u64>,
+        pub expiry_in_sec: Option<f64>,
     }
 
     /// The answer to [`AcquireRequest`].
@@ -57,9 +58,10 @@ pub mod v1 {
         pub lock_ids: Vec<String>,
         /// Their holder.
         pub owner: String,
-        /// New lease length in seconds from now (default 10).
+        /// New lease length in seconds from now (default 10), clamped as on acquire. The
+        /// existing deployer sends its pitfile's lock timeout here (`48h`: 172800).
         #[serde(default)]
-        pub expiry_in_sec: Option<u64>,
+        pub expiry_in_sec: Option<f64>,
     }
 
     /// `POST /locks/release`.
@@ -73,7 +75,14 @@ pub mod v1 {
     }
 
     /// The default lease of the existing toolkit, in seconds.
-    pub const DEFAULT_EXPIRY_SEC: u64 = 10;
+    pub const DEFAULT_EXPIRY_SEC: f64 = 10.0;
+
+    /// The shortest v1 lease: a shorter `expiryInSec` (`0`, `0.2`) is raised to it.
+    pub const MIN_EXPIRY_SEC: f64 = 1.0;
+
+    /// The longest v1 lease (a day, as v2's `ttlMs`): a longer `expiryInSec` is lowered to it.
+    /// Clients renew long before: the existing deployer every 10 s at most.
+    pub const MAX_EXPIRY_SEC: f64 = (super::MAX_TTL_MS / 1000) as f64;
 }
 
 /// Our API.

@@ -511,14 +511,18 @@ fn v1_owner(owner: &str) -> Result<(), ApiError> {
     api::check_owner_field("owner", owner)
 }
 
-fn v1_expiry(sec: Option<u64>) -> Result<Duration, ApiError> {
+/// A v1 lease length: as the existing service, any non-negative number of seconds, fractions
+/// too, but clamped to [`v1::MIN_EXPIRY_SEC`]..=[`v1::MAX_EXPIRY_SEC`] rather than refused
+/// (its deployer sends the pitfile's lock timeout, `48h` and more). Negative is refused, as
+/// there.
+fn v1_expiry(sec: Option<f64>) -> Result<Duration, ApiError> {
     let sec = sec.unwrap_or(v1::DEFAULT_EXPIRY_SEC);
-    api::check_ms("expiryInSec", sec.saturating_mul(1000), 1000).map_err(|_| {
-        ApiError::invalid(format!(
-            "`expiryInSec` is {sec}; it must be between 1 and {} seconds",
-            api::MAX_TTL_MS / 1000
-        ))
-    })
+    if !sec.is_finite() || sec < 0.0 {
+        return Err(ApiError::invalid(format!(
+            "`expiryInSec` is {sec}; it must be a number of seconds, 0 or more"
+        )));
+    }
+    Ok(Duration::from_secs_f64(sec.clamp(v1::MIN_EXPIRY_SEC, v1::MAX_EXPIRY_SEC)))
 }
 
 async fn v1_acquire(

@@ -142,6 +142,104 @@ async fn the_v1_api_answers_the_existing_toolkits_clients() {
     running.shutdown().await.unwrap();
 }
 
+/// The expiry of `id` in the service's list, in ms from `since`.
+async fn expiry_after(client: &pit_lock::HttpLockStore, id: &str, since: u64) -> i64 {
+    let list = client.list().await.unwrap();
+    let e = list.locks.iter().find(|e| e.id.as_str() == id).expect("held");
+    i64::try_from(e.expires_at_ms).unwrap() - i64::try_from(since).unwrap()
+}
+
+/// Issue 14: what the existing deployer's lock client depends on. It sends its pitfile's lock
+/// timeout as `expiryInSec` (`48h`: 172800), and dies on a 400 from release.
+#[tokio::test]
+async fn the_v1_api_is_as_lenient_as_the_existing_clients_need() {
+    let (running, _, _) = service("v1_lenient", Auth::default()).await;
+    let a = running.addr;
+    let client = client_with(&running, None);
+    let day_ms = 86_400_000;
+    // Longer than a day: clamped, not refused.
+    let before = pit_core::lock::now_ms();
+    let (s, v) = post(
+        a,
+        "/locks/acquire",
+        r#"{"lockId":"long","owner":"deployer","expiryInSec":172800}"#,
+    )
+    .await;
+    assert_eq!((s, &v["acquired"]), (200, &json!(true)), "{v}");
+    let e = expiry_after(&client, "long", before).await;
+    assert!((day_ms - 5_000..=day_ms + 5_000).contains(&e), "clamped to a day: {e} ms");
+    let (s, v) = post(
+        a,
+        "/locks/keep-alive",
+        r#"{"lockIds":["long"],"owner":"deployer","expiryInSec":172800}"#,
+    )
+    .await;
+    assert_eq!((s, v), (200, json!(["long"])));
+    // Fractions are seconds; 0 is the shortest lease, a second.
+    let before = pit_core::lock::now_ms();
+    let (s, v) = post(
+        a,
+        "/locks/acquire",
+        r#"{"lockId":"fraction","owner":"deployer","expiryInSec":1.5}"#,
+    )
+    .await;
+    assert_eq!((s, &v["acquired"]), (200, &json!(true)), "{v}");
+    let e = expiry_after(&client, "fraction", before).await;
+    assert!((1_400..=2_500).contains(&e), "1.5 s: {e} ms");
+    let before = pit_core::lock::now_ms();
+    let (s, v) = post(
+        a,
+        "/locks/acquire",
+        r#"{"lockId":"zero","owner":"deployer","expiryInSec":0}"#,
+    )
+    .await;
+    assert_eq!((s, &v["acquired"]), (200, &json!(true)), "{v}");
+    let e = expiry_after(&client, "zero", before).await;
+    assert!((900..=2_000).contains(&e), "raised to 1 s: {e} ms");
+    // A lock that expired and that nobody took: its owner's release answers 200 with the id.
+    until_list(&client, "the short locks expire", |l| {
+        l.locks.iter().all(|e| !["fraction", "zero"].contains(&e.id.as_str()))
+    })
+    .await;
+    let (s, v) = post(
+        a,
+        "/locks/release",
+        r#"{"lockIds":["fraction","zero"],"owner":"deployer"}"#,
+    )
+    .await;
+    assert_eq!((s, v), (200, json!(["fraction", "zero"])));
+    // Once someone else took it, it is theirs: the old owner's release is refused.
+    let (_, v) = post(
+        a,
+        "/locks/acquire",
+        r#"{"lockId":"taken","owner":"first","expiryInSec":1}"#,
+    )
+    .await;
+    assert_eq!(v["acquired"], json!(true));
+    until_list(&client, "`taken` expires", |l| {
+        l.locks.iter().all(|e| e.id.as_str() != "taken")
+    })
+    .await;
+    let (_, v) = post(
+        a,
+        "/locks/acquire",
+        r#"{"lockId":"taken","owner":"second","expiryInSec":30}"#,
+    )
+    .await;
+    assert_eq!(v["acquired"], json!(true), "an expired lock is free: {v}");
+    let (s, v) = post(a, "/locks/release", r#"{"lockIds":["taken"],"owner":"first"}"#).await;
+    assert_eq!((s, &v["code"]), (400, &json!("not_held")), "{v}");
+    // v2 stays strict: a day at most, and no zero.
+    let (s, _) = post(
+        a,
+        "/v2/leases",
+        r#"{"ids":["v2"],"ttlMs":172800000,"owner":{"name":"o"}}"#,
+    )
+    .await;
+    assert_eq!(s, 400);
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn every_bad_input_is_a_json_4xx_naming_the_problem() {
     let (running, _, _) = service("bad_input", Auth::default()).await;
@@ -170,7 +268,7 @@ async fn every_bad_input_is_a_json_4xx_naming_the_problem() {
             r#"{"lockId":"x","owner":"o","expiryInSec":-1}"#.into(),
             400,
             "invalid_request",
-            "invalid value",
+            "0 or more",
         ),
         (
             "/locks/acquire",
