@@ -48,10 +48,13 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, clap::Args)]
+/// The pitfile `validate`, `plan` and `run` read when none is given.
+pub const DEFAULT_PITFILE: &str = "pitfile.yml";
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct PitfileArgs {
     /// The pitfile.
-    #[arg(default_value = "pitfile.yml", env = "PIT_FILE")]
+    #[arg(default_value = DEFAULT_PITFILE, env = "PIT_FILE")]
     pub file: PathBuf,
     /// Make every unknown key an error, not only likely typos.
     #[arg(long, env = "PIT_STRICT")]
@@ -127,6 +130,98 @@ pub struct RunArgs {
     /// embedded file lock store.
     #[arg(long, env = "PIT_LOCK_MANAGER")]
     pub lock_manager: Option<String>,
+    /// k8s backend: how PIT reaches a test app that publishes no PIT_TEST_APP_URL (and a
+    /// deployed Lock Manager without PIT_LOCK_MANAGER_URL): `api-proxy`, the API server's
+    /// service proxy with the kubeconfig's credentials; `ingress`, `<cluster-url>/<namespace>.
+    /// <suite id>`; `none`, only what deploy commands publish.
+    #[arg(long, value_enum, default_value_t = TestAppAccess::ApiProxy, env = "PIT_TEST_APP_ACCESS")]
+    pub test_app_access: TestAppAccess,
+    /// k8s backend: the base URL of the cluster's ingress, for `--test-app-access ingress`.
+    #[arg(long, env = "PIT_CLUSTER_URL")]
+    pub cluster_url: Option<String>,
+    /// k8s backend: the port of the test app's (and Lock Manager's) Service, for
+    /// `--test-app-access api-proxy`.
+    #[arg(long, default_value_t = 80)]
+    pub test_app_port: u16,
+    /// The existing toolkit's deployer flags, accepted as it takes them.
+    #[command(flatten)]
+    pub toolkit: ToolkitArgs,
+}
+
+/// How PIT reaches a test app on Kubernetes when its deploy publishes no URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestAppAccess {
+    /// Through the API server's service proxy, with the kubeconfig's credentials.
+    ApiProxy,
+    /// Through the cluster's ingress: `<cluster-url>/<namespace>.<suite id>`.
+    Ingress,
+    /// Only the URL the deploy command publishes.
+    None,
+}
+
+/// The flags of the existing PIT toolkit's deployer (`k8s-deployer`), each `--flag value`, so
+/// that a CI job switches by changing the program's name. Hidden from `-h`; `--help` lists
+/// them; docs/migrating.md maps each to PIT's own option.
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Flags of the existing PIT toolkit (see docs/migrating.md)")]
+pub struct ToolkitArgs {
+    /// The commit tested: recorded in reports (as PIT_COMMIT).
+    #[arg(long = "commit-sha", value_name = "SHA", hide_short_help = true)]
+    pub commit_sha: Option<String>,
+    /// The pitfile (as the FILE argument).
+    #[arg(long = "pitfile", value_name = "FILE", hide_short_help = true)]
+    pub pitfile: Option<PathBuf>,
+    /// As --parent-namespace.
+    #[arg(long = "parent-ns", value_name = "NS", hide_short_help = true)]
+    pub parent_ns: Option<String>,
+    /// Accepted, not used: PIT names namespaces `pit-<suite id>-<run id>`.
+    #[arg(long = "subns-prefix", value_name = "PREFIX", hide_short_help = true)]
+    pub subns_prefix: Option<String>,
+    /// Accepted, not used: PIT names namespaces after the run id (time-ordered, unique).
+    #[arg(long = "subns-name-generator-type", value_name = "TYPE", value_parser = ["COMMITSHA", "DATE"], hide_short_help = true)]
+    pub subns_name_generator_type: Option<String>,
+    /// With --report-branch-name: as --report-store git:URL#BRANCH.
+    #[arg(long = "report-repository", value_name = "URL", hide_short_help = true)]
+    pub report_repository: Option<String>,
+    /// The branch of --report-repository.
+    #[arg(long = "report-branch-name", value_name = "BRANCH", hide_short_help = true)]
+    pub report_branch_name: Option<String>,
+    /// The author of report commits (as PIT_GIT_AUTHOR_NAME).
+    #[arg(long = "report-user-name", value_name = "NAME", hide_short_help = true)]
+    pub report_user_name: Option<String>,
+    /// The author's email (as PIT_GIT_AUTHOR_EMAIL).
+    #[arg(long = "report-user-email", value_name = "EMAIL", hide_short_help = true)]
+    pub report_user_email: Option<String>,
+    /// Given to every command as PIT_TARGET_ENVIRONMENT.
+    #[arg(long = "target-environment", value_name = "NAME", hide_short_help = true)]
+    pub target_environment: Option<String>,
+    /// Seconds to wait for a namespace to be created or deleted.
+    #[arg(long = "namespace-timeout", value_name = "SECONDS", hide_short_help = true)]
+    pub namespace_timeout: Option<u64>,
+    /// `true`: take locks in the embedded store, never a Lock Manager.
+    #[arg(long = "lock-manager-mock", value_name = "BOOL", value_parser = toolkit_bool, hide_short_help = true)]
+    pub lock_manager_mock: Option<bool>,
+    /// `true` (its default): --test-app-access api-proxy; `false`: ingress at --cluster-url.
+    #[arg(long = "use-kube-proxy", value_name = "BOOL", value_parser = toolkit_bool, hide_short_help = true)]
+    pub use_kube_proxy: Option<bool>,
+    /// Accepted, not used: PIT's Lock Manager client retries on its own.
+    #[arg(long = "lock-manager-api-retries", value_name = "N", hide_short_help = true)]
+    pub lock_manager_api_retries: Option<u32>,
+    /// `false`: as --keep (leave the environments up).
+    #[arg(long = "enable-cleanups", value_name = "BOOL", value_parser = toolkit_bool, hide_short_help = true)]
+    pub enable_cleanups: Option<bool>,
+    /// As --test-app-port.
+    #[arg(long = "test-runner-app-port", value_name = "PORT", hide_short_help = true)]
+    pub test_runner_app_port: Option<u16>,
+}
+
+/// `true` or `false`, as the existing toolkit writes its flags' values.
+fn toolkit_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("`{other}` is neither `true` nor `false`")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,8 @@
 //! # Ok(()) }
 //! ```
 
+/// How a test app that publishes no URL is reached on Kubernetes.
+pub use pit_k8s::ServiceAccess;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +74,20 @@ pub struct RunSettings {
     /// The folder LOCAL paths are relative to (default: the pitfile's folder); see
     /// [`LoadOptions::workspace`].
     pub workspace: Option<PathBuf>,
+    /// k8s: how to reach a test app (or deployed Lock Manager) that publishes no URL.
+    pub access: pit_k8s::ServiceAccess,
+    /// k8s: how long to wait for a namespace to be created or deleted (default 120 s).
+    pub namespace_timeout: Option<Duration>,
+    /// The commit tested, recorded in reports (default: from the CI's variables).
+    pub commit: Option<String>,
+    /// The author of report commits in a git store: name and email (default:
+    /// `PIT_GIT_AUTHOR_NAME`/`PIT_GIT_AUTHOR_EMAIL`, else `PIT <pit@localhost>`).
+    pub report_author: (Option<String>, Option<String>),
+    /// Extra variables for every command.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Take every lock in the embedded store: no Lock Manager, not even the one the pitfile
+    /// deploys (the existing toolkit's `--lock-manager-mock true`).
+    pub embedded_locks: bool,
 }
 
 impl RunSettings {
@@ -91,6 +107,12 @@ impl RunSettings {
             parent_namespace: None,
             lock_manager: None,
             workspace: None,
+            access: pit_k8s::ServiceAccess::default(),
+            namespace_timeout: None,
+            commit: None,
+            report_author: (None, None),
+            env: std::collections::BTreeMap::new(),
+            embedded_locks: false,
         }
     }
 
@@ -214,7 +236,13 @@ pub async fn prepare(
         .report_store
         .clone()
         .unwrap_or_else(|| StoreSpec::Dir(state.join("reports")));
-    let reports = AnyStore::open(&report_store, &state.join("report-repos"));
+    let mut context = pit_report::store::RunContext::from_env();
+    if settings.commit.is_some() {
+        context.git_commit.clone_from(&settings.commit);
+    }
+    let reports = AnyStore::open(&report_store, &state.join("report-repos"))
+        .with_context(context)
+        .with_author(settings.report_author.0.clone(), settings.report_author.1.clone());
     let plan = if pit_core::resolve::needs_fetching(&plan) {
         note("fetching remote suites and components");
         let cache = pit_git::GitCache::new(state.join("sources"));
@@ -222,14 +250,17 @@ pub async fn prepare(
     } else {
         plan
     };
-    let locks: Arc<dyn LockStore> = match &settings.lock_manager {
+    let lock_manager = settings.lock_manager.as_ref().filter(|_| !settings.embedded_locks);
+    let locks: Arc<dyn LockStore> = match lock_manager {
         Some(url) => Arc::new(lock_client(url)?),
         None => Arc::new(FileLockStore::new(state.join("locks"))),
     };
     // A Lock Manager given in the settings is shared and already running: the pitfile's
     // `lockManager.deploy` is for runs without one.
-    let deploy_lock_manager = settings.lock_manager.is_none() && plan.lock_manager.is_some();
-    if plan.lock_manager_enabled && settings.lock_manager.is_none() && plan.lock_manager.is_none() {
+    let deploy_lock_manager = lock_manager.is_none() && plan.lock_manager.is_some() && !settings.embedded_locks;
+    if settings.embedded_locks {
+        note("the Lock Manager is mocked (--lock-manager-mock true): locks go to the embedded lock store, exclusive on this machine only");
+    } else if plan.lock_manager_enabled && lock_manager.is_none() && plan.lock_manager.is_none() {
         note(
             "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
              lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
@@ -250,10 +281,13 @@ pub async fn prepare(
         let kubeconfig = settings.kubeconfig();
         let client = pit_k8s::client(kubeconfig.as_deref()).await?;
         note("backend: Kubernetes (a namespace per suite)");
-        Arc::new(
-            pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig)
-                .with_parent_namespace(settings.parent_namespace.clone()),
-        )
+        let deployer = pit_k8s::K8sDeployer::new(client, &run_dir, kubeconfig)
+            .with_parent_namespace(settings.parent_namespace.clone())
+            .with_access(settings.access.clone());
+        Arc::new(match settings.namespace_timeout {
+            Some(t) => deployer.with_timeout(t),
+            None => deployer,
+        })
     } else {
         Arc::new(LocalDeployer::new(&run_dir))
     };
@@ -277,6 +311,7 @@ pub async fn prepare(
         max_parallel: settings.max_parallel,
         keep: settings.keep,
         parallel_suites: settings.parallel_suites,
+        env: settings.env.clone(),
         ..RunOptions::default()
     };
     Ok(PreparedRun {

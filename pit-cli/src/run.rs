@@ -7,33 +7,131 @@ use pit_core::diagnostic::Severity;
 use pit_core::engine::{Event, EventKind, RunSummary, SuiteOutcome};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Output, RunArgs};
+use crate::cli::{Output, PitfileArgs, RunArgs, TestAppAccess, DEFAULT_PITFILE};
 use crate::commands::{load, stdout, Ui};
 use crate::error::CliError;
 
 pub use pit_cli::driver::default_state_dir;
 
+/// The pitfile argument, with the existing toolkit's `--pitfile` in place of FILE.
+fn pitfile_args(args: &RunArgs) -> Result<PitfileArgs, CliError> {
+    let mut pitfile = args.pitfile.clone();
+    if let Some(file) = &args.toolkit.pitfile {
+        if pitfile.file != std::path::Path::new(DEFAULT_PITFILE) && &pitfile.file != file {
+            return Err(CliError::Usage(format!(
+                "the pitfile is given twice: `{}` and `--pitfile {}` (give one)",
+                pitfile.file.display(),
+                file.display()
+            )));
+        }
+        pitfile.file.clone_from(file);
+    }
+    Ok(pitfile)
+}
+
+/// How a test app is reached on Kubernetes: PIT's flags, or the existing toolkit's
+/// `--use-kube-proxy`, `--cluster-url` and `--test-runner-app-port` (its default: the proxy).
+fn access(args: &RunArgs) -> Result<pit_k8s::ServiceAccess, CliError> {
+    let t = &args.toolkit;
+    let mode = match t.use_kube_proxy {
+        Some(true) => TestAppAccess::ApiProxy,
+        Some(false) => TestAppAccess::Ingress,
+        None => args.test_app_access,
+    };
+    Ok(match mode {
+        TestAppAccess::None => pit_k8s::ServiceAccess::Published,
+        TestAppAccess::ApiProxy => pit_k8s::ServiceAccess::ApiProxy {
+            port: t.test_runner_app_port.unwrap_or(args.test_app_port),
+        },
+        TestAppAccess::Ingress => pit_k8s::ServiceAccess::Ingress {
+            cluster_url: args.cluster_url.clone().ok_or_else(|| {
+                CliError::Usage(
+                    "reaching test apps through the ingress needs its URL: pass --cluster-url (such as http://localhost)"
+                        .into(),
+                )
+            })?,
+        },
+    })
+}
+
+/// Warnings for the existing toolkit's flags that PIT accepts but has no use for.
+fn unused_toolkit_flags(args: &RunArgs) -> Vec<String> {
+    let t = &args.toolkit;
+    let mut out = Vec::new();
+    if let Some(p) = &t.subns_prefix {
+        out.push(format!(
+            "--subns-prefix {p} is accepted but not used: PIT names each suite's namespace `pit-<suite id>-<run id>` (and labels it with the project, suite and run)"
+        ));
+    }
+    if let Some(g) = &t.subns_name_generator_type {
+        out.push(format!(
+            "--subns-name-generator-type {g} is accepted but not used: namespace names carry the run id, which is unique and time-ordered"
+        ));
+    }
+    if let Some(n) = t.lock_manager_api_retries {
+        out.push(format!(
+            "--lock-manager-api-retries {n} is accepted but not used: PIT's Lock Manager client retries on its own (connection errors and 503, with backoff, for as long as the lock wait lasts)"
+        ));
+    }
+    if t.report_branch_name.is_some() && t.report_repository.is_none() {
+        out.push("--report-branch-name is not used without --report-repository".into());
+    }
+    if args.toolkit.test_runner_app_port.is_some() && matches!(access(args), Ok(pit_k8s::ServiceAccess::Ingress { .. }))
+    {
+        out.push("--test-runner-app-port is not used with the ingress (--use-kube-proxy false)".into());
+    }
+    out
+}
+
 pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
+    let pitfile = pitfile_args(args)?;
+    let access = access(args)?;
+    let t = &args.toolkit;
+    let report_store = match (&args.report_store, &args.report_dir, &t.report_repository) {
+        (Some(_) | None, Some(_), Some(_)) | (Some(_), _, Some(_)) => {
+            return Err(CliError::Usage(
+                "give the report store once: --report-store, --report-dir or --report-repository".into(),
+            ))
+        }
+        (Some(spec), _, None) => Some(spec.clone()),
+        (None, Some(dir), None) => Some(pit_report::store::StoreSpec::Dir(dir.clone())),
+        (None, None, Some(url)) => Some(pit_report::store::StoreSpec::Git {
+            url: url.clone(),
+            branch: t.report_branch_name.clone(),
+        }),
+        (None, None, None) => None,
+    };
+    for warning in unused_toolkit_flags(args) {
+        ui.message(&format!("warning: {warning}"));
+    }
     // Unset `${{ env.NAME }}` variables are errors here, before anything is deployed.
-    let loaded = load(ui, &args.pitfile, Severity::Error)?;
+    let loaded = load(ui, &pitfile, Severity::Error)?;
+    let mut env = std::collections::BTreeMap::new();
+    if let Some(target) = &t.target_environment {
+        env.insert("PIT_TARGET_ENVIRONMENT".to_owned(), target.clone());
+    }
     let settings = RunSettings {
-        strict: args.pitfile.strict,
+        strict: pitfile.strict,
         run_id: args.run_id,
         max_parallel: usize::from(args.max_parallel),
         parallel_suites: args.parallel_suites,
-        keep: args.keep,
+        // The existing toolkit's `--enable-cleanups false` leaves the environments up.
+        keep: args.keep || t.enable_cleanups == Some(false),
         state_dir: args.state_dir.clone(),
-        report_store: match (&args.report_store, &args.report_dir) {
-            (Some(spec), _) => Some(spec.clone()),
-            (None, Some(dir)) => Some(pit_report::store::StoreSpec::Dir(dir.clone())),
-            (None, None) => None,
-        },
+        report_store,
         backend: args.backend,
         kubeconfig: args.kubeconfig.clone(),
-        parent_namespace: args.parent_namespace.clone(),
+        parent_namespace: args.parent_namespace.clone().or_else(|| t.parent_ns.clone()),
         lock_manager: args.lock_manager.clone(),
-        workspace: args.pitfile.workspace.clone(),
-        ..RunSettings::new(&args.pitfile.file)
+        // `--lock-manager-mock true`: the embedded store, whatever else is configured.
+        embedded_locks: t.lock_manager_mock == Some(true),
+        workspace: pitfile.workspace.clone(),
+        access,
+        namespace_timeout: t.namespace_timeout.map(std::time::Duration::from_secs),
+        commit: t.commit_sha.clone(),
+        report_author: (t.report_user_name.clone(), t.report_user_email.clone()),
+        env,
+        ..RunSettings::new(&pitfile.file)
     };
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

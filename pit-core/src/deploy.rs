@@ -201,6 +201,19 @@ pub trait Deployer: Send + Sync {
         None
     }
 
+    /// A base URL for `service` (a component id: the test app, or a deployed Lock Manager) in
+    /// `env`, for when its deploy command published none. `route` is the path segment an
+    /// ingress routes to it by: the suite id for a test app, as the existing toolkit's
+    /// ingresses do. Whatever serves the URL (such as a local proxy) lives until the
+    /// environment is removed.
+    ///
+    /// `Ok(None)` (the default, and the local backend's answer): the published URL is the only
+    /// way.
+    async fn service_url(&self, env: &Environment, service: &str, route: &str) -> Result<Option<String>, DeployError> {
+        let _ = (env, service, route);
+        Ok(None)
+    }
+
     /// Runs a deploy or undeploy command and requires exit code 0.
     async fn deploy(
         &self,

@@ -694,13 +694,17 @@ impl Engine {
                 .deploy_component(&sid, env, lm, &vars, cancel, timeline)
                 .await
                 .map_err(|e| failed(format!("the Lock Manager: {}", error_chain(&e))))?;
-            let Some(url) = outputs.get(LOCK_MANAGER_URL_KEY) else {
+            let url = self
+                .published_or_derived(env, &outputs, LOCK_MANAGER_URL_KEY, lm.id.as_str(), lm.id.as_str())
+                .await
+                .map_err(|e| failed(format!("the Lock Manager: {}", error_chain(&e))))?;
+            let Some(url) = url else {
                 return Err(failed(format!(
                     "Lock Manager `{}` did not publish its URL (hint: its deploy command writes `{LOCK_MANAGER_URL_KEY}=http://…` to the file named by $PIT_OUTPUTS)",
                     lm.id
                 )));
             };
-            store = connect(url).map_err(|e| failed(format!("the Lock Manager at {url}: {e}")))?;
+            store = connect(&url).map_err(|e| failed(format!("the Lock Manager at {url}: {e}")))?;
         }
         let Some(locks) = &suite.locks else {
             return Ok((store, None));
@@ -815,6 +819,28 @@ impl Engine {
             },
         );
         Ok(own)
+    }
+
+    /// The URL a component published under `key`, else the one the backend derives for its
+    /// `service` ([`Deployer::service_url`]).
+    async fn published_or_derived(
+        &self,
+        env: &Environment,
+        published: &BTreeMap<String, String>,
+        key: &str,
+        service: &str,
+        route: &str,
+    ) -> Result<Option<String>, DeployError> {
+        match published.get(key) {
+            Some(url) => Ok(Some(url.clone())),
+            None => {
+                let url = self.deployer.service_url(env, service, route).await?;
+                if let Some(url) = &url {
+                    tracing::info!(%service, %url, "no {key} published: reaching it through the backend");
+                }
+                Ok(url)
+            }
+        }
     }
 
     /// Runs `c`'s undeploy command with `vars` (cut short only by `force`).
@@ -949,9 +975,24 @@ impl Engine {
 
         // The tests.
         let test_app = comps[n - 1];
-        let url = outputs.lock().expect("no panics while held")[n - 1]
-            .get(TEST_APP_URL_KEY)
-            .cloned();
+        let published = outputs.lock().expect("no panics while held")[n - 1].clone();
+        let url = match self
+            .published_or_derived(
+                &env,
+                &published,
+                TEST_APP_URL_KEY,
+                test_app.id.as_str(),
+                suite.id.as_str(),
+            )
+            .await
+        {
+            Ok(url) => url,
+            Err(e) => {
+                return SuiteOutcome::Error {
+                    message: format!("cannot reach test app `{}`: {}", test_app.id, error_chain(&e)),
+                }
+            }
+        };
         let Some(url) = url else {
             return SuiteOutcome::Error {
                 message: format!(

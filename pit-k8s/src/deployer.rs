@@ -2,7 +2,9 @@
 //! processes against it (as the existing toolkit's deploy scripts do, with `kubectl`), with
 //! `KUBECONFIG` and `PIT_NAMESPACE` set.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +14,7 @@ use pit_core::pitfile::ComponentId;
 use pit_core::process::Finished;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{ApiProxy, ServiceAccess};
 use crate::namespace::{self, NamespaceSpec};
 
 /// Runs suites in namespaces of a cluster.
@@ -30,6 +33,9 @@ pub struct K8sDeployer {
     ttl: Duration,
     timeout: Duration,
     parent: Option<String>,
+    access: ServiceAccess,
+    /// The API server proxies serving each environment's services, stopped when it is removed.
+    proxies: Arc<Mutex<HashMap<String, Vec<ApiProxy>>>>,
 }
 
 impl std::fmt::Debug for K8sDeployer {
@@ -52,7 +58,17 @@ impl K8sDeployer {
             ttl: Duration::from_secs(6 * 3600),
             timeout: Duration::from_secs(120),
             parent: None,
+            access: ServiceAccess::default(),
+            proxies: Arc::default(),
         }
+    }
+
+    /// How to reach a test app (or a deployed Lock Manager) whose deploy publishes no URL
+    /// (default: [`ServiceAccess::ApiProxy`] on port 80, as the existing toolkit).
+    #[must_use]
+    pub fn with_access(mut self, access: ServiceAccess) -> Self {
+        self.access = access;
+        self
     }
 
     /// How long a namespace may live before `pit brownie` deletes it (default 6 h), written
@@ -113,6 +129,9 @@ impl Deployer for K8sDeployer {
             None => namespace::delete(&self.client, &env.name, self.timeout).await,
         }
         .map_err(|e| env_error(&env.name, e));
+        // Its services are no longer served.
+        let proxies = self.proxies.lock().expect("no panics while held").remove(&env.name);
+        drop(proxies);
         // The local part (workspace) goes whatever happened to the namespace.
         let local = self.local.remove_environment(env).await;
         removed.and(local)
@@ -147,6 +166,32 @@ impl Deployer for K8sDeployer {
                 name: env.name.clone(),
                 source,
             })
+    }
+
+    /// Derives the URL as [`ServiceAccess`] says: the ingress route, or a loopback port
+    /// forwarding to the API server's service proxy for `service` (kept until the environment is
+    /// removed).
+    async fn service_url(&self, env: &Environment, service: &str, route: &str) -> Result<Option<String>, DeployError> {
+        match &self.access {
+            ServiceAccess::Published => Ok(None),
+            ServiceAccess::Ingress { .. } => Ok(self.access.ingress_url(&env.name, route)),
+            ServiceAccess::ApiProxy { port } => {
+                let proxy = ApiProxy::start(self.client.clone(), &env.name, service, *port)
+                    .await
+                    .map_err(|source| DeployError::Environment {
+                        name: env.name.clone(),
+                        source,
+                    })?;
+                let url = proxy.url().to_owned();
+                self.proxies
+                    .lock()
+                    .expect("no panics while held")
+                    .entry(env.name.clone())
+                    .or_default()
+                    .push(proxy);
+                Ok(Some(url))
+            }
+        }
     }
 
     async fn run(&self, env: &Environment, step: &Step, cancel: &CancellationToken) -> Result<Finished, DeployError> {

@@ -8,11 +8,14 @@
 //!   pitfile's commands against it with `KUBECONFIG` and `PIT_NAMESPACE`, and at teardown
 //!   deletes it and waits until it is gone, saying what blocks it when it is not;
 //! - [`logs`]: `logTailing`, following a component's pods' containers while the suite runs;
-//! - [`janitor`]: `pit brownie`, which deletes the namespaces crashed runs left behind.
+//! - [`janitor`]: `pit brownie`, which deletes the namespaces crashed runs left behind;
+//! - [`access`]: reaching a test app that publishes no URL, through the ingress or the API
+//!   server's service proxy, as the existing toolkit's deployer does.
 //!
 //! Both are tested against a real control plane (`scripts/k8s up`).
 #![warn(missing_docs)]
 
+pub mod access;
 mod deployer;
 pub mod forensics;
 pub mod janitor;
@@ -20,6 +23,7 @@ pub mod logs;
 pub mod namespace;
 pub mod rollout;
 
+pub use access::ServiceAccess;
 pub use deployer::K8sDeployer;
 pub use kube;
 

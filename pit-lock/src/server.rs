@@ -522,7 +522,9 @@ fn v1_expiry(sec: Option<f64>) -> Result<Duration, ApiError> {
             "`expiryInSec` is {sec}; it must be a number of seconds, 0 or more"
         )));
     }
-    Ok(Duration::from_secs_f64(sec.clamp(v1::MIN_EXPIRY_SEC, v1::MAX_EXPIRY_SEC)))
+    Ok(Duration::from_secs_f64(
+        sec.clamp(v1::MIN_EXPIRY_SEC, v1::MAX_EXPIRY_SEC),
+    ))
 }
 
 async fn v1_acquire(

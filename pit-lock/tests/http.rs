@@ -167,7 +167,10 @@ async fn the_v1_api_is_as_lenient_as_the_existing_clients_need() {
     .await;
     assert_eq!((s, &v["acquired"]), (200, &json!(true)), "{v}");
     let e = expiry_after(&client, "long", before).await;
-    assert!((day_ms - 5_000..=day_ms + 5_000).contains(&e), "clamped to a day: {e} ms");
+    assert!(
+        (day_ms - 5_000..=day_ms + 5_000).contains(&e),
+        "clamped to a day: {e} ms"
+    );
     let (s, v) = post(
         a,
         "/locks/keep-alive",

@@ -132,6 +132,7 @@ impl RunResult {
     path="pitfile.yml".into(), *, backend="local", max_parallel=16, on_event=None, state_dir=None,
     report_dir=None, report_store=None, lock_manager=None, kubeconfig=None, parent_namespace=None,
     keep=false, parallel_suites=false, run_id=None, strict=false, workspace=None,
+    test_app_access="api-proxy", cluster_url=None, test_app_port=80, commit=None,
 ))]
 #[allow(clippy::too_many_arguments)] // keyword arguments, one per `pit run` flag
 fn run(
@@ -151,6 +152,10 @@ fn run(
     run_id: Option<&str>,
     strict: bool,
     workspace: Option<PathBuf>,
+    test_app_access: &str,
+    cluster_url: Option<String>,
+    test_app_port: u16,
+    commit: Option<String>,
 ) -> PyResult<RunResult> {
     let value_error =
         |what: &str, e: &dyn std::fmt::Display| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}"));
@@ -162,6 +167,18 @@ fn run(
             return Err(value_error(
                 "backend",
                 &format!("`{other}` is not one of auto, local, k8s"),
+            ))
+        }
+    };
+    let access = match (test_app_access, cluster_url) {
+        ("api-proxy", _) => pit_cli::driver::ServiceAccess::ApiProxy { port: test_app_port },
+        ("ingress", Some(cluster_url)) => pit_cli::driver::ServiceAccess::Ingress { cluster_url },
+        ("ingress", None) => return Err(value_error("cluster_url", &"`ingress` access needs the ingress's URL")),
+        ("none", _) => pit_cli::driver::ServiceAccess::Published,
+        (other, _) => {
+            return Err(value_error(
+                "test_app_access",
+                &format!("`{other}` is not one of api-proxy, ingress, none"),
             ))
         }
     };
@@ -188,6 +205,8 @@ fn run(
         parent_namespace,
         lock_manager,
         workspace,
+        access,
+        commit,
         ..RunSettings::new(path)
     };
     let loaded = settings.load().map_err(|e| errors::driver_error(py, &e))?;

@@ -343,6 +343,7 @@ pub struct GitStore {
     cache: PathBuf,
     context: RunContext,
     attempts: u32,
+    author: (Option<String>, Option<String>),
 }
 
 impl GitStore {
@@ -355,7 +356,16 @@ impl GitStore {
             cache: cache.into(),
             context: RunContext::from_env(),
             attempts: 30,
+            author: (None, None),
         }
+    }
+
+    /// The author of the commits it makes, name and email (each defaults to
+    /// `PIT_GIT_AUTHOR_NAME`/`PIT_GIT_AUTHOR_EMAIL`, else `PIT <pit@localhost>`).
+    #[must_use]
+    pub fn with_author(mut self, name: Option<String>, email: Option<String>) -> Self {
+        self.author = (name, email);
+        self
     }
 
     /// The same, with an explicit context.
@@ -438,9 +448,19 @@ impl GitStore {
             None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
         };
         let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
+        let name = self
+            .author
+            .0
+            .clone()
+            .or_else(|| std::env::var("PIT_GIT_AUTHOR_NAME").ok());
+        let email = self
+            .author
+            .1
+            .clone()
+            .or_else(|| std::env::var("PIT_GIT_AUTHOR_EMAIL").ok());
         let sig = git2::Signature::now(
-            &std::env::var("PIT_GIT_AUTHOR_NAME").unwrap_or_else(|_| "PIT".into()),
-            &std::env::var("PIT_GIT_AUTHOR_EMAIL").unwrap_or_else(|_| "pit@localhost".into()),
+            name.as_deref().unwrap_or("PIT"),
+            email.as_deref().unwrap_or("pit@localhost"),
         )?;
         let message = format!(
             "pit: report of {}/{}, run {}, {}\n\nbranch: {}\ncommit: {}\nspec: {}\n",
@@ -681,6 +701,24 @@ impl AnyStore {
                     .collect();
                 Self::Git(GitStore::new(url, branch.clone(), work_dir.join(key)))
             }
+        }
+    }
+
+    /// The same, recording `context` in every report.
+    #[must_use]
+    pub fn with_context(self, context: RunContext) -> Self {
+        match self {
+            Self::Dir(d) => Self::Dir(d.with_context(context)),
+            Self::Git(g) => Self::Git(g.with_context(context)),
+        }
+    }
+
+    /// The same, with this author for a git store's commits (see [`GitStore::with_author`]).
+    #[must_use]
+    pub fn with_author(self, name: Option<String>, email: Option<String>) -> Self {
+        match self {
+            Self::Dir(d) => Self::Dir(d),
+            Self::Git(g) => Self::Git(g.with_author(name, email)),
         }
     }
 
