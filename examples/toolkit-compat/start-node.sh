@@ -20,4 +20,4 @@ if ! read -r -t 20 url <"$fifo"; then
   exit 1
 fi
 echo "$key=$url" >>"$PIT_OUTPUTS"
-echo "started node $script at $url"
+echo "started node $script at $url (target environment: ${PIT_TARGET_ENVIRONMENT:-none})"

@@ -11,6 +11,14 @@ use std::time::{Duration, Instant};
 /// # Panics
 /// When git fails, with its error output.
 pub fn git(dir: &Path, args: &[&str]) {
+    git_output(dir, args);
+}
+
+/// Runs `git args` in `dir` with a fixed identity; its standard output.
+///
+/// # Panics
+/// When git fails, with its error output.
+pub fn git_output(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -25,6 +33,7 @@ pub fn git(dir: &Path, args: &[&str]) {
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `git daemon` on a free loopback port, serving the repositories under a directory (reads and

@@ -420,16 +420,17 @@ impl GitStore {
         let mut opts = git2::FetchOptions::new();
         opts.remote_callbacks(pit_git::remote_callbacks());
         let tracking = format!("refs/pit/remote/{branch}");
-        // A branch the remote lacks is fetched as nothing.
-        remote.fetch(&[format!("+refs/heads/{branch}:{tracking}")], Some(&mut opts), None)?;
-        let has = remote
-            .list()?
-            .iter()
-            .any(|h| h.name() == format!("refs/heads/{branch}"));
-        if !has {
-            return Ok(None);
+        // A branch the remote lacks is fetched as nothing: the tracking ref, removed first, is
+        // then absent. (Not `Remote::list`, which git2 0.20 cannot do for an empty remote.)
+        if let Ok(mut stale) = repo.find_reference(&tracking) {
+            stale.delete()?;
         }
-        Ok(Some(repo.refname_to_id(&tracking)?))
+        remote.fetch(&[format!("+refs/heads/{branch}:{tracking}")], Some(&mut opts), None)?;
+        match repo.refname_to_id(&tracking) {
+            Ok(id) => Ok(Some(id)),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// One attempt: commit the files on the remote's tip and push. `Ok(false)` when the push

@@ -80,3 +80,69 @@ fn reports_of_the_existing_toolkit_render_and_convert() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("failures=\"1\""), "{out}");
 }
+
+/// A CI job of the existing toolkit, with `pit` for its deployer's name and every flag as it
+/// passes them (`--flag value`).
+#[test]
+fn the_existing_deployers_flags_are_accepted_and_mapped() {
+    let state = state_dir("flags");
+    let root = state.join("git");
+    std::fs::create_dir_all(&root).unwrap();
+    pit_git::testing::git(&root, &["init", "-q", "--bare", "reports.git"]);
+    let reports = root.join("reports.git");
+    let (code, out, err) = run(pit()
+        .args(["run", "--state-dir"])
+        .arg(&state)
+        .args(["--follow", "--commit-sha", "0123abc", "--workspace"])
+        .arg(workspace())
+        .arg("--pitfile")
+        .arg(pitfile())
+        .args(["--parent-ns", "ci-parent", "--subns-prefix", "pit"])
+        .args(["--subns-name-generator-type", "DATE", "--report-repository"])
+        .arg(&reports)
+        .args(["--report-branch-name", "node-1", "--report-user-name", "CI Bot"])
+        .args(["--report-user-email", "ci@example.com", "--target-environment", "local"])
+        .args(["--namespace-timeout", "300", "--cluster-url", "http://localhost"])
+        .args(["--lock-manager-mock", "true", "--use-kube-proxy", "false"])
+        .args(["--lock-manager-api-retries", "3", "--enable-cleanups", "true"])
+        .args(["--test-runner-app-port", "80"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    // Flags PIT has no use for are accepted with a warning that says so.
+    for flag in [
+        "--subns-prefix pit is accepted but not used",
+        "--subns-name-generator-type DATE is accepted but not used",
+        "--lock-manager-api-retries 3 is accepted but not used",
+        "--test-runner-app-port is not used with the ingress",
+    ] {
+        assert!(err.contains(&format!("warning: {flag}")), "{flag}: {err}");
+    }
+    // The others are mapped: the lock mock, the target environment, the report repository
+    // with its branch and author, and the commit.
+    assert!(err.contains("the Lock Manager is mocked"), "{err}");
+    assert!(err.contains("target environment: local"), "{err}");
+    let log = pit_git::testing::git_output(&reports, &["log", "-1", "--format=%an <%ae>%n%B", "node-1"]);
+    assert!(log.starts_with("CI Bot <ci@example.com>"), "{log}");
+    let files = pit_git::testing::git_output(&reports, &["ls-tree", "-r", "--name-only", "node-1"]);
+    let path = files.lines().find(|f| f.ends_with("/report.json")).expect("a report");
+    let report = pit_git::testing::git_output(&reports, &["show", &format!("node-1:{path}")]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["gitCommit"], "0123abc");
+}
+
+#[test]
+fn the_toolkits_flags_stay_out_of_the_short_help_and_say_what_is_wrong() {
+    let (_, short, _) = run(pit().args(["run", "-h"]));
+    assert!(!short.contains("--subns-prefix"), "{short}");
+    let (_, long, _) = run(pit().args(["run", "--help"]));
+    assert!(long.contains("Flags of the existing PIT toolkit"), "{long}");
+    assert!(long.contains("--lock-manager-mock"), "{long}");
+    let (code, _, err) = run(pit().args(["run", "--use-kube-proxy", "yes"]).arg(pitfile()));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`yes` is neither `true` nor `false`"), "{err}");
+    let (code, _, err) = run(pit().args(["run", "--pitfile", "a.yml"]).arg(pitfile()));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the pitfile is given twice"), "{err}");
+    let (code, _, err) = run(pit().args(["run", "--use-kube-proxy", "false"]).arg(pitfile()));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--cluster-url"), "ingress without its URL: {err}");
+}
