@@ -121,8 +121,10 @@ impl Drop for ApiProxy {
     }
 }
 
-/// Forwards `req` to `prefix` + its path and query through the API server.
-async fn forward(client: kube::Client, prefix: String, req: Request) -> Response {
+/// Forwards `req` to `prefix` + its path and query (such as a [`service_proxy_path`]) through
+/// the API server with `client`'s credentials, and returns its answer (502 when the API server
+/// cannot be reached).
+pub async fn forward(client: kube::Client, prefix: String, req: Request) -> Response {
     let bad_gateway = |what: String| (http::StatusCode::BAD_GATEWAY, what).into_response();
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -148,7 +150,21 @@ async fn forward(client: kube::Client, prefix: String, req: Request) -> Response
         Ok(Err(e)) => return bad_gateway(format!("the API server's service proxy: {e}")),
         Err(_) => return bad_gateway("the API server's service proxy did not answer within 300 s".into()),
     };
-    let (parts, body) = answer.into_parts();
+    let (mut parts, body) = answer.into_parts();
+    // Hop-by-hop headers belong to the API server's connection, not this one; the length is
+    // that of the body as sent here.
+    for name in [
+        http::header::CONNECTION,
+        http::header::TRANSFER_ENCODING,
+        http::header::TE,
+        http::header::TRAILER,
+        http::header::UPGRADE,
+        http::header::PROXY_AUTHENTICATE,
+        http::header::CONTENT_LENGTH,
+    ] {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove("keep-alive");
     match body.collect().await {
         Ok(bytes) => Response::from_parts(parts, Body::from(bytes.to_bytes())),
         Err(e) => bad_gateway(format!("the API server's service proxy: {e}")),

@@ -427,3 +427,137 @@ async fn brownie_never_touches_system_namespaces_honours_keep_in_any_form_and_sp
         .await
         .unwrap();
 }
+
+/// A one-route HTTP server on loopback standing in for a test app: answers every request
+/// with its method and path. Returns its port.
+async fn loopback_app() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let line = head.lines().next().unwrap_or_default().to_owned();
+                let body = format!("{{\"seen\":\"{}\"}}", line.rsplit_once(' ').map_or(&*line, |(l, _)| l));
+                let _ = conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// Raw HTTP/1.0 `GET url` (http://host:port/path): status line and body.
+async fn http_get(url: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Issue 14: a test app that publishes no URL is reached through the API server's service
+/// proxy, as the existing toolkit's `--use-kube-proxy` does: PIT serves it on loopback with the
+/// kubeconfig's credentials, and the request ends at the process behind the Service.
+#[tokio::test]
+async fn a_service_is_reached_through_the_api_servers_proxy() {
+    use pit_k8s::{K8sDeployer, ServiceAccess};
+    let client = client().await;
+    let port = loopback_app().await;
+    let dir = std::env::temp_dir().join(unique("pit-k8s-access"));
+    let deployer =
+        K8sDeployer::new(client.clone(), &dir, Some(kubeconfig())).with_access(ServiceAccess::ApiProxy { port: 80 });
+    let name = unique("pit-access-proxy");
+    let env = deployer
+        .create_environment(&EnvironmentRequest {
+            run_id: RunId::generate(),
+            project: "access".into(),
+            suite: "s".into(),
+            name: name.clone(),
+        })
+        .await
+        .unwrap();
+    // As a helm chart would: a pod and a Service named after the test app.
+    let manifest = format!(
+        r#"{{"apiVersion":"v1","kind":"List","items":[
+        {{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"app","labels":{{"app":"app"}}}},
+          "spec":{{"containers":[{{"name":"app","image":"x","ports":[{{"containerPort":{port}}}]}}]}}}},
+        {{"apiVersion":"v1","kind":"Service","metadata":{{"name":"app"}},
+          "spec":{{"selector":{{"app":"app"}},"ports":[{{"name":"http","port":80,"targetPort":{port}}}]}}}}]}}"#
+    );
+    let kubectl = std::env::var("PIT_KUBECTL").expect("PIT_KUBECTL (scripts/k8s up prints it)");
+    let mut apply = std::process::Command::new(&kubectl)
+        .args([
+            "--kubeconfig",
+            &kubeconfig().display().to_string(),
+            "apply",
+            "-n",
+            &name,
+            "-f",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut apply.stdin.take().unwrap(), manifest.as_bytes()).unwrap();
+    assert!(apply.wait().unwrap().success());
+    let url = deployer.service_url(&env, "app", "s").await.unwrap().expect("derived");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // Until the Service has its endpoint, the API server answers 503.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (status, body) = loop {
+        let (status, body) = http_get(&format!("{url}/status?sessionId=1")).await;
+        if status.contains(" 200 ") || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.contains(" 200 "), "{status}: {body}");
+    assert_eq!(body, r#"{"seen":"GET /status?sessionId=1"}"#);
+    deployer.remove_environment(&env).await.unwrap();
+    let (status, _) = http_get_or_refused(&url).await;
+    assert_eq!(status, "refused", "the proxy stops with the environment");
+}
+
+async fn http_get_or_refused(url: &str) -> (String, String) {
+    let host = url.strip_prefix("http://").unwrap();
+    match tokio::net::TcpStream::connect(host).await {
+        Err(_) => ("refused".into(), String::new()),
+        Ok(_) => http_get(url).await,
+    }
+}
+
+#[test]
+fn ingress_urls_follow_the_existing_toolkits_pattern() {
+    let access = pit_k8s::ServiceAccess::Ingress {
+        cluster_url: "http://localhost/".into(),
+    };
+    assert_eq!(
+        access.ingress_url("pit-ns", "suite-1").as_deref(),
+        Some("http://localhost/pit-ns.suite-1")
+    );
+    assert_eq!(pit_k8s::ServiceAccess::Published.ingress_url("a", "b"), None);
+}

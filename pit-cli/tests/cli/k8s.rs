@@ -253,3 +253,142 @@ fn chrono_like_now() -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// `pit run` of the existing toolkit's suite on the cluster: its test app's deploy registers
+/// it (pod, Service, Ingress) and publishes no URL, as there.
+fn run_toolkit_suite(name: &str, extra: &[&str]) -> (i32, String) {
+    let (kubeconfig, kubectl) = cluster();
+    let state = std::env::temp_dir().join(format!("pit-cli-k8s-toolkit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let workspace = repo().join("examples/toolkit-compat");
+    let (code, out, err) = run(pit()
+        .args(["run", "--backend", "k8s", "--kubeconfig", &kubeconfig, "--state-dir"])
+        .arg(&state)
+        .arg("--workspace")
+        .arg(&workspace)
+        .args(extra)
+        .arg(workspace.join("node-1/pitfile-k8s.yml"))
+        .env("PIT_KUBECTL", &kubectl));
+    (code, format!("{out}\n{err}"))
+}
+
+/// Issue 14: through the API server's service proxy (the existing deployer's default,
+/// `--use-kube-proxy`), with the kubeconfig's credentials, to the test app's process.
+#[test]
+fn a_test_app_that_publishes_no_url_is_reached_through_the_api_servers_proxy() {
+    let (code, out) = run_toolkit_suite("proxy", &["--use-kube-proxy", "true", "--test-runner-app-port", "80"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tests started (session 1)"), "{out}");
+    assert!(out.contains("tests finished: passed"), "{out}");
+}
+
+/// Only what deploys publish: a clear error naming the output.
+#[test]
+fn without_a_way_to_derive_it_a_missing_test_app_url_is_a_clear_error() {
+    let (code, out) = run_toolkit_suite("none", &["--test-app-access", "none"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("did not publish its URL"), "{out}");
+}
+
+/// A stand-in for the cluster's NGINX ingress controller: routes `/<path>` by the Ingress
+/// resources of the namespace named in the path's first segment (`/<namespace>.<suite id>`)
+/// to the backend Service, which it reaches through the API server (the service proxy, then
+/// the test control plane's cluster network, to the process). Records what it routed.
+struct FakeIngress {
+    url: String,
+    routed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeIngress {
+    fn start(kubeconfig: &str) -> Self {
+        use axum::extract::Request;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let routed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = routed.clone();
+        let url = runtime.block_on(async {
+            let client = pit_k8s::client(Some(Path::new(kubeconfig))).await.unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = axum::Router::new().fallback(move |req: Request| {
+                let (client, seen) = (client.clone(), seen.clone());
+                async move { Self::route(client, seen, req).await }
+            });
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            url
+        });
+        Self {
+            url,
+            routed,
+            _runtime: runtime,
+        }
+    }
+
+    async fn route(
+        client: pit_k8s::kube::Client,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        mut req: axum::extract::Request,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let path = req.uri().path().to_owned();
+        let namespace = path
+            .trim_start_matches('/')
+            .split(['.', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let list = axum::http::Request::get(format!("/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"))
+            .body(Vec::new())
+            .unwrap();
+        let Ok(text) = client.request_text(list).await else {
+            return (axum::http::StatusCode::NOT_FOUND, "no such namespace").into_response();
+        };
+        let ingresses: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let backend = ingresses["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["spec"]["rules"].as_array().cloned().unwrap_or_default())
+            .flat_map(|r| r["http"]["paths"].as_array().cloned().unwrap_or_default())
+            .find(|p| p["path"].as_str().is_some_and(|prefix| path.starts_with(prefix)));
+        let Some(backend) = backend else {
+            return (axum::http::StatusCode::NOT_FOUND, "no ingress rule").into_response();
+        };
+        let prefix = backend["path"].as_str().unwrap();
+        let service = backend["backend"]["service"]["name"].as_str().unwrap();
+        let port = u16::try_from(backend["backend"]["service"]["port"]["number"].as_u64().unwrap()).unwrap();
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {path} -> {service}:{port}", req.method()));
+        let rest = match &path[prefix.len()..] {
+            "" => "/",
+            r => r,
+        };
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        *req.uri_mut() = format!("{rest}{query}").parse().unwrap();
+        pit_k8s::access::forward(
+            client,
+            pit_k8s::access::service_proxy_path(&namespace, service, port),
+            req,
+        )
+        .await
+    }
+}
+
+/// Issue 14: through the cluster's ingress at `<cluster-url>/<namespace>.<suite id>`, as the
+/// existing deployer does with `--use-kube-proxy false`.
+#[test]
+fn a_test_app_that_publishes_no_url_is_reached_through_the_ingress() {
+    let (kubeconfig, _) = cluster();
+    let ingress = FakeIngress::start(&kubeconfig);
+    let (code, out) = run_toolkit_suite("ingress", &["--use-kube-proxy", "false", "--cluster-url", &ingress.url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tests finished: passed"), "{out}");
+    let routed = ingress.routed.lock().unwrap().clone();
+    assert!(
+        routed.iter().any(|r| r.starts_with("POST /pit-testset-node-1-default-")
+            && r.contains(".testset-node-1-default/start -> node-1-test-app:80")),
+        "{routed:?}"
+    );
+    assert!(routed.iter().any(|r| r.contains("/reports")), "{routed:?}");
+}
