@@ -43,3 +43,9 @@ ensure_python_venv() {
   "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$dir/bin/python" -m pip install -q "pytest>=7,<10" "mypy>=1.18"
 }
+
+# Node.js: the fixture test app of the existing toolkit's kind (examples/toolkit-compat) is a
+# plain Node program, as the existing test apps are (Debian's nodejs when node is missing).
+ensure_node() {
+  command -v node >/dev/null 2>&1 || ensure_debian_packages nodejs
+}

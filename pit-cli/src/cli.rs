@@ -143,6 +143,11 @@ pub struct RunArgs {
     /// `--test-app-access api-proxy`.
     #[arg(long, default_value_t = 80)]
     pub test_app_port: u16,
+    /// Call every command as the existing toolkit's deployer does: the namespace as the first
+    /// argument, then `params`, and the suite id last for a test app's deploy. On by itself when
+    /// the deployer's `--commit-sha` or `--parent-ns` is given.
+    #[arg(long)]
+    pub toolkit_args: bool,
     /// The existing toolkit's deployer flags, accepted as it takes them.
     #[command(flatten)]
     pub toolkit: ToolkitArgs,

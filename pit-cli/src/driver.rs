@@ -88,6 +88,9 @@ pub struct RunSettings {
     /// Take every lock in the embedded store: no Lock Manager, not even the one the pitfile
     /// deploys (the existing toolkit's `--lock-manager-mock true`).
     pub embedded_locks: bool,
+    /// Call commands as the existing toolkit's deployer does (namespace first); see
+    /// [`Engine::with_toolkit_args`].
+    pub toolkit_args: bool,
 }
 
 impl RunSettings {
@@ -113,6 +116,7 @@ impl RunSettings {
             report_author: (None, None),
             env: std::collections::BTreeMap::new(),
             embedded_locks: false,
+            toolkit_args: false,
         }
     }
 
@@ -297,7 +301,8 @@ pub async fn prepare(
         Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
     )
     .with_reports(Arc::new(reports))
-    .with_events(events);
+    .with_events(events)
+    .with_toolkit_args(settings.toolkit_args);
     let engine = if deploy_lock_manager {
         engine.with_deployed_lock_manager(Arc::new(|url: &str| {
             lock_client(url)

@@ -104,6 +104,13 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     for warning in unused_toolkit_flags(args) {
         ui.message(&format!("warning: {warning}"));
     }
+    // Called with the existing deployer's own flags: its scripts read `$1` as the namespace.
+    let toolkit_args = args.toolkit_args || t.commit_sha.is_some() || t.parent_ns.is_some();
+    if toolkit_args && !args.toolkit_args {
+        ui.message(
+            "called with the existing toolkit's deployer flags: every command gets the namespace as its first argument, as there (--toolkit-args)",
+        );
+    }
     // Unset `${{ env.NAME }}` variables are errors here, before anything is deployed.
     let loaded = load(ui, &pitfile, Severity::Error)?;
     let mut env = std::collections::BTreeMap::new();
@@ -125,6 +132,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         lock_manager: args.lock_manager.clone(),
         // `--lock-manager-mock true`: the embedded store, whatever else is configured.
         embedded_locks: t.lock_manager_mock == Some(true),
+        toolkit_args,
         workspace: pitfile.workspace.clone(),
         access,
         namespace_timeout: t.namespace_timeout.map(std::time::Duration::from_secs),

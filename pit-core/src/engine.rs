@@ -274,6 +274,7 @@ pub struct Engine {
     reports: Option<Arc<dyn ReportSink>>,
     events: Option<mpsc::UnboundedSender<Event>>,
     lock_manager: Option<LockStoreFactory>,
+    toolkit_args: bool,
 }
 
 impl Engine {
@@ -287,7 +288,19 @@ impl Engine {
             reports: None,
             events: None,
             lock_manager: None,
+            toolkit_args: false,
         }
+    }
+
+    /// Calls every command as the existing toolkit's deployer does: the environment's name
+    /// (the namespace) as the first argument, then the command's `params`, and for the test
+    /// app's deploy the suite id last. Its deploy scripts read `$1` as the namespace. PIT's own
+    /// convention (off by default) passes `params` alone; `PIT_NAMESPACE` and `PIT_SUITE_ID`
+    /// carry the same values.
+    #[must_use]
+    pub fn with_toolkit_args(mut self, on: bool) -> Self {
+        self.toolkit_args = on;
+        self
     }
 
     /// Deploys the plan's Lock Manager ([`Plan::lock_manager`], from the pitfile's
@@ -771,7 +784,7 @@ impl Engine {
         timeline: &Timeline,
     ) -> Result<BTreeMap<String, String>, DeployError> {
         let begun = now_ms();
-        let step = |kind, cmd: &CommandPlan| step_for(c, kind, cmd, vars);
+        let step = |kind, cmd: &CommandPlan| step_for(c, kind, cmd, vars, self.toolkit_args);
         self.emit(
             sid,
             EventKind::StepStarted {
@@ -858,7 +871,7 @@ impl Engine {
             return Ok(());
         };
         let t = timeline.start(StepKind::Undeploy.as_str(), Some(c));
-        let step = step_for(c, StepKind::Undeploy, undeploy, vars);
+        let step = step_for(c, StepKind::Undeploy, undeploy, vars, self.toolkit_args);
         let done = self.deployer.deploy(env, &step, force).await;
         timeline.finish(t, &done.as_ref().map(|_| None));
         match &done {
@@ -1127,7 +1140,7 @@ impl Engine {
             .filter_map(|c| Some((c, c.undeploy.as_ref()?)))
             .map(|(c, undeploy)| {
                 let base = base_env(plan, suite, env, opts);
-                let step = step_for(c, StepKind::Undeploy, undeploy, &base);
+                let step = step_for(c, StepKind::Undeploy, undeploy, &base, self.toolkit_args);
                 // PIT's own variables and the component's outputs; the user's extra ones are
                 // already in their shell.
                 let pit_only = base
@@ -1253,6 +1266,9 @@ fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions
     vars.insert("PIT_RUN_ID".into(), plan.run_id.to_string());
     vars.insert("PIT_PROJECT".into(), plan.project.clone());
     vars.insert("PIT_SUITE_ID".into(), suite.id.to_string());
+    if let Some(test_app) = &suite.test_app {
+        vars.insert("PIT_TEST_APP_ID".into(), test_app.id.to_string());
+    }
     vars.insert("PIT_NAMESPACE".into(), env.name.clone());
     vars.insert("PIT_WORKSPACE".into(), env.workspace.display().to_string());
     vars.insert(
@@ -1280,16 +1296,32 @@ fn outputs_file(env: &Environment, c: &ComponentPlan) -> std::path::PathBuf {
     env.outputs.join(format!("{}.env", c.id))
 }
 
-fn step_for(c: &ComponentPlan, kind: StepKind, cmd: &CommandPlan, vars: &BTreeMap<String, String>) -> Step {
+/// The step of `c`'s `cmd`; with `toolkit_args`, its arguments as the existing toolkit passes
+/// them (see [`Engine::with_toolkit_args`]).
+fn step_for(
+    c: &ComponentPlan,
+    kind: StepKind,
+    cmd: &CommandPlan,
+    vars: &BTreeMap<String, String>,
+    toolkit_args: bool,
+) -> Step {
     // Plans are resolved before they run (see `unresolved`), so only local directories remain.
     let cwd = match &c.workdir {
         WorkDir::Local { path } => path.clone(),
         WorkDir::Git { path, .. } => std::path::PathBuf::from(path),
     };
+    let mut argv = cmd.argv.clone();
+    if toolkit_args && !argv.is_empty() {
+        let var = |k: &str| vars.get(k).cloned().unwrap_or_default();
+        argv.insert(1, var("PIT_NAMESPACE"));
+        if kind == StepKind::Deploy && vars.get("PIT_TEST_APP_ID").is_some_and(|t| *t == c.id.as_str()) {
+            argv.push(var("PIT_SUITE_ID"));
+        }
+    }
     Step {
         kind,
         component: c.id.clone(),
-        argv: cmd.argv.clone(),
+        argv,
         cwd,
         env: vars.clone(),
         timeout: Duration::from_secs(cmd.timeout_seconds),

@@ -132,7 +132,7 @@ impl RunResult {
     path="pitfile.yml".into(), *, backend="local", max_parallel=16, on_event=None, state_dir=None,
     report_dir=None, report_store=None, lock_manager=None, kubeconfig=None, parent_namespace=None,
     keep=false, parallel_suites=false, run_id=None, strict=false, workspace=None,
-    test_app_access="api-proxy", cluster_url=None, test_app_port=80, commit=None,
+    test_app_access="api-proxy", cluster_url=None, test_app_port=80, commit=None, toolkit_args=false,
 ))]
 #[allow(clippy::too_many_arguments)] // keyword arguments, one per `pit run` flag
 fn run(
@@ -156,6 +156,7 @@ fn run(
     cluster_url: Option<String>,
     test_app_port: u16,
     commit: Option<String>,
+    toolkit_args: bool,
 ) -> PyResult<RunResult> {
     let value_error =
         |what: &str, e: &dyn std::fmt::Display| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}"));
@@ -207,6 +208,7 @@ fn run(
         workspace,
         access,
         commit,
+        toolkit_args,
         ..RunSettings::new(path)
     };
     let loaded = settings.load().map_err(|e| errors::driver_error(py, &e))?;

@@ -11,6 +11,19 @@ fn state_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+fn walk_logs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk_logs(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn workspace() -> std::path::PathBuf {
     repo().join("examples/toolkit-compat")
 }
@@ -40,6 +53,17 @@ fn a_suite_of_the_existing_toolkit_runs_unchanged_end_to_end() {
     assert!(
         err.contains("tests started (session 1)"),
         "the numeric id was read: {err}"
+    );
+    let logs = std::fs::read_to_string(
+        walk_logs(&state)
+            .into_iter()
+            .find(|p| p.ends_with("node-1.deploy.log"))
+            .expect("a deploy log"),
+    )
+    .unwrap();
+    assert!(
+        logs.contains("deploy.sh of node-1 called with: \n"),
+        "PIT's convention: no arguments: {logs}"
     );
     // The report keeps what the app sent: both scenarios, a latency distribution by percentile.
     let report_path = suite["stored"]["location"].as_str().expect("stored");
@@ -119,6 +143,17 @@ fn the_existing_deployers_flags_are_accepted_and_mapped() {
     // The others are mapped: the lock mock, the target environment, the report repository
     // with its branch and author, and the commit.
     assert!(err.contains("the Lock Manager is mocked"), "{err}");
+    // Called with the deployer's flags, commands get its arguments: the namespace first, and
+    // the suite id last for the test app.
+    assert!(
+        err.contains("deploy.sh of node-1 called with: pit-testset-node-1-default-"),
+        "{err}"
+    );
+    let test_app = err
+        .lines()
+        .find(|l| l.contains("deploy.sh of test app called with: pit-testset-node-1-default-"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(test_app.ends_with(" testset-node-1-default"), "{test_app}");
     assert!(err.contains("target environment: local"), "{err}");
     let log = pit_git::testing::git_output(&reports, &["log", "-1", "--format=%an <%ae>%n%B", "node-1"]);
     assert!(log.starts_with("CI Bot <ci@example.com>"), "{log}");

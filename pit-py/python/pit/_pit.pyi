@@ -161,6 +161,7 @@ def run(
     cluster_url: Optional[str] = None,
     test_app_port: int = 80,
     commit: Optional[str] = None,
+    toolkit_args: bool = False,
 ) -> RunResult:
     """Runs the pitfile as ``pit run`` does, with the GIL released.
 
@@ -168,7 +169,8 @@ def run(
     the calling thread. ``workspace`` is the folder LOCAL paths are relative to (``pit run
     --workspace``). On Kubernetes, a test app that publishes no URL is reached as
     ``test_app_access`` says: through the API server's service proxy (port ``test_app_port``),
-    the ingress at ``cluster_url``, or not at all. ``commit`` is recorded in reports. Ctrl-C (KeyboardInterrupt) cancels the run: everything is torn down and
+    the ingress at ``cluster_url``, or not at all. ``commit`` is recorded in reports. ``toolkit_args`` calls
+    every command as the existing toolkit's deployer does (the namespace first). Ctrl-C (KeyboardInterrupt) cancels the run: everything is torn down and
     the locks released before the KeyboardInterrupt reaches the caller; a second Ctrl-C cuts
     the teardown short. Raises PitfileError for an invalid pitfile, RunError when the run
     cannot start; a run that starts returns its result whatever the suites' outcomes."""
