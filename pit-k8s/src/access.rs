@@ -75,12 +75,13 @@ pub fn service_proxy_path(namespace: &str, service: &str, port: u16) -> String {
     format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy")
 }
 
-/// A Service served on loopback through the API server's service proxy; stops when dropped
-/// or [`stop`](Self::stop)ped.
+/// A Service served on loopback through the API server's service proxy; stops when
+/// [`shutdown`](Self::shutdown) or dropped.
 #[derive(Debug)]
 pub struct ApiProxy {
     url: String,
     stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ApiProxy {
@@ -96,12 +97,16 @@ impl ApiProxy {
         let app = axum::Router::new().fallback(move |req: Request| forward(client.clone(), prefix.clone(), req));
         let stop = CancellationToken::new();
         let until = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(until).await {
                 tracing::warn!(error = %e, "the API server proxy stopped");
             }
         });
-        Ok(Self { url, stop })
+        Ok(Self {
+            url,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// The base URL to give HTTP clients.
@@ -109,15 +114,25 @@ impl ApiProxy {
         &self.url
     }
 
-    /// Stops serving.
-    pub fn stop(&self) {
+    /// Stops serving: requests in flight get up to `grace` to finish, then are cut. When it
+    /// returns, the port is closed.
+    pub async fn shutdown(mut self, grace: Duration) {
         self.stop.cancel();
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
     }
 }
 
 impl Drop for ApiProxy {
     fn drop(&mut self) {
         self.stop.cancel();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

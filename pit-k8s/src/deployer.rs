@@ -131,7 +131,9 @@ impl Deployer for K8sDeployer {
         .map_err(|e| env_error(&env.name, e));
         // Its services are no longer served.
         let proxies = self.proxies.lock().expect("no panics while held").remove(&env.name);
-        drop(proxies);
+        for proxy in proxies.into_iter().flatten() {
+            proxy.shutdown(Duration::from_secs(5)).await;
+        }
         // The local part (workspace) goes whatever happened to the namespace.
         let local = self.local.remove_environment(env).await;
         removed.and(local)

@@ -469,7 +469,10 @@ async fn http_get(url: &str) -> (String, String) {
         .await
         .unwrap();
     let mut text = String::new();
-    conn.read_to_string(&mut text).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), conn.read_to_string(&mut text))
+        .await
+        .unwrap_or_else(|_| panic!("no answer to GET {url} within 60 s"))
+        .unwrap();
     let status = text.lines().next().unwrap_or_default().to_owned();
     let body = text
         .split_once("\r\n\r\n")

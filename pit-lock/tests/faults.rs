@@ -28,6 +28,8 @@ const CLIENTS: usize = 32;
 const IDS: usize = 8;
 const TTL: Duration = Duration::from_secs(3);
 const RUN_FOR: Duration = Duration::from_secs(8);
+/// How long the clients go on after the last fault, at least.
+const AFTER_FAULTS: Duration = Duration::from_secs(3);
 
 /// A `pit-lock-manager` process.
 struct Instance {
@@ -165,9 +167,15 @@ impl Checker {
     }
 }
 
-async fn client(n: usize, mut rng: fastrand::Rng, locks: HttpLockStore, checker: Arc<Checker>, until: Instant) {
+async fn client(
+    n: usize,
+    mut rng: fastrand::Rng,
+    locks: HttpLockStore,
+    checker: Arc<Checker>,
+    stop: CancellationToken,
+) {
     let mut round = 0u64;
-    while Instant::now() < until {
+    while !stop.is_cancelled() {
         round += 1;
         let k = 1 + rng.usize(..3);
         let mut ids: Vec<LockId> = (0..k).map(|_| LockId(format!("id-{}", rng.usize(..IDS)))).collect();
@@ -249,7 +257,9 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
     );
     let checker = Arc::new(Checker::default());
     let start = Instant::now();
-    let until = start + RUN_FOR;
+    // The clients stop RUN_FOR after the start, and never before AFTER_FAULTS has passed since
+    // the last fault: a slow restart on a loaded machine must not leave them no time after it.
+    let stop = CancellationToken::new();
     let mut clients = tokio::task::JoinSet::new();
     for n in 0..CLIENTS {
         let addr = if n % 2 == 0 { &a.addr } else { &b.addr };
@@ -259,7 +269,7 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
             fastrand::Rng::with_seed(seed.wrapping_add(n as u64)),
             locks,
             checker.clone(),
-            until,
+            stop.clone(),
         ));
     }
     let holds_before = |c: &Checker| c.holds.load(Ordering::Relaxed);
@@ -282,6 +292,8 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
         .unwrap();
     assert!(restart.success(), "PostgreSQL restarted");
     let after_restart = holds_before(&checker);
+    tokio::time::sleep(AFTER_FAULTS.max((start + RUN_FOR).saturating_duration_since(Instant::now()))).await;
+    stop.cancel();
     while let Some(r) = clients.join_next().await {
         r.unwrap();
     }

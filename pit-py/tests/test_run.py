@@ -51,6 +51,21 @@ def test_the_local_example_passes_and_its_report_is_stored(repo: Path, example_e
     assert result.to_dict()["runId"] == result.run_id
 
 
+def test_a_suite_of_the_existing_toolkit_runs_with_its_workspace(repo: Path, tmp_path: Path) -> None:
+    workspace = repo / "examples" / "toolkit-compat"
+    pitfile = workspace / "node-1" / "pitfile.yml"
+    # Its paths are relative to the workspace, not to the pitfile's folder.
+    with pytest.raises(pit.PitfileError) as raised:
+        pit.run(pitfile, state_dir=tmp_path / "without")
+    assert [d.code for d in raised.value.diagnostics] == ["pit::location-not-found"]
+    assert "--workspace" in (raised.value.diagnostics[0].help or "")
+    result = pit.run(pitfile, workspace=workspace, state_dir=tmp_path / "with", commit="0123abc", toolkit_args=True)
+    assert result.passed, result.suites
+    report = pit.Report.load(result.report_paths[0]).to_dict()
+    assert report["gitCommit"] == "0123abc"
+    assert pit.Pitfile.load(pitfile, workspace=workspace).validate() == []
+
+
 def test_the_python_test_app_example_runs_under_pit(repo: Path, example_env: Path) -> None:
     result = pit.run(repo / "examples" / "python-testapp" / "pitfile.yml", state_dir=example_env)
     assert result.passed, result.suites
@@ -93,7 +108,13 @@ def test_an_unset_env_placeholder_is_an_error_for_a_run(tmp_path: Path, monkeypa
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"backend": "cloud"}, "backend"), ({"max_parallel": 0}, "max_parallel"), ({"report_store": "git:"}, "report_store")],
+    [
+        ({"backend": "cloud"}, "backend"),
+        ({"max_parallel": 0}, "max_parallel"),
+        ({"report_store": "git:"}, "report_store"),
+        ({"test_app_access": "tunnel"}, "test_app_access"),
+        ({"test_app_access": "ingress"}, "cluster_url"),
+    ],
 )
 def test_bad_arguments_are_value_errors(repo: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
