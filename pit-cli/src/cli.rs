@@ -24,7 +24,7 @@ pub enum Command {
     /// Show what `pit run` would do for each suite, without doing anything.
     Plan(PlanArgs),
     /// Deploy each suite's components, run its tests, store the report, tear everything down.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Render, convert, compare and serve reports.
     Report(ReportArgs),
     /// Take, renew, release and list locks on a Lock Manager.

@@ -991,7 +991,7 @@ impl Engine {
         let published = outputs.lock().expect("no panics while held")[n - 1].clone();
         let url = match self
             .published_or_derived(
-                &env,
+                env,
                 &published,
                 TEST_APP_URL_KEY,
                 test_app.id.as_str(),
