@@ -514,3 +514,88 @@ async fn a_lock_manager_that_publishes_no_url_fails_the_suite_and_is_still_remov
     assert!(t.iter().any(|e| e.step == "environment-removal" && e.outcome == "ok"));
     assert!(started_pids(&h.state).is_empty(), "no component was deployed");
 }
+
+/// The local backend, but one that derives a URL for any service (as the k8s backend does
+/// through the API server or the ingress), recording what it was asked.
+struct Deriving {
+    local: LocalDeployer,
+    asked: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl pit_core::deploy::Deployer for Deriving {
+    async fn create_environment(
+        &self,
+        req: &pit_core::deploy::EnvironmentRequest,
+    ) -> Result<pit_core::deploy::Environment, pit_core::deploy::DeployError> {
+        self.local.create_environment(req).await
+    }
+
+    async fn remove_environment(
+        &self,
+        env: &pit_core::deploy::Environment,
+    ) -> Result<(), pit_core::deploy::DeployError> {
+        self.local.remove_environment(env).await
+    }
+
+    async fn run(
+        &self,
+        env: &pit_core::deploy::Environment,
+        step: &pit_core::deploy::Step,
+        cancel: &CancellationToken,
+    ) -> Result<pit_core::process::Finished, pit_core::deploy::DeployError> {
+        self.local.run(env, step, cancel).await
+    }
+
+    async fn service_url(
+        &self,
+        env: &pit_core::deploy::Environment,
+        service: &str,
+        route: &str,
+    ) -> Result<Option<String>, pit_core::deploy::DeployError> {
+        self.asked.lock().unwrap().push((service.to_owned(), route.to_owned()));
+        Ok(Some(format!("http://{}.{route}.derived.invalid", env.name)))
+    }
+}
+
+/// Issue 14: a deployed Lock Manager that publishes no URL is reached at the one the backend
+/// derives for its Service (the component id).
+#[tokio::test]
+async fn a_lock_manager_that_publishes_no_url_is_reached_where_the_backend_says() {
+    let state = std::env::temp_dir().join(format!("pit-engine-derived-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let deployer = Arc::new(Deriving {
+        local: LocalDeployer::new(state.join("runs")),
+        asked: std::sync::Mutex::default(),
+    });
+    let store = Arc::new(MemoryLockStore::new());
+    let urls = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (seen, lm_store) = (urls.clone(), store.clone());
+    let engine = Engine::new(
+        deployer.clone(),
+        Arc::new(FileLockStore::new(state.join("locks"))),
+        Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
+    )
+    .with_deployed_lock_manager(Arc::new(move |url: &str| {
+        seen.lock().unwrap().push(url.to_owned());
+        Ok(lm_store.clone() as Arc<dyn LockStore>)
+    }));
+    let summary = engine
+        .run(
+            &plan("lock-manager.yml", &[("LOCK_MANAGER_URL", "")]),
+            &options(),
+            &CancellationToken::new(),
+            &CancellationToken::new(),
+        )
+        .await;
+    let suite = &summary.suites[0];
+    assert!(matches!(suite.outcome, SuiteOutcome::Passed), "{:?}", suite.outcome);
+    let urls = urls.lock().unwrap().clone();
+    assert_eq!(urls.len(), 1);
+    assert!(urls[0].ends_with(".lock-manager.derived.invalid"), "{urls:?}");
+    // Asked for the Lock Manager only: the test app published its URL, which wins.
+    assert_eq!(
+        *deployer.asked.lock().unwrap(),
+        [("lock-manager".to_owned(), "lock-manager".to_owned())]
+    );
+}

@@ -91,6 +91,19 @@ fn without_its_workspace_validation_fails_and_names_the_flag() {
         !err.contains("unknown key `trigger`"),
         "the toolkit's trigger is known: {err}"
     );
+    // The plan says what nothing undeploys.
+    let (code, plan, err) = run(pit().args(["plan", "--workspace"]).arg(workspace()).arg(pitfile()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        plan.matches("undeploy: none (nothing undeploys it: removing the environment cleans up)")
+            .count(),
+        2,
+        "{plan}"
+    );
+    assert!(
+        plan.contains(&format!("in:       {}", workspace().join("node-1").display())),
+        "a component without a path runs in <workspace>/<id>: {plan}"
+    );
 }
 
 /// The report the existing toolkit's report UI ships (number `schemaVersion`, `values`).
