@@ -36,6 +36,9 @@ pub enum CliError {
     /// The run could not start.
     #[error(transparent)]
     Driver(#[from] pit_cli::driver::DriverError),
+    /// A built-in template failed: a bug in PIT, not in the input.
+    #[error("{0} (this is a bug in PIT: please report it with the report file)")]
+    Render(#[from] pit_report::html::RenderError),
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -51,6 +54,7 @@ impl CliError {
             CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
             CliError::Report(_) | CliError::Usage(_) => exit::INVALID,
             CliError::Store(_) | CliError::Cluster(_) | CliError::Kube(_) => exit::INFRASTRUCTURE,
+            CliError::Render(_) => exit::INFRASTRUCTURE,
             CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
             CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
             CliError::Lock(_) => exit::INFRASTRUCTURE,

@@ -70,7 +70,7 @@ pub fn run(ui: &Ui, args: ReportArgs) -> Result<i32, CliError> {
             ReportCommand::Render { report, baseline, out } => {
                 let r = Report::load(&report)?;
                 let c = comparison(&r, &baseline).await?;
-                let html = render_report(&r, c.as_ref()).map_err(|e| CliError::Usage(e.to_string()))?;
+                let html = render_report(&r, c.as_ref())?;
                 write_out(out.as_deref(), &html)?;
                 Ok(pit_core::exit::OK)
             }
@@ -177,7 +177,10 @@ fn human_history(h: &pit_report::compare::History) -> String {
             r.run_id,
             r.start_time,
             r.verdict,
-            r.git_commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("")
+            r.git_commit
+                .as_deref()
+                .map(|c| c.chars().take(12).collect::<String>())
+                .unwrap_or_default()
         );
     }
     if h.change_points.is_empty() {

@@ -828,7 +828,7 @@ impl Engine {
             sid,
             EventKind::Ready {
                 component: c.id.to_string(),
-                elapsed_ms: now_ms() - begun,
+                elapsed_ms: now_ms().saturating_sub(begun),
             },
         );
         Ok(own)
@@ -925,6 +925,15 @@ impl Engine {
         result: &mut SuiteResult,
     ) -> SuiteOutcome {
         let sid = suite.id.to_string();
+        // A plan built by hand (not by `Plan::build`) may lack the test app, which everything
+        // below waits for: an error, not a panic.
+        if suite.test_app.is_none() {
+            return SuiteOutcome::Error {
+                message: format!(
+                    "suite `{sid}` has no test app to run the tests (hint: build plans with `Plan::build` or give `test_app`)"
+                ),
+            };
+        }
         let comps: Vec<&ComponentPlan> = suite.components().collect();
         let n = comps.len();
         let index: HashMap<&str, usize> = comps.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();

@@ -66,7 +66,11 @@ fn path_safe(s: &str) -> String {
 
 /// The files of one stored report, relative to the suite's folder, given the suite's earlier
 /// reports: the run's three files and the suite's index.
-pub fn artifacts(report: &Report, earlier: &[Report]) -> Vec<(String, Vec<u8>)> {
+///
+/// # Errors
+/// When the report cannot be serialised (then nothing is written: never an empty
+/// `report.json`).
+pub fn artifacts(report: &Report, earlier: &[Report]) -> Result<Vec<(String, Vec<u8>)>, serde_json::Error> {
     let run = path_safe(report.run_id.as_deref().unwrap_or("run"));
     let baseline: Vec<Report> = baseline_of(report, earlier, BASELINE_RUNS)
         .into_iter()
@@ -74,10 +78,7 @@ pub fn artifacts(report: &Report, earlier: &[Report]) -> Vec<(String, Vec<u8>)> 
         .collect();
     let comparison = (!baseline.is_empty()).then(|| compare(report, &baseline, &Thresholds::default()));
     let mut files = vec![
-        (
-            format!("{run}/report.json"),
-            serde_json::to_vec_pretty(report).unwrap_or_default(),
-        ),
+        (format!("{run}/report.json"), serde_json::to_vec_pretty(report)?),
         (format!("{run}/junit.xml"), to_junit(report).into_bytes()),
     ];
     match render_report(report, comparison.as_ref()) {
@@ -107,7 +108,7 @@ pub fn artifacts(report: &Report, earlier: &[Report]) -> Vec<(String, Vec<u8>)> 
         Ok(html) => files.push(("index.html".into(), html.into_bytes())),
         Err(e) => tracing::error!(error = %e, "cannot render the index page"),
     }
-    files
+    Ok(files)
 }
 
 /// Reports stored as `<root>/<project>/<suite>/<run>/report.json` (with `report.html` and
@@ -298,7 +299,10 @@ impl ReportSink for DirStore {
             store.context.apply(&mut report);
             let dir = store.suite_dir(&suite.project, &suite.suite_id);
             let earlier = store.reports(&suite.project, &suite.suite_id)?;
-            let files = artifacts(&report, &earlier);
+            let files = artifacts(&report, &earlier).map_err(|e| SinkError::Io {
+                path: dir.clone(),
+                source: std::io::Error::other(e),
+            })?;
             for (name, bytes) in &files {
                 let path = dir.join(name);
                 write_atomically(&path, bytes).map_err(|source| SinkError::Io { path, source })?;
@@ -440,7 +444,9 @@ impl GitStore {
         let parent = tip.map(|id| repo.find_commit(id)).transpose()?;
         let earlier = tip.map(|c| reports_in_tree(repo, c, suite)).unwrap_or_default();
         let mut update = TreeUpdateBuilder::new();
-        for (name, bytes) in artifacts(report, &earlier) {
+        let files = artifacts(report, &earlier)
+            .map_err(|e| git2::Error::from_str(&format!("cannot serialise the report: {e}")))?;
+        for (name, bytes) in files {
             let blob = repo.blob(&bytes)?;
             update.upsert(format!("{suite}/{name}"), blob, FileMode::Blob);
         }

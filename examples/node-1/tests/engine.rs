@@ -599,3 +599,17 @@ async fn a_lock_manager_that_publishes_no_url_is_reached_where_the_backend_says(
         [("lock-manager".to_owned(), "lock-manager".to_owned())]
     );
 }
+
+/// Issue 15: a plan built by hand without a test app is an error for its suite, not a panic.
+#[tokio::test]
+async fn a_hand_built_plan_without_a_test_app_is_an_error_not_a_panic() {
+    let h = harness("no-test-app");
+    let mut plan = plan("happy.yml", &[("MAX_P95_MS", "1000")]);
+    plan.suites[0].test_app = None;
+    let summary = run(&h, &plan).await;
+    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
+        panic!("{:?}", summary.suites[0].outcome)
+    };
+    assert!(message.contains("has no test app"), "{message}");
+    assert_eq!(summary.exit_code(), 3);
+}

@@ -325,3 +325,29 @@ fn pit_run_pushes_its_reports_to_a_git_store() {
         assert!(run_dir.join(f).is_file(), "{f}");
     }
 }
+
+/// Issue 15: a commit that is not ASCII (12 bytes would cut a character) no longer panics
+/// `pit report history`.
+#[test]
+fn history_shows_a_non_ascii_commit_without_panicking() {
+    let dir = scratch("history-utf8");
+    let root = store_with(&dir, &[100.0]);
+    let file = root.join("shop/checkout/01jq0000000000000000000000/report.json");
+    let mut report: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    // Byte 12 falls inside the sixth `é`.
+    report["gitCommit"] = json!("aéééééééééééé-commit");
+    std::fs::write(&file, serde_json::to_vec(&report).unwrap()).unwrap();
+    let spec = format!("dir:{}", root.display());
+    let (code, out, err) = run(pit().args([
+        "report",
+        "history",
+        "--store",
+        &spec,
+        "--project",
+        "shop",
+        "--suite",
+        "checkout",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("aééééééééééé\n"), "the first 12 characters: {out}");
+}
