@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the same as the system's in a run, and paused (instant) in tests.
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;

@@ -1,6 +1,9 @@
 //! Talking to a Test Runner App: start a session, wait for it, fetch its report.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the same as the system's in a run, and paused (instant) in tests.
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;

@@ -297,3 +297,343 @@ pub async fn lock_contract(store: Arc<dyn LockStore>) {
         r.unwrap();
     }
 }
+
+/// What a step of a [`ScriptedDeployer`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Script {
+    /// Exit 0 at once (the default).
+    Succeed,
+    /// Exit 1 with this output.
+    Fail(String),
+    /// Exit 0 after this long (on tokio's clock: instant under a paused clock), unless the run
+    /// is cancelled first.
+    Take(Duration),
+    /// Never end by itself: only the run's cancellation, or the step's timeout, ends it.
+    Hang,
+}
+
+/// What a [`ScriptedDeployer`] was asked, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployerCall {
+    /// An environment was created.
+    Create(String),
+    /// A step ran: component and step.
+    Run(String, crate::deploy::StepKind),
+    /// A URL was derived for a service.
+    ServiceUrl(String),
+    /// An environment was removed.
+    Remove(String),
+}
+
+/// A [`Deployer`](crate::deploy::Deployer) that runs nothing: each component's steps do what
+/// their [`Script`] says, every call is recorded, and every service is reachable at
+/// `scripted://<service>` (give the engine a runner factory such as [`ScriptedRunner`]'s).
+///
+/// ```
+/// # async fn demo() {
+/// use pit_core::deploy::StepKind;
+/// use pit_core::testing::{Script, ScriptedDeployer};
+/// let deployer = ScriptedDeployer::new()
+///     .script("db", StepKind::Deploy, Script::Take(std::time::Duration::from_secs(3)))
+///     .script("api", StepKind::StatusCheck, Script::Fail("connection refused".into()));
+/// // … run an engine with it, then:
+/// assert!(deployer.calls().is_empty());
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo());
+/// ```
+#[derive(Debug, Default)]
+pub struct ScriptedDeployer {
+    scripts: Mutex<std::collections::HashMap<(String, crate::deploy::StepKind), Script>>,
+    calls: Mutex<Vec<DeployerCall>>,
+}
+
+impl ScriptedDeployer {
+    /// Every step succeeds at once.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `component`'s `step` does what `script` says.
+    #[must_use]
+    pub fn script(self, component: &str, step: crate::deploy::StepKind, script: Script) -> Self {
+        self.scripts
+            .lock()
+            .expect("no panics while held")
+            .insert((component.to_owned(), step), script);
+        self
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<DeployerCall> {
+        self.calls.lock().expect("no panics while held").clone()
+    }
+
+    /// The components whose `step` ran, in order.
+    pub fn ran(&self, step: crate::deploy::StepKind) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                DeployerCall::Run(component, s) if s == step => Some(component),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn record(&self, call: DeployerCall) {
+        self.calls.lock().expect("no panics while held").push(call);
+    }
+}
+
+#[async_trait]
+impl crate::deploy::Deployer for ScriptedDeployer {
+    async fn create_environment(
+        &self,
+        req: &crate::deploy::EnvironmentRequest,
+    ) -> Result<crate::deploy::Environment, crate::deploy::DeployError> {
+        self.record(DeployerCall::Create(req.name.clone()));
+        let root = std::env::temp_dir().join("pit-scripted").join(&req.name);
+        Ok(crate::deploy::Environment {
+            name: req.name.clone(),
+            workspace: root.join("workspace"),
+            logs: root.join("logs"),
+            outputs: root.join("outputs"),
+        })
+    }
+
+    async fn remove_environment(&self, env: &crate::deploy::Environment) -> Result<(), crate::deploy::DeployError> {
+        self.record(DeployerCall::Remove(env.name.clone()));
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        _env: &crate::deploy::Environment,
+        step: &crate::deploy::Step,
+        cancel: &CancellationToken,
+    ) -> Result<crate::process::Finished, crate::deploy::DeployError> {
+        let component = step.component.to_string();
+        self.record(DeployerCall::Run(component.clone(), step.kind));
+        let script = self
+            .scripts
+            .lock()
+            .expect("no panics while held")
+            .get(&(component, step.kind))
+            .cloned()
+            .unwrap_or(Script::Succeed);
+        let started = tokio::time::Instant::now();
+        let program = step.argv.first().cloned().unwrap_or_default();
+        let stopped = |source| crate::deploy::DeployError::Process {
+            component: step.component.clone(),
+            kind: step.kind,
+            source,
+        };
+        let finished = |code: i32, tail: String| crate::process::Finished {
+            code: Some(code),
+            elapsed: started.elapsed(),
+            tail,
+        };
+        let wait = match &script {
+            Script::Succeed => return Ok(finished(0, String::new())),
+            Script::Fail(output) => return Ok(finished(1, output.clone())),
+            Script::Take(d) => Some(*d),
+            Script::Hang => None,
+        };
+        let limit = tokio::time::sleep(step.timeout);
+        let done = async {
+            match wait {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = done => Ok(finished(0, String::new())),
+            () = limit => Err(stopped(crate::process::ProcessError::TimedOut { program, timeout: step.timeout, tail: String::new() })),
+            () = cancel.cancelled() => Err(stopped(crate::process::ProcessError::Cancelled { program })),
+        }
+    }
+
+    async fn service_url(
+        &self,
+        _env: &crate::deploy::Environment,
+        service: &str,
+        _route: &str,
+    ) -> Result<Option<String>, crate::deploy::DeployError> {
+        self.record(DeployerCall::ServiceUrl(service.to_owned()));
+        Ok(Some(format!("scripted://{service}")))
+    }
+}
+
+/// How a [`ScriptedRunner`]'s test session ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Session {
+    /// COMPLETED with this report, after this long.
+    Report(crate::protocol::TestReport, Duration),
+    /// ERROR with this message.
+    Error(String),
+    /// RUNNING for ever (until the suite's timeout or the run's end).
+    Running,
+}
+
+/// A [`TestRunnerClient`](crate::runner::TestRunnerClient) whose one session ends as told;
+/// it records the calls (`start`, `status`, `report`).
+///
+/// ```
+/// use pit_core::testing::{ScriptedRunner, Session};
+/// let runner = ScriptedRunner::new(Session::Report(ScriptedRunner::passing_report(), std::time::Duration::ZERO));
+/// let factory = runner.factory(); // for `Engine::new`
+/// # let _ = factory;
+/// ```
+#[derive(Debug)]
+pub struct ScriptedRunner {
+    session: Session,
+    started: Mutex<Option<tokio::time::Instant>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl ScriptedRunner {
+    /// A runner whose session ends as `session` says.
+    pub fn new(session: Session) -> Arc<Self> {
+        Arc::new(Self {
+            session,
+            started: Mutex::default(),
+            calls: Mutex::default(),
+        })
+    }
+
+    /// A report with one passing stream.
+    pub fn passing_report() -> crate::protocol::TestReport {
+        Self::report_with(crate::protocol::Outcome::Pass)
+    }
+
+    /// A report with one stream of the given outcome.
+    pub fn report_with(outcome: crate::protocol::Outcome) -> crate::protocol::TestReport {
+        crate::protocol::TestReport {
+            executed_scenarios: vec![crate::protocol::Scenario {
+                name: "scripted".into(),
+                start_time: serde_json::Value::Null,
+                end_time: serde_json::Value::Null,
+                streams: vec![crate::protocol::Stream {
+                    name: "stream".into(),
+                    requirements: vec![],
+                    observations: vec![],
+                    outcome,
+                }],
+                component_ids: vec![],
+                metadata: serde_json::Value::Null,
+            }],
+        }
+    }
+
+    /// A factory for [`Engine::new`](crate::engine::Engine::new) that hands out this runner for
+    /// every URL.
+    pub fn factory(self: &Arc<Self>) -> crate::engine::RunnerFactory {
+        let me = self.clone();
+        Arc::new(move |_url: &str| me.clone() as Arc<dyn crate::runner::TestRunnerClient>)
+    }
+
+    /// The calls so far: `start`, `status`, `report`.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("no panics while held").clone()
+    }
+
+    fn record(&self, call: &str) {
+        self.calls.lock().expect("no panics while held").push(call.to_owned());
+    }
+
+    fn status_now(&self) -> crate::protocol::SessionStatus {
+        use crate::protocol::SessionStatus;
+        let started = *self.started.lock().expect("no panics while held");
+        match (&self.session, started) {
+            (_, None) => SessionStatus::Pending,
+            (Session::Report(_, after), Some(t)) if t.elapsed() >= *after => SessionStatus::Completed,
+            (Session::Error(_), Some(_)) => SessionStatus::Error,
+            _ => SessionStatus::Running,
+        }
+    }
+}
+
+#[async_trait]
+impl crate::runner::TestRunnerClient for ScriptedRunner {
+    async fn start(
+        &self,
+        suite: &crate::pitfile::SuiteId,
+    ) -> Result<crate::protocol::StartResponse, crate::runner::RunnerError> {
+        self.record("start");
+        *self.started.lock().expect("no panics while held") = Some(tokio::time::Instant::now());
+        Ok(crate::protocol::StartResponse {
+            session_id: 1u64.into(),
+            test_suite_id: suite.clone(),
+        })
+    }
+
+    async fn status(
+        &self,
+        _session: &str,
+        _wait: Option<Duration>,
+    ) -> Result<crate::protocol::StatusResponse, crate::runner::RunnerError> {
+        self.record("status");
+        Ok(crate::protocol::StatusResponse {
+            session_id: 1u64.into(),
+            test_suite_id: crate::pitfile::SuiteId::default(),
+            status: self.status_now(),
+            error: match &self.session {
+                Session::Error(m) => Some(m.clone()),
+                _ => None,
+            },
+        })
+    }
+
+    async fn report(&self, _session: &str) -> Result<crate::protocol::ReportResponse, crate::runner::RunnerError> {
+        self.record("report");
+        Ok(crate::protocol::ReportResponse {
+            session_id: 1u64.into(),
+            test_suite_id: crate::pitfile::SuiteId::default(),
+            status: self.status_now(),
+            data: match &self.session {
+                Session::Report(r, _) => Some(r.clone()),
+                _ => None,
+            },
+            error: None,
+        })
+    }
+}
+
+/// A [`ReportSink`](crate::sink::ReportSink) in memory: every report stored, in order.
+#[derive(Debug, Default)]
+pub struct MemoryReportSink {
+    reports: Mutex<Vec<crate::sink::SuiteReport>>,
+}
+
+impl MemoryReportSink {
+    /// An empty sink.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Every report stored so far.
+    pub fn reports(&self) -> Vec<crate::sink::SuiteReport> {
+        self.reports.lock().expect("no panics while held").clone()
+    }
+}
+
+#[async_trait]
+impl crate::sink::ReportSink for MemoryReportSink {
+    async fn store(
+        &self,
+        report: &crate::sink::SuiteReport,
+    ) -> Result<crate::sink::StoredReport, crate::sink::SinkError> {
+        let mut reports = self.reports.lock().expect("no panics while held");
+        reports.push(report.clone());
+        Ok(crate::sink::StoredReport {
+            location: format!("memory:{}", reports.len()),
+        })
+    }
+
+    async fn list(&self, project: &str, suite: &str) -> Result<Vec<crate::sink::SuiteReport>, crate::sink::SinkError> {
+        Ok(self
+            .reports()
+            .into_iter()
+            .filter(|r| r.project == project && r.suite_id == suite)
+            .collect())
+    }
+}

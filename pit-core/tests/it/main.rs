@@ -4,6 +4,7 @@
 mod generate;
 
 mod diagnostics;
+mod engine;
 mod lock_contract;
 mod plans;
 mod properties;
