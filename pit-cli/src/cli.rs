@@ -407,7 +407,26 @@ pub enum ReportCommand {
     },
 }
 
-pub use pit_cli::driver::Backend;
+/// Where suites run (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// k8s when a kubeconfig is given, else local.
+    Auto,
+    /// Sandboxes on this machine.
+    Local,
+    /// A namespace per suite.
+    K8s,
+}
+
+impl From<Backend> for pit_run::Backend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Auto => Self::Auto,
+            Backend::Local => Self::Local,
+            Backend::K8s => Self::K8s,
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct BrownieArgs {

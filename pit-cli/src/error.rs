@@ -35,7 +35,7 @@ pub enum CliError {
     Kube(#[from] pit_k8s::kube::Error),
     /// The run could not start.
     #[error(transparent)]
-    Driver(#[from] pit_cli::driver::DriverError),
+    Driver(#[from] pit_run::DriverError),
     /// A built-in template failed: a bug in PIT, not in the input.
     #[error("{0} (this is a bug in PIT: please report it with the report file)")]
     Render(#[from] pit_report::html::RenderError),

@@ -15,7 +15,7 @@ use crate::error::CliError;
 
 /// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
 pub fn client(url: &str) -> Result<HttpLockStore, CliError> {
-    Ok(pit_cli::driver::lock_client(url)?)
+    Ok(pit_run::lock_client(url)?)
 }
 
 fn default_owner() -> String {
@@ -29,10 +29,7 @@ fn default_owner() -> String {
 /// `pit lock --embedded list|force-release`: the file store `pit run` uses without a Lock
 /// Manager.
 fn run_embedded(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
-    let state = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(pit_cli::driver::default_state_dir);
+    let state = args.state_dir.clone().unwrap_or_else(pit_run::default_state_dir);
     let store = pit_core::lock::FileLockStore::new(state.join("locks"));
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     runtime.block_on(async {

@@ -2,16 +2,16 @@
 
 use std::path::PathBuf;
 
-use pit_cli::driver::{prepare, DriverError, PreparedRun, RunSettings};
 use pit_core::diagnostic::Severity;
 use pit_core::engine::{Event, EventKind, RunSummary, SuiteOutcome};
+use pit_run::{prepare, DriverError, PreparedRun, RunSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Output, PitfileArgs, RunArgs, TestAppAccess, DEFAULT_PITFILE};
 use crate::commands::{load, stdout, Ui};
 use crate::error::CliError;
 
-pub use pit_cli::driver::default_state_dir;
+pub use pit_run::default_state_dir;
 
 /// The pitfile argument, with the existing toolkit's `--pitfile` in place of FILE.
 fn pitfile_args(args: &RunArgs) -> Result<PitfileArgs, CliError> {
@@ -126,7 +126,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         keep: args.keep || t.enable_cleanups == Some(false),
         state_dir: args.state_dir.clone(),
         report_store,
-        backend: args.backend,
+        backend: args.backend.into(),
         kubeconfig: args.kubeconfig.clone(),
         parent_namespace: args.parent_namespace.clone().or_else(|| t.parent_ns.clone()),
         lock_manager: args.lock_manager.clone(),

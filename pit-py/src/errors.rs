@@ -139,14 +139,14 @@ pub(crate) fn lock_error(py: Python<'_>, e: &CoreLockError) -> PyErr {
 }
 
 /// The error for a run that could not start.
-pub(crate) fn driver_error(py: Python<'_>, e: &pit_cli::driver::DriverError) -> PyErr {
+pub(crate) fn driver_error(py: Python<'_>, e: &pit_run::DriverError) -> PyErr {
     match e {
-        pit_cli::driver::DriverError::Load(load) => load_error(py, load),
-        pit_cli::driver::DriverError::Resolve(r) => match r.report() {
+        pit_run::DriverError::Load(load) => load_error(py, load),
+        pit_run::DriverError::Resolve(r) => match r.report() {
             Some(report) => pitfile_error(py, report),
             None => with_attrs(py, RunError::new_err(message(e)), e.exit_code(), &[]),
         },
-        pit_cli::driver::DriverError::Lock(l) => lock_error(py, l),
+        pit_run::DriverError::Lock(l) => lock_error(py, l),
         _ => with_attrs(py, RunError::new_err(message(e)), e.exit_code(), &[]),
     }
 }

@@ -5,7 +5,7 @@
 //! see `docs/python.md`.
 //!
 //! - [`pitfile`]: `Pitfile.load` / `from_str`, `.validate()`, `.plan()`;
-//! - [`run`]: `pit.run(…)`, the same run as `pit run` (through `pit_cli::driver`);
+//! - [`run`]: `pit.run(…)`, the same run as `pit run` (through `pit_run`);
 //! - [`lock`]: `LockClient` (the Lock Manager), `MemoryLockStore`, leases as context managers;
 //! - [`report`]: `Report.load`, `.to_html()`, `.to_junit()`, `.compare(…)`;
 //! - [`testapp`]: serving a Python function as a Test Runner App;

@@ -1,9 +1,9 @@
-//! `pit.run(…)`: the run `pit run` makes, set up by the same code (`pit_cli::driver`).
+//! `pit.run(…)`: the run `pit run` makes, set up by the same code (`pit_run`).
 
 use std::path::PathBuf;
 
-use pit_cli::driver::{prepare, Backend, RunSettings};
 use pit_core::engine::{Event, RunSummary, SuiteOutcome};
+use pit_run::{prepare, Backend, RunSettings};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
 
@@ -172,10 +172,10 @@ fn run(
         }
     };
     let access = match (test_app_access, cluster_url) {
-        ("api-proxy", _) => pit_cli::driver::ServiceAccess::ApiProxy { port: test_app_port },
-        ("ingress", Some(cluster_url)) => pit_cli::driver::ServiceAccess::Ingress { cluster_url },
+        ("api-proxy", _) => pit_run::ServiceAccess::ApiProxy { port: test_app_port },
+        ("ingress", Some(cluster_url)) => pit_run::ServiceAccess::Ingress { cluster_url },
         ("ingress", None) => return Err(value_error("cluster_url", &"`ingress` access needs the ingress's URL")),
-        ("none", _) => pit_cli::driver::ServiceAccess::Published,
+        ("none", _) => pit_run::ServiceAccess::Published,
         (other, _) => {
             return Err(value_error(
                 "test_app_access",
@@ -232,7 +232,7 @@ fn run(
         let summary = prepared.engine.run(&prepared.plan, &prepared.options, &c, &f).await;
         drop(prepared);
         let _ = forward.await;
-        Ok::<_, pit_cli::driver::DriverError>(summary)
+        Ok::<_, pit_run::DriverError>(summary)
     };
     let logger = py.import("logging")?.call_method1("getLogger", ("pit",))?.unbind();
     let summary = crate::block_on(py, work, &cancel, &force, Some(rx), |py, item| match item {

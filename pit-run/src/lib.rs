@@ -1,11 +1,13 @@
+//! # pit-run
+//!
 //! What `pit run` sets up before the engine starts, shared by the CLI and the Python bindings
 //! (`pit.run`), so both behave the same: the plan with its REMOTE parts fetched, the backend,
 //! the lock store (the embedded one, a Lock Manager, or one deployed for each suite), the report
 //! store and the engine.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), pit_cli::driver::DriverError> {
-//! use pit_cli::driver::{prepare, RunSettings};
+//! # async fn demo() -> Result<(), pit_run::DriverError> {
+//! use pit_run::{prepare, RunSettings};
 //! let settings = RunSettings::new("examples/node-1/pitfile.yml");
 //! let loaded = settings.load()?;
 //! let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -14,6 +16,7 @@
 //! println!("exit code {}", summary.exit_code());
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 /// How a test app that publishes no URL is reached on Kubernetes.
 pub use pit_k8s::ServiceAccess;
@@ -32,7 +35,7 @@ use pit_core::runner::HttpTestRunnerClient;
 use pit_report::store::{AnyStore, StoreSpec};
 
 /// Where suites run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// k8s when a kubeconfig is given, else local.
     #[default]
