@@ -18,11 +18,15 @@
 //! ```
 #![warn(missing_docs)]
 
+/// What a program that embeds a run needs, so that it depends on this crate and tokio only.
+pub use async_trait::async_trait;
+pub use pit_core;
 /// How a test app that publishes no URL is reached on Kubernetes.
 pub use pit_k8s::ServiceAccess;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+pub use tokio_util::sync::CancellationToken;
 
 use pit_core::deploy::{Deployer, LocalDeployer};
 use pit_core::diagnostic::Severity;
@@ -94,6 +98,24 @@ pub struct RunSettings {
     /// Call commands as the existing toolkit's deployer does (namespace first); see
     /// [`Engine::with_toolkit_args`].
     pub toolkit_args: bool,
+    /// A backend of the embedding program's own, in place of `backend`.
+    pub deployer: Option<Custom<dyn Deployer>>,
+}
+
+/// A part the embedding program gives (such as its own [`Deployer`]); its `Debug` says only
+/// that it is there.
+pub struct Custom<T: ?Sized>(pub Arc<T>);
+
+impl<T: ?Sized> Clone for Custom<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for Custom<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Custom(..)")
+    }
 }
 
 impl RunSettings {
@@ -120,6 +142,7 @@ impl RunSettings {
             env: std::collections::BTreeMap::new(),
             embedded_locks: false,
             toolkit_args: false,
+            deployer: None,
         }
     }
 
@@ -222,6 +245,27 @@ pub fn lock_client(url: &str) -> Result<pit_lock::HttpLockStore, pit_core::lock:
     pit_lock::HttpLockStore::new(url, std::env::var(pit_lock::TOKEN_ENV).ok())
 }
 
+/// Loads `settings`' pitfile, sets the run up and runs it, as `pit run` does: the whole run in
+/// one call. `note` gets the lines `pit run` prints on the way; `cancel` interrupts the run
+/// (teardown still runs before this returns).
+///
+/// # Errors
+/// [`DriverError`] when the run cannot start; a run that starts returns its summary whatever
+/// its suites' outcomes.
+pub async fn run(
+    settings: &RunSettings,
+    cancel: &CancellationToken,
+    note: &(dyn Fn(&str) + Sync),
+) -> Result<pit_core::engine::RunSummary, DriverError> {
+    let loaded = settings.load()?;
+    let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
+    let run = prepare(settings, &loaded, events, note).await?;
+    Ok(run
+        .engine
+        .run(&run.plan, &run.options, cancel, &CancellationToken::new())
+        .await)
+}
+
 /// Sets up the run of `loaded` as `settings` say: fetches REMOTE parts, picks the backend and
 /// the lock and report stores, and builds the engine, which sends its events to `events`.
 /// `note` gets the lines `pit run` prints on the way ("backend: Kubernetes …").
@@ -284,7 +328,10 @@ pub async fn prepare(
         note(&format!("cannot record this run in {}: {e}", run_dir.display()));
     }
     note(&format!("run {run_id}: logs in {}", run_dir.display()));
-    let deployer: Arc<dyn Deployer> = if settings.uses_k8s() {
+    let deployer: Arc<dyn Deployer> = if let Some(Custom(own)) = &settings.deployer {
+        note("backend: the embedding program's own");
+        own.clone()
+    } else if settings.uses_k8s() {
         let kubeconfig = settings.kubeconfig();
         let client = pit_k8s::client(kubeconfig.as_deref()).await?;
         note("backend: Kubernetes (a namespace per suite)");
