@@ -1,5 +1,5 @@
 //! Runs a pitfile as `pit run` does, with a `Deployer` of your own: here the local backend,
-//! timing every step.    custom-deployer [PITFILE [WORKSPACE]]
+//! timing every step. Usage: `custom-deployer [PITFILE [WORKSPACE]]`.
 use std::sync::Arc;
 
 use pit_run::pit_core::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, LocalDeployer, Step};
