@@ -27,9 +27,12 @@ use common::fresh_database;
 const CLIENTS: usize = 32;
 const IDS: usize = 8;
 const TTL: Duration = Duration::from_secs(3);
-const RUN_FOR: Duration = Duration::from_secs(8);
-/// How long the clients go on after the last fault, at least.
-const AFTER_FAULTS: Duration = Duration::from_secs(3);
+/// Holds the clients complete in each phase: before the kill, between the kill and the
+/// database restart, and after it.
+const HOLDS_PER_PHASE: u64 = 30;
+/// The longest a phase may take to see its holds (a bound, not a pace: the test waits for the
+/// holds themselves).
+const PHASE_LIMIT: Duration = Duration::from_secs(60);
 
 /// A `pit-lock-manager` process.
 struct Instance {
@@ -91,12 +94,33 @@ struct Checker {
     releases: AtomicU64,
     unavailable: AtomicU64,
     busy: AtomicU64,
+    /// Woken at every hold.
+    progress: tokio::sync::Notify,
 }
 
 /// Rounding of milliseconds between the database and this process.
 const TOLERANCE_MS: u64 = 2;
 
 impl Checker {
+    /// Waits until `n` holds in all have completed (at most [`PHASE_LIMIT`]).
+    async fn until_holds(&self, n: u64, phase: &str) {
+        let deadline = tokio::time::Instant::now() + PHASE_LIMIT;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.holds.load(Ordering::Relaxed);
+            if now >= n {
+                return;
+            }
+            assert!(
+                tokio::time::timeout_at(deadline, notified).await.is_ok(),
+                "{phase}: {now} holds after {}s, waiting for {n}",
+                PHASE_LIMIT.as_secs()
+            );
+        }
+    }
+
     /// Every lease is kept, however little time it had left.
     fn held(&self, lease: &Lease, start_ms: u64, end_ms: u64) {
         let end_ms = end_ms.min(lease.expires_at_ms);
@@ -111,6 +135,7 @@ impl Checker {
             });
         }
         self.holds.fetch_add(1, Ordering::Relaxed);
+        self.progress.notify_waiters();
     }
 
     /// A renewal or release said the lease was gone: wrong if it had not expired yet.
@@ -257,8 +282,8 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
     );
     let checker = Arc::new(Checker::default());
     let start = Instant::now();
-    // The clients stop RUN_FOR after the start, and never before AFTER_FAULTS has passed since
-    // the last fault: a slow restart on a loaded machine must not leave them no time after it.
+    // Each fault comes once the clients have made progress since the last, and they stop once
+    // they have made progress after the last: awaited, never slept for.
     let stop = CancellationToken::new();
     let mut clients = tokio::task::JoinSet::new();
     for n in 0..CLIENTS {
@@ -273,14 +298,16 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
         ));
     }
     let holds_before = |c: &Checker| c.holds.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    checker.until_holds(HOLDS_PER_PHASE, "before the kill").await;
     let before_kill = holds_before(&checker);
     a.kill9();
     let a_addr = a.addr.clone();
     drop(a);
     // Started again where it was, as an orchestrator would.
     let a2 = Instance::start(&db, &a_addr);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    checker
+        .until_holds(before_kill + HOLDS_PER_PHASE, "after the kill")
+        .await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -292,7 +319,9 @@ async fn no_id_is_ever_held_twice_through_a_killed_instance_and_a_database_resta
         .unwrap();
     assert!(restart.success(), "PostgreSQL restarted");
     let after_restart = holds_before(&checker);
-    tokio::time::sleep(AFTER_FAULTS.max((start + RUN_FOR).saturating_duration_since(Instant::now()))).await;
+    checker
+        .until_holds(after_restart + HOLDS_PER_PHASE, "after the database restart")
+        .await;
     stop.cancel();
     while let Some(r) = clients.join_next().await {
         r.unwrap();
