@@ -103,6 +103,18 @@ pub enum DeployError {
         #[source]
         source: std::io::Error,
     },
+    /// The backend failed on its own terms (a cluster's API, say), keeping its error as the
+    /// source: `downcast_ref` reaches the backend's type (`kube::Error` for pit-k8s).
+    #[error("the backend failed {action} environment `{name}`")]
+    Backend {
+        /// The environment.
+        name: String,
+        /// What it was doing: `creating`, `removing`.
+        action: &'static str,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The command exited non-zero.
     #[error("{} of `{component}` failed with exit code {}{}", kind.as_str(), code.map_or("none (killed by a signal)".to_owned(), |c| c.to_string()), quote(tail))]
     Failed {

@@ -96,10 +96,12 @@ impl K8sDeployer {
     }
 }
 
-fn env_error(name: &str, e: impl std::error::Error + Send + Sync + 'static) -> DeployError {
-    DeployError::Environment {
+/// The cluster's own error, kept as the source.
+fn env_error(name: &str, action: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> DeployError {
+    DeployError::Backend {
         name: name.to_owned(),
-        source: std::io::Error::other(crate::error_chain(&e)),
+        action,
+        source: Box::new(e),
     }
 }
 
@@ -118,7 +120,7 @@ impl Deployer for K8sDeployer {
             Some(parent) => namespace::create_under(&self.client, parent, &spec, self.timeout).await,
             None => namespace::create(&self.client, &spec, self.timeout).await,
         }
-        .map_err(|e| env_error(&req.name, e))?;
+        .map_err(|e| env_error(&req.name, "creating", e))?;
         tracing::info!(namespace = %req.name, "namespace is Active");
         Ok(env)
     }
@@ -128,7 +130,7 @@ impl Deployer for K8sDeployer {
             Some(parent) => namespace::delete_under(&self.client, parent, &env.name, self.timeout).await,
             None => namespace::delete(&self.client, &env.name, self.timeout).await,
         }
-        .map_err(|e| env_error(&env.name, e));
+        .map_err(|e| env_error(&env.name, "removing", e));
         // Its services are no longer served.
         let proxies = self.proxies.lock().expect("no panics while held").remove(&env.name);
         for proxy in proxies.into_iter().flatten() {

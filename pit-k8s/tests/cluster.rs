@@ -564,3 +564,35 @@ fn ingress_urls_follow_the_existing_toolkits_pattern() {
     );
     assert_eq!(pit_k8s::ServiceAccess::Published.ingress_url("a", "b"), None);
 }
+
+/// Issue 15: the cluster's own error is kept as the source of a `DeployError::Backend`, not
+/// flattened into a string.
+#[tokio::test]
+async fn a_namespace_the_cluster_refuses_is_a_backend_error_with_the_clusters_error_inside() {
+    let client = client().await;
+    let dir = std::env::temp_dir().join(unique("pit-k8s-refused"));
+    let deployer = K8sDeployer::new(client, &dir, Some(kubeconfig()));
+    let err = deployer
+        .create_environment(&EnvironmentRequest {
+            run_id: RunId::generate(),
+            project: "p".into(),
+            suite: "s".into(),
+            name: "Not_A_DNS_Label".into(),
+        })
+        .await
+        .unwrap_err();
+    let pit_core::deploy::DeployError::Backend { action, source, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*action, "creating");
+    assert!(
+        source.downcast_ref::<pit_k8s::namespace::NamespaceError>().is_some(),
+        "{source:?}"
+    );
+    let chain = pit_core::engine::error_chain(&err);
+    assert!(
+        chain.contains("the backend failed creating environment `Not_A_DNS_Label`"),
+        "{chain}"
+    );
+    assert!(chain.to_lowercase().contains("invalid"), "the API's own words: {chain}");
+}
