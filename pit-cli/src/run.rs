@@ -54,8 +54,9 @@ fn access(args: &RunArgs) -> Result<pit_k8s::ServiceAccess, CliError> {
     })
 }
 
-/// Warnings for the existing toolkit's flags that PIT accepts but has no use for.
-fn unused_toolkit_flags(args: &RunArgs) -> Vec<String> {
+/// Warnings for the existing toolkit's flags that PIT accepts but has no use for (`access`:
+/// how test apps are reached, from [`access`]).
+fn unused_toolkit_flags(args: &RunArgs, access: &pit_k8s::ServiceAccess) -> Vec<String> {
     let t = &args.toolkit;
     let mut out = Vec::new();
     if let Some(p) = &t.subns_prefix {
@@ -76,8 +77,7 @@ fn unused_toolkit_flags(args: &RunArgs) -> Vec<String> {
     if t.report_branch_name.is_some() && t.report_repository.is_none() {
         out.push("--report-branch-name is not used without --report-repository".into());
     }
-    if args.toolkit.test_runner_app_port.is_some() && matches!(access(args), Ok(pit_k8s::ServiceAccess::Ingress { .. }))
-    {
+    if t.test_runner_app_port.is_some() && matches!(access, pit_k8s::ServiceAccess::Ingress { .. }) {
         out.push("--test-runner-app-port is not used with the ingress (--use-kube-proxy false)".into());
     }
     out
@@ -88,7 +88,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     let access = access(args)?;
     let t = &args.toolkit;
     let report_store = match (&args.report_store, &args.report_dir, &t.report_repository) {
-        (Some(_) | None, Some(_), Some(_)) | (Some(_), _, Some(_)) => {
+        (_, Some(_), Some(_)) | (Some(_), _, Some(_)) => {
             return Err(CliError::Usage(
                 "give the report store once: --report-store, --report-dir or --report-repository".into(),
             ))
@@ -101,7 +101,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         }),
         (None, None, None) => None,
     };
-    for warning in unused_toolkit_flags(args) {
+    for warning in unused_toolkit_flags(args, &access) {
         ui.message(&format!("warning: {warning}"));
     }
     // Called with the existing deployer's own flags: its scripts read `$1` as the namespace.

@@ -296,8 +296,8 @@ struct Base<'a> {
 
 fn component_plan(c: &Component, base: Base<'_>) -> ComponentPlan {
     let mut location = c.location.clone();
-    if base.workspace && location.kind == LocationType::Local && location.path.is_none() {
-        location.path = Some(c.id.to_string());
+    if let Some(dir) = location.local_dir(Some(c.id.as_str()), base.workspace) {
+        location.path = Some(dir);
     }
     ComponentPlan {
         id: c.id.clone(),

@@ -279,19 +279,16 @@ impl TryFrom<RawMetric> for Metric {
             (MetricType::Distribution, v) => number_or_null(v),
         };
         if !fits {
-            let expected = match raw.kind {
-                MetricType::Scalar => "a number",
-                MetricType::Distribution => {
-                    "numbers by percentile ({\"p99\": 7.5}) or an array of samples ([1.2, 3.4])"
-                }
+            let (kind, expected) = match raw.kind {
+                MetricType::Scalar => ("SCALAR", "a number"),
+                MetricType::Distribution => (
+                    "DISTRIBUTION",
+                    "numbers by percentile ({\"p99\": 7.5}) or an array of samples ([1.2, 3.4])",
+                ),
             };
             return Err(format!(
-                "metric `{}`: the value of a {} is {}; expected {expected}",
+                "metric `{}`: the value of a {kind} is {}; expected {expected}",
                 raw.name,
-                match raw.kind {
-                    MetricType::Scalar => "SCALAR",
-                    MetricType::Distribution => "DISTRIBUTION",
-                },
                 json_type(&raw.value),
             ));
         }

@@ -289,14 +289,9 @@ impl Checker<'_> {
         let Some(dirs) = self.dirs.clone() else {
             return;
         };
-        if location.kind != LocationType::Local {
+        // None: REMOTE, or the base itself, which exists.
+        let Some(rel) = location.local_dir(component, dirs.workspace) else {
             return;
-        }
-        let rel = match (&location.path, component) {
-            (Some(rel), _) => rel.clone(),
-            (None, Some(id)) if dirs.workspace => id.to_owned(),
-            // The suite's or component's own folder: the base, which exists.
-            (None, _) => return,
         };
         let path = item.key("location");
         // Where to point: the path as written, or the component's id that stands for it.

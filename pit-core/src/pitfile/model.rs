@@ -321,6 +321,22 @@ pub struct Location {
     pub pit_file: String,
 }
 
+impl Location {
+    /// The folder of a LOCAL location, relative to its base, as written or implied: its
+    /// `path`, else, in a workspace (`--workspace`), the `component`'s id, as in the existing
+    /// toolkit; `None` for the base itself (and for REMOTE locations).
+    pub(crate) fn local_dir(&self, component: Option<&str>, workspace: bool) -> Option<String> {
+        if self.kind != LocationType::Local {
+            return None;
+        }
+        match (&self.path, component) {
+            (Some(rel), _) => Some(rel.clone()),
+            (None, Some(id)) if workspace => Some(id.to_owned()),
+            (None, _) => None,
+        }
+    }
+}
+
 impl Default for Location {
     fn default() -> Self {
         Self {
