@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{pit, repo, run};
+use crate::{pit, repo, run, walk};
 
 fn cluster() -> (String, String) {
     let kubeconfig = std::env::var("PIT_TEST_KUBECONFIG")
@@ -57,19 +57,6 @@ fn forensics_root(err: &str) -> PathBuf {
     let line = err.lines().find(|l| l.contains("forensics: ")).unwrap();
     let after = line.split(" in ").nth(1).unwrap();
     PathBuf::from(after.split(';').next().unwrap().trim())
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -37,6 +37,20 @@ pub fn pit() -> Command {
     cmd
 }
 
+/// Every file below `dir`, at any depth.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Reads lines of `out` until one contains `needle` (or it ends); every line read.
 pub fn read_until(out: &mut impl std::io::BufRead, needle: &str) -> String {
     let mut seen = String::new();

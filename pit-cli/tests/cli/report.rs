@@ -113,6 +113,20 @@ fn compare_gives_verdicts_and_fails_on_regression_when_asked() {
 }
 
 /// A directory store with `p99s.len()` runs of shop/checkout.
+/// `pit report history` of the shop's checkout suite in the store `spec`.
+fn history(spec: &str) -> (i32, String, String) {
+    run(pit().args([
+        "report",
+        "history",
+        "--store",
+        spec,
+        "--project",
+        "shop",
+        "--suite",
+        "checkout",
+    ]))
+}
+
 fn store_with(dir: &Path, p99s: &[f64]) -> PathBuf {
     let root = dir.join("store");
     for (i, p99) in p99s.iter().enumerate() {
@@ -130,16 +144,7 @@ fn history_shows_change_points_and_compare_takes_its_baseline_from_a_store() {
     let dir = scratch("history");
     let root = store_with(&dir, &[100.0, 101.0, 99.0, 100.0, 150.0, 151.0, 149.0, 150.0]);
     let spec = format!("dir:{}", root.display());
-    let (code, out, err) = run(pit().args([
-        "report",
-        "history",
-        "--store",
-        &spec,
-        "--project",
-        "shop",
-        "--suite",
-        "checkout",
-    ]));
+    let (code, out, err) = history(&spec);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(
@@ -338,16 +343,7 @@ fn history_shows_a_non_ascii_commit_without_panicking() {
     report["gitCommit"] = json!("aéééééééééééé-commit");
     std::fs::write(&file, serde_json::to_vec(&report).unwrap()).unwrap();
     let spec = format!("dir:{}", root.display());
-    let (code, out, err) = run(pit().args([
-        "report",
-        "history",
-        "--store",
-        &spec,
-        "--project",
-        "shop",
-        "--suite",
-        "checkout",
-    ]));
+    let (code, out, err) = history(&spec);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("aééééééééééé\n"), "the first 12 characters: {out}");
 }

@@ -2,26 +2,13 @@
 //! pipeline flags work unchanged.
 
 use crate::run::{pids_in, until_ended};
-use crate::{pit, repo, run};
+use crate::{pit, repo, run, walk};
 
 fn state_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("pit-cli-toolkit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn walk_logs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk_logs(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn workspace() -> std::path::PathBuf {
@@ -55,7 +42,7 @@ fn a_suite_of_the_existing_toolkit_runs_unchanged_end_to_end() {
         "the numeric id was read: {err}"
     );
     let logs = std::fs::read_to_string(
-        walk_logs(&state)
+        walk(&state)
             .into_iter()
             .find(|p| p.ends_with("node-1.deploy.log"))
             .expect("a deploy log"),

@@ -87,6 +87,15 @@ fn options() -> RunOptions {
     }
 }
 
+/// The message of the first suite's error outcome (a panic naming the outcome when it is not
+/// an error).
+fn error_of(summary: &RunSummary) -> &str {
+    match &summary.suites[0].outcome {
+        SuiteOutcome::Error { message } => message,
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
 fn position(list: &[String], id: &str) -> usize {
     list.iter()
         .position(|x| x == id)
@@ -135,9 +144,7 @@ async fn a_failed_deploy_tears_down_only_what_started_in_reverse_order() {
     let d =
         Doubles::passing(ScriptedDeployer::new().script("c", StepKind::Deploy, Script::Fail("no space left".into())));
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
-        panic!("{:?}", summary.suites[0].outcome)
-    };
+    let message = error_of(&summary);
     assert!(
         message.contains("deploy of `c` failed") && message.contains("no space left"),
         "{message}"
@@ -162,9 +169,7 @@ async fn a_status_check_that_never_passes_fails_after_its_timeout() {
     let d = Doubles::passing(ScriptedDeployer::new().script("t", StepKind::StatusCheck, Script::Fail("503".into())));
     let started = tokio::time::Instant::now();
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
-        panic!("{:?}", summary.suites[0].outcome)
-    };
+    let message = error_of(&summary);
     assert!(
         message.contains("status check of `t` did not pass within 5s"),
         "{message}"
@@ -188,9 +193,7 @@ async fn a_status_check_that_never_passes_fails_after_its_timeout() {
 async fn a_deploy_past_its_timeout_is_stopped() {
     let d = Doubles::passing(ScriptedDeployer::new().script("b", StepKind::Deploy, Script::Hang));
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
-        panic!("{:?}", summary.suites[0].outcome)
-    };
+    let message = error_of(&summary);
     assert!(message.contains("did not finish within 20s"), "{message}");
 }
 
@@ -198,9 +201,7 @@ async fn a_deploy_past_its_timeout_is_stopped() {
 async fn tests_that_run_past_the_suite_timeout_fail_it() {
     let d = Doubles::new(ScriptedDeployer::new(), Session::Running);
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
-        panic!("{:?}", summary.suites[0].outcome)
-    };
+    let message = error_of(&summary);
     assert!(message.contains("did not finish within 30s"), "{message}");
     assert_eq!(d.ran(StepKind::Undeploy).len(), 5);
 }
@@ -216,9 +217,7 @@ async fn failing_tests_exit_1_and_erroring_sessions_exit_3() {
     assert_eq!(summary.exit_code(), 1);
     let d = Doubles::new(ScriptedDeployer::new(), Session::Error("k6 crashed".into()));
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
-        panic!("{:?}", summary.suites[0].outcome)
-    };
+    let message = error_of(&summary);
     assert!(message.contains("k6 crashed"), "{message}");
 }
 
