@@ -231,7 +231,8 @@ fn toolkit_bool(s: &str) -> Result<bool, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum LockManagerCommand {
-    /// Serve the Lock Manager over HTTP, storing locks in PostgreSQL (logs JSON lines on stderr).
+    /// Serve the Lock Manager over HTTP, storing locks in PostgreSQL (or, for tests, memory);
+    /// logs JSON lines on stderr.
     Serve {
         #[command(flatten)]
         args: pit_lock::serve::ServeArgs,

@@ -51,6 +51,8 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::InvalidPitfile | CliError::Load(_) => exit::INVALID,
+            // As when the flag was required: a usage error.
+            CliError::Serve(pit_lock::serve::ServeError::NoDatabase) => exit::INVALID,
             CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
             CliError::Report(_) | CliError::Usage(_) => exit::INVALID,
             CliError::Store(_) | CliError::Cluster(_) | CliError::Kube(_) => exit::INFRASTRUCTURE,

@@ -130,8 +130,9 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         kubeconfig: args.kubeconfig.clone(),
         parent_namespace: args.parent_namespace.clone().or_else(|| t.parent_ns.clone()),
         lock_manager: args.lock_manager.clone(),
-        // `--lock-manager-mock true`: the embedded store, whatever else is configured.
-        embedded_locks: t.lock_manager_mock == Some(true),
+        // `--lock-manager-mock true`: an in-memory Lock Manager for this run, whatever else is
+        // configured.
+        lock_manager_mock: t.lock_manager_mock == Some(true),
         toolkit_args,
         workspace: pitfile.workspace.clone(),
         access,
@@ -163,6 +164,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         engine,
         options: opts,
         run_dir,
+        lock_manager_mock: _mock, // stops when the run has ended
     } = prepared;
     let summary = runtime.block_on(async {
         let (cancel, force) = (CancellationToken::new(), CancellationToken::new());

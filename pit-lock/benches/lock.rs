@@ -131,7 +131,10 @@ async fn main() {
     let direct = Arc::new(PgLockStore::connect(&url).await.unwrap());
     let service = start(
         "127.0.0.1:0".parse().unwrap(),
-        AppState::new(PgLockStore::connect(&url).await.unwrap(), Auth::default()),
+        AppState::new(
+            std::sync::Arc::new(PgLockStore::connect(&url).await.unwrap()),
+            Auth::default(),
+        ),
     )
     .await
     .unwrap();

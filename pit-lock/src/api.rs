@@ -238,6 +238,38 @@ pub struct LockList {
     pub queue: Vec<QueueEntry>,
 }
 
+impl LockList {
+    /// The list of `held` ids (their `waiting` filled in here) and the `waiting` requests,
+    /// first come first (ids, owner, Unix ms since when).
+    pub fn assemble(mut held: Vec<LockEntry>, waiting: Vec<(Vec<LockId>, LockOwner, u64)>) -> Self {
+        let position = |i: usize| u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let queue: Vec<QueueEntry> = waiting
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ids, owner, since))| QueueEntry {
+                position: position(i),
+                ids,
+                owner,
+                waiting_since_ms: since,
+            })
+            .collect();
+        for entry in &mut held {
+            entry.waiting = queue
+                .iter()
+                .filter(|q| q.ids.contains(&entry.id))
+                .enumerate()
+                .map(|(i, q)| QueuedFor {
+                    position: position(i),
+                    owner: q.owner.clone(),
+                    waiting_since_ms: q.waiting_since_ms,
+                })
+                .collect();
+        }
+        held.sort_by(|a, b| a.id.cmp(&b.id));
+        Self { locks: held, queue }
+    }
+}
+
 /// A held id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

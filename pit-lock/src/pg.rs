@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Config, Pool, Runtime};
-use pit_core::lock::{
-    validate, wait_for, Blocked, Holder, Lease, LockError, LockOwner, LockRequest, LockStore, Progress,
-};
+use pit_core::lock::{validate, wait_for, Blocked, Holder, Lease, LockError, LockOwner, LockRequest, Progress};
 use pit_core::pitfile::LockId;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Caller, LockEntry, LockList, QueueEntry, QueuedFor};
+use crate::api::{Caller, LockEntry, LockList};
+use crate::store::ServiceStore;
 
 /// The channel every release (and every waiter leaving the queue) notifies, waking all waiters.
 const RELEASED_CHANNEL: &str = "pit_locks_released";
@@ -81,6 +80,7 @@ macro_rules! ms {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), pit_core::lock::LockError> {
+/// use pit_lock::ServiceStore;
 /// let store = pit_lock::PgLockStore::connect("postgres://pit@127.0.0.1:5432/pit").await?;
 /// let locks = store.list().await?;
 /// println!("{} ids held, {} requests waiting", locks.locks.len(), locks.queue.len());
@@ -178,11 +178,6 @@ impl PgLockStore {
         Ok(store)
     }
 
-    /// The database, without credentials.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     fn fail(&self, e: impl std::fmt::Display) -> LockError {
         LockError::Backend {
             store: self.name.clone(),
@@ -231,19 +226,6 @@ impl PgLockStore {
             .map_err(|e| self.db(e))?;
         tx.batch_execute(MIGRATIONS).await.map_err(|e| self.db(e))?;
         tx.commit().await.map_err(|e| self.db(e))
-    }
-
-    /// Whether the database answers.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when it does not.
-    pub async fn ping(&self) -> Result<(), LockError> {
-        self.client()
-            .await?
-            .simple_query("SELECT 1")
-            .await
-            .map(drop)
-            .map_err(|e| self.db(e))
     }
 
     /// One attempt: the lease, or what is in the way. With `queue` (the waiter's session pid
@@ -451,12 +433,50 @@ impl PgLockStore {
         // `slot` leaves the queue here if the request did not get the lease.
     }
 
-    /// Takes every id of `req` or none, for `caller` (whose principal the lease will belong
-    /// to), waiting in the queue up to `req.wait`.
-    ///
-    /// # Errors
-    /// As [`LockStore::acquire`].
-    pub async fn acquire_as(
+    /// Whether `lease_id` is held now by a principal other than `principal`.
+    async fn held_by_another(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        lease_id: &str,
+        principal: Option<&str>,
+    ) -> Result<bool, LockError> {
+        Ok(client
+            .query_opt(
+                "SELECT 1 FROM pit_locks WHERE lease_id = $1 AND expires_at > now()
+                   AND principal IS DISTINCT FROM $2 LIMIT 1",
+                &[&lease_id, &principal],
+            )
+            .await
+            .map_err(|e| self.db(e))?
+            .is_some())
+    }
+
+    /// Wakes the waiters for `ids` (the payload names them, one per line).
+    async fn announce(&self, client: &impl deadpool_postgres::GenericClient, ids: &[String]) -> Result<(), LockError> {
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
+            .await
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+}
+
+#[async_trait]
+impl ServiceStore for PgLockStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn ping(&self) -> Result<(), LockError> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(|e| self.db(e))
+    }
+
+    async fn acquire_as(
         &self,
         req: &LockRequest,
         caller: &Caller,
@@ -481,22 +501,7 @@ impl PgLockStore {
         }
     }
 
-    /// Renews the lease `lease_id` to `ttl` from now (by the database clock), whoever holds it.
-    ///
-    /// # Errors
-    /// [`LockError::Lost`] when it expired or was force-released: a lost lease is never
-    /// revived.
-    pub async fn renew_lease(&self, lease_id: &str, ttl: Duration) -> Result<Lease, LockError> {
-        self.renew_lease_as(lease_id, ttl, &Caller::anyone()).await
-    }
-
-    /// Renews the lease `lease_id` for `caller`.
-    ///
-    /// # Errors
-    /// [`LockError::Lost`] when it expired or was force-released: a lost lease is never
-    /// revived. [`LockError::NotHolder`] when the lease belongs to another principal and
-    /// `caller` is no admin (the service answers 403 `not_lease_holder`); it is left as it is.
-    pub async fn renew_lease_as(&self, lease_id: &str, ttl: Duration, caller: &Caller) -> Result<Lease, LockError> {
+    async fn renew_as(&self, lease_id: &str, ttl: Duration, caller: &Caller) -> Result<Lease, LockError> {
         let client = self.client().await?;
         let only = caller.restricted_to();
         let rows = client
@@ -523,38 +528,7 @@ impl PgLockStore {
         })
     }
 
-    /// Whether `lease_id` is held now by a principal other than `principal`.
-    async fn held_by_another(
-        &self,
-        client: &impl deadpool_postgres::GenericClient,
-        lease_id: &str,
-        principal: Option<&str>,
-    ) -> Result<bool, LockError> {
-        Ok(client
-            .query_opt(
-                "SELECT 1 FROM pit_locks WHERE lease_id = $1 AND expires_at > now()
-                   AND principal IS DISTINCT FROM $2 LIMIT 1",
-                &[&lease_id, &principal],
-            )
-            .await
-            .map_err(|e| self.db(e))?
-            .is_some())
-    }
-
-    /// Releases the lease `lease_id`, whoever holds it; whether it was still held.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn release_lease(&self, lease_id: &str) -> Result<bool, LockError> {
-        self.release_lease_as(lease_id, &Caller::anyone()).await
-    }
-
-    /// Releases the lease `lease_id` for `caller`; whether it was still held.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails; [`LockError::NotHolder`] when the lease
-    /// belongs to another principal and `caller` is no admin (it stays held).
-    pub async fn release_lease_as(&self, lease_id: &str, caller: &Caller) -> Result<bool, LockError> {
+    async fn release_as(&self, lease_id: &str, caller: &Caller) -> Result<bool, LockError> {
         let only = caller.restricted_to();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.db(e))?;
@@ -613,21 +587,7 @@ impl PgLockStore {
         Ok(held)
     }
 
-    /// Wakes the waiters for `ids` (the payload names them, one per line).
-    async fn announce(&self, client: &impl deadpool_postgres::GenericClient, ids: &[String]) -> Result<(), LockError> {
-        client
-            .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
-            .await
-            .map(drop)
-            .map_err(|e| self.db(e))
-    }
-
-    /// Frees `ids` whoever holds them, ending the whole lease of each holder (its other ids
-    /// too). Returns the leases ended. For admins: their holders learn on their next renewal.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn force_release(&self, ids: &[LockId]) -> Result<Vec<Lease>, LockError> {
+    async fn force_release(&self, ids: &[LockId]) -> Result<Vec<Lease>, LockError> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let client = self.client().await?;
         let rows = client
@@ -668,11 +628,7 @@ impl PgLockStore {
         Ok(leases)
     }
 
-    /// Every held id with its holder, and the queue of waiters in order.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn list(&self) -> Result<LockList, LockError> {
+    async fn list(&self) -> Result<LockList, LockError> {
         let client = self.client().await?;
         let held = client
             .query(
@@ -700,59 +656,52 @@ impl PgLockStore {
             )
             .await
             .map_err(|e| self.db(e))?;
-        let queue: Vec<QueueEntry> = waiting
+        let waiting = waiting
             .iter()
-            .enumerate()
-            .map(|(i, r)| QueueEntry {
-                position: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                ids: r.get::<_, Vec<String>>(0).into_iter().map(LockId).collect(),
-                owner: serde_json::from_value(r.get(1)).unwrap_or_default(),
-                waiting_since_ms: as_u64(r.get(2)),
+            .map(|r| {
+                let ids = r.get::<_, Vec<String>>(0).into_iter().map(LockId).collect();
+                (
+                    ids,
+                    serde_json::from_value(r.get(1)).unwrap_or_default(),
+                    as_u64(r.get(2)),
+                )
             })
             .collect();
         let locks = held
             .iter()
-            .map(|r| {
-                let id = LockId(r.get(0));
-                let waiting = queue
-                    .iter()
-                    .filter(|q| q.ids.contains(&id))
-                    .enumerate()
-                    .map(|(i, q)| QueuedFor {
-                        position: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                        owner: q.owner.clone(),
-                        waiting_since_ms: q.waiting_since_ms,
-                    })
-                    .collect();
-                LockEntry {
-                    id,
-                    lease: Some(r.get(1)),
-                    principal: r.get(6),
-                    owner: serde_json::from_value(r.get(2)).unwrap_or_default(),
-                    fencing_token: as_u64(r.get(3)),
-                    acquired_at_ms: as_u64(r.get(4)),
-                    expires_at_ms: as_u64(r.get(5)),
-                    waiting,
-                }
+            .map(|r| LockEntry {
+                id: LockId(r.get(0)),
+                lease: Some(r.get(1)),
+                principal: r.get(6),
+                owner: serde_json::from_value(r.get(2)).unwrap_or_default(),
+                fencing_token: as_u64(r.get(3)),
+                acquired_at_ms: as_u64(r.get(4)),
+                expires_at_ms: as_u64(r.get(5)),
+                waiting: Vec::new(),
             })
             .collect();
-        Ok(LockList { locks, queue })
+        Ok(LockList::assemble(locks, waiting))
     }
 
-    /// The existing toolkit's acquire: `id` for `owner` without waiting. Re-entrant: when
-    /// `owner` already holds `id`, its expiry is moved to `ttl` from now. The expiry, or
-    /// `None` when someone else holds it.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn v1_acquire(
+    async fn held_count(&self) -> Result<u64, LockError> {
+        let n: i64 = self
+            .client()
+            .await?
+            .query_one("SELECT count(*) FROM pit_locks WHERE expires_at > now()", &[])
+            .await
+            .map_err(|e| self.db(e))?
+            .get(0);
+        Ok(as_u64(n))
+    }
+
+    async fn v1_acquire(
         &self,
         id: &LockId,
         owner: &str,
         ttl: Duration,
         caller: &Caller,
     ) -> Result<Option<u64>, LockError> {
-        let kept = self.v1_keep_alive(std::slice::from_ref(id), owner, ttl, caller).await?;
+        let kept = self.v1_renew(std::slice::from_ref(id), owner, ttl, caller).await?;
         if let Some((_, expiry)) = kept.first() {
             return Ok(Some(*expiry));
         }
@@ -772,13 +721,7 @@ impl PgLockStore {
             .map(|l| l.expires_at_ms))
     }
 
-    /// The existing toolkit's keep-alive: moves the expiry of those of `ids` that `owner` still
-    /// holds (taken by `caller`'s principal, unless `caller` is an admin) to `ttl` from now.
-    /// Expired locks are never revived. The ids kept, with their new expiry.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn v1_keep_alive(
+    async fn v1_renew(
         &self,
         ids: &[LockId],
         owner: &str,
@@ -804,12 +747,7 @@ impl PgLockStore {
         Ok(rows.iter().map(|r| (LockId(r.get(0)), as_u64(r.get(1)))).collect())
     }
 
-    /// The existing toolkit's release: frees those of `ids` that `owner` holds (taken by
-    /// `caller`'s principal, unless `caller` is an admin); the ids freed.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn v1_release(&self, ids: &[LockId], owner: &str, caller: &Caller) -> Result<Vec<LockId>, LockError> {
+    async fn v1_release(&self, ids: &[LockId], owner: &str, caller: &Caller) -> Result<Vec<LockId>, LockError> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let client = self.client().await?;
         let rows = client
@@ -830,21 +768,6 @@ impl PgLockStore {
             self.announce(&client, &freed).await?;
         }
         Ok(rows.iter().map(|r| LockId(r.get(0))).collect())
-    }
-
-    /// How many ids are held now.
-    ///
-    /// # Errors
-    /// [`LockError::Backend`] when the database fails.
-    pub async fn held_count(&self) -> Result<u64, LockError> {
-        let n: i64 = self
-            .client()
-            .await?
-            .query_one("SELECT count(*) FROM pit_locks WHERE expires_at > now()", &[])
-            .await
-            .map_err(|e| self.db(e))?
-            .get(0);
-        Ok(as_u64(n))
     }
 }
 
@@ -880,32 +803,4 @@ fn lease_from_rows(lease_id: &str, rows: &[tokio_postgres::Row]) -> Option<Lease
     })
 }
 
-#[async_trait]
-impl LockStore for PgLockStore {
-    async fn acquire(&self, req: &LockRequest, cancel: &CancellationToken) -> Result<Lease, LockError> {
-        self.acquire_with_progress(req, cancel, &|_| {}).await
-    }
-
-    async fn acquire_with_progress(
-        &self,
-        req: &LockRequest,
-        cancel: &CancellationToken,
-        progress: &Progress<'_>,
-    ) -> Result<Lease, LockError> {
-        self.acquire_as(req, &Caller::anyone(), cancel, progress).await
-    }
-
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LockError> {
-        self.renew_lease(&lease.id, ttl).await.map_err(|e| match e {
-            LockError::Lost { lease: id, .. } => LockError::Lost {
-                lease: id,
-                ids: lease.ids.clone(),
-            },
-            e => e,
-        })
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), LockError> {
-        self.release_lease(&lease.id).await.map(drop)
-    }
-}
+crate::store::lock_store_via_service!(PgLockStore);

@@ -3,12 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{serve_on, AppState, Auth, Timeouts};
-use crate::PgLockStore;
+use crate::store::ServiceStore;
+use crate::{MemoryStore, PgLockStore};
 
 /// How the Lock Manager is configured: flags, each with an environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,9 +18,14 @@ pub struct ServeArgs {
     /// Address to listen on. Loopback by default; use 0.0.0.0:8080 in a container.
     #[arg(long, env = "PIT_LOCK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// PostgreSQL connection URL (its password never reaches the log).
+    /// Where locks are kept: `postgres` (shared by every instance on the database, kept
+    /// across restarts) or `memory` (this process only, gone when it exits: for tests).
+    #[arg(long, env = "PIT_LOCK_STORE", value_enum, default_value_t = StoreKind::Postgres)]
+    pub store: StoreKind,
+    /// PostgreSQL connection URL (its password never reaches the log); needed with
+    /// `--store postgres`.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Option<String>,
     /// File of bearer tokens for the lock routes, one per line (`#` starts a comment). A line
     /// `name:token` names the principal its leases belong to; a token alone is its own.
     #[arg(long, env = "PIT_LOCK_TOKEN_FILE")]
@@ -45,6 +52,20 @@ pub struct ServeArgs {
     #[arg(long, env = "PIT_LOCK_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 }
+
+/// Where the service keeps its locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// PostgreSQL ([`PgLockStore`]).
+    Postgres,
+    /// This process's memory ([`MemoryStore`]): not shared, not kept.
+    Memory,
+}
+
+/// What `--store memory` says at start-up, loudly.
+pub const MEMORY_WARNING: &str = "the lock store is in memory (--store memory): locks are NOT shared with other \
+     Lock Manager instances and vanish when this process exits; use it for tests only, and --store postgres \
+     (the default) for CI";
 
 impl ServeArgs {
     /// The timeouts these flags give.
@@ -76,6 +97,11 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `--store postgres` without a database.
+    #[error(
+        "no database: set DATABASE_URL or --database-url (or use --store memory for a throwaway Lock Manager in tests)"
+    )]
+    NoDatabase,
     /// The database could not be reached or migrated.
     #[error(transparent)]
     Store(#[from] pit_core::lock::LockError),
@@ -139,7 +165,14 @@ pub fn auth_from(args: &ServeArgs) -> Result<Auth, ServeError> {
 /// [`ServeError`] when it cannot start.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let auth = auth_from(&args)?;
-    let store = PgLockStore::connect_with_pool_size(&args.database_url, args.pool_size).await?;
+    let store: Arc<dyn ServiceStore> = match (args.store, &args.database_url) {
+        (StoreKind::Memory, _) => {
+            tracing::warn!("{MEMORY_WARNING}");
+            Arc::new(MemoryStore::new())
+        }
+        (StoreKind::Postgres, Some(url)) => Arc::new(PgLockStore::connect_with_pool_size(url, args.pool_size).await?),
+        (StoreKind::Postgres, None) => return Err(ServeError::NoDatabase),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -159,7 +192,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if auth.is_open() {
         tracing::warn!("no token configured: the Lock Manager is open to anyone who can reach it (set PIT_LOCK_TOKENS or --token-file)");
     }
-    tracing::info!(%addr, database = store.name(), auth = if auth.is_open() { "open" } else { "bearer-token" }, "Lock Manager listening");
+    tracing::info!(%addr, store = store.name(), auth = if auth.is_open() { "open" } else { "bearer-token" }, "Lock Manager listening");
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

@@ -1,4 +1,5 @@
-//! The Lock Manager service: an axum application over a [`PgLockStore`].
+//! The Lock Manager service: an axum application over a [`ServiceStore`] (PostgreSQL, or
+//! memory for tests).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, v1, v2, ApiError, Caller};
-use crate::PgLockStore;
+use crate::store::ServiceStore;
 
 /// The OpenAPI document of both APIs, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../docs/schemas/lock-manager.openapi.yaml");
@@ -199,7 +200,7 @@ impl Default for Timeouts {
 
 /// The service's shared state.
 pub struct AppState {
-    store: PgLockStore,
+    store: Arc<dyn ServiceStore>,
     auth: Auth,
     timeouts: Timeouts,
     metrics: Metrics,
@@ -219,12 +220,12 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// State over `store`, checking callers against `auth`.
-    pub fn new(store: PgLockStore, auth: Auth) -> Arc<Self> {
+    pub fn new(store: Arc<dyn ServiceStore>, auth: Auth) -> Arc<Self> {
         Self::with_timeouts(store, auth, Timeouts::default())
     }
 
     /// State over `store`, checking callers against `auth`, with `timeouts` for slow clients.
-    pub fn with_timeouts(store: PgLockStore, auth: Auth, timeouts: Timeouts) -> Arc<Self> {
+    pub fn with_timeouts(store: Arc<dyn ServiceStore>, auth: Auth, timeouts: Timeouts) -> Arc<Self> {
         Arc::new(Self {
             store,
             auth,
@@ -559,7 +560,7 @@ async fn v1_keep_alive(
     let ttl = v1_expiry(body.expiry_in_sec).map_err(v1_failure)?;
     let kept = app
         .store
-        .v1_keep_alive(&ids, &body.owner, ttl, &caller)
+        .v1_renew(&ids, &body.owner, ttl, &caller)
         .await
         .map_err(|e| v1_failure(lock_failure(&e)))?;
     if kept.is_empty() {
@@ -763,7 +764,7 @@ impl Drop for Delivery {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     tracing::info!(lease, "the client went away before its lease reached it; releasing it");
-                    let _ = app.store.release_lease(&lease).await;
+                    let _ = app.store.release_as(&lease, &Caller::anyone()).await;
                 });
             }
         }
@@ -794,7 +795,7 @@ async fn v2_renew(
         })
     })?;
     let ttl = api::check_ms("ttlMs", body.ttl_ms, api::MIN_TTL_MS)?;
-    match app.store.renew_lease_as(&lease, ttl, &caller).await {
+    match app.store.renew_as(&lease, ttl, &caller).await {
         Ok(l) => Ok(axum::Json(l)),
         Err(e) => {
             if matches!(e, LockError::Lost { .. }) {
@@ -813,7 +814,7 @@ async fn v2_release(
     check_lease_id(&lease)?;
     let held = app
         .store
-        .release_lease_as(&lease, &caller)
+        .release_as(&lease, &caller)
         .await
         .map_err(|e| lock_failure(&e))?;
     Ok(axum::Json(serde_json::json!({"lease": lease, "released": held})).into_response())
@@ -863,6 +864,12 @@ impl Running {
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.stop.cancel();
         self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// Tells it to stop, without waiting: it shuts down as [`shutdown`](Self::shutdown) does,
+    /// in the background.
+    pub fn stop(&self) {
+        self.stop.cancel();
     }
 
     /// The state (for tests).
@@ -940,7 +947,7 @@ pub async fn serve_on(
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use pit_lock::server::{start, AppState, Auth};
 /// let store = pit_lock::PgLockStore::connect("postgres://pit@127.0.0.1:5432/pit").await?;
-/// let running = start("127.0.0.1:0".parse()?, AppState::new(store, Auth::default())).await?;
+/// let running = start("127.0.0.1:0".parse()?, AppState::new(std::sync::Arc::new(store), Auth::default())).await?;
 /// println!("listening on {}", running.addr);
 /// running.shutdown().await?;
 /// # Ok(()) }

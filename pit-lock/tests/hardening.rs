@@ -2,6 +2,7 @@
 //! input the database cannot store, slow and idle clients, secrets in URLs and logs.
 //! Against a real PostgreSQL (`DATABASE_URL`, as `scripts/test` sets it).
 
+use pit_lock::ServiceStore as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use pit_lock::PgLockStore;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+#[macro_use]
 mod common;
-use common::{client_with, fresh_database, service};
+use common::{client_with, fresh_database, service_on, store_on, Kind};
 
 /// One request with `token`; the status and the JSON answer.
 async fn call(addr: std::net::SocketAddr, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -38,9 +40,8 @@ fn two_users_and_an_admin() -> Auth {
     }
 }
 
-#[tokio::test]
-async fn another_users_token_can_neither_renew_nor_release_a_lease_nor_see_its_id() {
-    let (running, _, _) = service("owner_v2", two_users_and_an_admin()).await;
+async fn another_users_token_can_neither_renew_nor_release_a_lease_nor_see_its_id(kind: Kind) {
+    let (running, _) = service_on(kind, "owner_v2", two_users_and_an_admin()).await;
     let a = running.addr;
     let alice = client_with(&running, Some("tok-alice"));
     let bob = client_with(&running, Some("tok-bob"));
@@ -96,9 +97,8 @@ async fn another_users_token_can_neither_renew_nor_release_a_lease_nor_see_its_i
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn v1_locks_belong_to_the_token_that_took_them_as_well_as_to_the_owner_name() {
-    let (running, _, _) = service("owner_v1", two_users_and_an_admin()).await;
+async fn v1_locks_belong_to_the_token_that_took_them_as_well_as_to_the_owner_name(kind: Kind) {
+    let (running, _) = service_on(kind, "owner_v1", two_users_and_an_admin()).await;
     let a = running.addr;
     let acquire = json!({"lockId": "db", "owner": "deployer", "expiryInSec": 60});
     let (status, v) = call(a, "POST", "/locks/acquire", "tok-alice", Some(acquire.clone())).await;
@@ -121,9 +121,8 @@ async fn v1_locks_belong_to_the_token_that_took_them_as_well_as_to_the_owner_nam
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_bearer_scheme_is_matched_in_any_case() {
-    let (running, _, _) = service("bearer_case", two_users_and_an_admin()).await;
+async fn the_bearer_scheme_is_matched_in_any_case(kind: Kind) {
+    let (running, _) = service_on(kind, "bearer_case", two_users_and_an_admin()).await;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let r = reqwest::Client::new()
             .get(format!("http://{}/v2/locks", running.addr))
@@ -136,9 +135,8 @@ async fn the_bearer_scheme_is_matched_in_any_case() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_nul_in_an_owner_is_a_400_naming_the_field_and_the_client_does_not_retry_it() {
-    let (running, client, _) = service("nul_owner", Auth::default()).await;
+async fn a_nul_in_an_owner_is_a_400_naming_the_field_and_the_client_does_not_retry_it(kind: Kind) {
+    let (running, client) = service_on(kind, "nul_owner", Auth::default()).await;
     let a = running.addr;
     let (status, v) = call(
         a,
@@ -197,7 +195,7 @@ async fn impatient(name: &str) -> pit_lock::server::Running {
     };
     start(
         "127.0.0.1:0".parse().unwrap(),
-        AppState::with_timeouts(store, Auth::default(), timeouts),
+        AppState::with_timeouts(Arc::new(store), Auth::default(), timeouts),
     )
     .await
     .unwrap()
@@ -260,7 +258,7 @@ async fn shutdown_does_not_wait_for_a_half_open_client_past_the_grace_period() {
     };
     let running = start(
         "127.0.0.1:0".parse().unwrap(),
-        AppState::with_timeouts(store, Auth::default(), timeouts),
+        AppState::with_timeouts(Arc::new(store), Auth::default(), timeouts),
     )
     .await
     .unwrap();
@@ -323,14 +321,9 @@ async fn the_database_password_never_reaches_the_log_in_any_form_libpq_accepts()
     assert!(!log.contains("NOTICE") && !log.contains("already exists"), "{log}");
 }
 
-#[tokio::test]
-async fn the_pg_store_alone_keeps_ownership_for_embedders() {
+async fn a_store_alone_keeps_ownership_for_embedders(kind: Kind) {
     // The same rules for a tool that embeds the store: a caller restricted to a principal.
-    let store = Arc::new(
-        PgLockStore::connect(&fresh_database("embed_owner").await)
-            .await
-            .unwrap(),
-    );
+    let store = store_on(kind, "embed_owner").await;
     let alice = pit_lock::api::Caller {
         principal: Some("alice".into()),
         admin: false,
@@ -349,9 +342,17 @@ async fn the_pg_store_alone_keeps_ownership_for_embedders() {
         .await
         .unwrap();
     assert!(matches!(
-        store.release_lease_as(&lease.id, &bob).await,
+        store.release_as(&lease.id, &bob).await,
         Err(LockError::NotHolder { .. })
     ));
-    assert!(store.release_lease_as(&lease.id, &alice).await.unwrap());
-    store.release(&lease).await.unwrap();
+    assert!(store.release_as(&lease.id, &alice).await.unwrap());
+    assert!(store.list().await.unwrap().locks.is_empty());
 }
+
+on_every_store!(
+    another_users_token_can_neither_renew_nor_release_a_lease_nor_see_its_id,
+    v1_locks_belong_to_the_token_that_took_them_as_well_as_to_the_owner_name,
+    the_bearer_scheme_is_matched_in_any_case,
+    a_nul_in_an_owner_is_a_400_naming_the_field_and_the_client_does_not_retry_it,
+    a_store_alone_keeps_ownership_for_embedders,
+);

@@ -1,4 +1,5 @@
-//! The Lock Manager service and its client, over HTTP on loopback, against a real PostgreSQL.
+//! The Lock Manager service and its client, over HTTP on loopback: the same contract (v1 and
+//! v2) against each store, a real PostgreSQL and the in-memory one.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,8 +10,9 @@ use pit_lock::server::Auth;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+#[macro_use]
 mod common;
-use common::{client_with, service};
+use common::{client_with, service_on, Kind};
 
 async fn post(addr: std::net::SocketAddr, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -49,16 +51,14 @@ async fn until_list(client: &pit_lock::HttpLockStore, what: &str, cond: impl Fn(
     }
 }
 
-#[tokio::test]
-async fn the_http_store_keeps_the_lock_contract() {
-    let (running, client, _) = service("http_contract", Auth::default()).await;
+async fn the_http_store_keeps_the_lock_contract(kind: Kind) {
+    let (running, client) = service_on(kind, "http_contract", Auth::default()).await;
     pit_core::testing::lock_contract(Arc::new(client)).await;
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_v1_api_answers_the_existing_toolkits_clients() {
-    let (running, _, _) = service("v1", Auth::default()).await;
+async fn the_v1_api_answers_the_existing_toolkits_clients(kind: Kind) {
+    let (running, _) = service_on(kind, "v1", Auth::default()).await;
     let a = running.addr;
     let (s, v) = post(
         a,
@@ -151,9 +151,8 @@ async fn expiry_after(client: &pit_lock::HttpLockStore, id: &str, since: u64) ->
 
 /// Issue 14: what the existing deployer's lock client depends on. It sends its pitfile's lock
 /// timeout as `expiryInSec` (`48h`: 172800), and dies on a 400 from release.
-#[tokio::test]
-async fn the_v1_api_is_as_lenient_as_the_existing_clients_need() {
-    let (running, _, _) = service("v1_lenient", Auth::default()).await;
+async fn the_v1_api_is_as_lenient_as_the_existing_clients_need(kind: Kind) {
+    let (running, _) = service_on(kind, "v1_lenient", Auth::default()).await;
     let a = running.addr;
     let client = client_with(&running, None);
     let day_ms = 86_400_000;
@@ -243,9 +242,8 @@ async fn the_v1_api_is_as_lenient_as_the_existing_clients_need() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn every_bad_input_is_a_json_4xx_naming_the_problem() {
-    let (running, _, _) = service("bad_input", Auth::default()).await;
+async fn every_bad_input_is_a_json_4xx_naming_the_problem(kind: Kind) {
+    let (running, _) = service_on(kind, "bad_input", Auth::default()).await;
     let a = running.addr;
     let long = "x".repeat(300);
     let many: Vec<String> = (0..65).map(|i| format!("id{i}")).collect();
@@ -399,9 +397,8 @@ async fn every_bad_input_is_a_json_4xx_naming_the_problem() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_plain_json_acquire_delivers_a_lease_that_stays_held() {
-    let (running, client, _) = service("plain", Auth::default()).await;
+async fn a_plain_json_acquire_delivers_a_lease_that_stays_held(kind: Kind) {
+    let (running, client) = service_on(kind, "plain", Auth::default()).await;
     let (s, lease) = post(
         running.addr,
         "/v2/leases",
@@ -419,9 +416,8 @@ async fn a_plain_json_acquire_delivers_a_lease_that_stays_held() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn waiters_are_served_first_come_first_served_and_see_their_place() {
-    let (running, client, _) = service("fifo", Auth::default()).await;
+async fn waiters_are_served_first_come_first_served_and_see_their_place(kind: Kind) {
+    let (running, client) = service_on(kind, "fifo", Auth::default()).await;
     let never = CancellationToken::new();
     let holder = client
         .acquire(&lock_request(&["db"], "holder", 0, 60_000), &never)
@@ -468,9 +464,8 @@ async fn waiters_are_served_first_come_first_served_and_see_their_place() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_client_that_goes_away_while_waiting_leaves_no_lease_behind() {
-    let (running, client, _) = service("disconnect", Auth::default()).await;
+async fn a_client_that_goes_away_while_waiting_leaves_no_lease_behind(kind: Kind) {
+    let (running, client) = service_on(kind, "disconnect", Auth::default()).await;
     let never = CancellationToken::new();
     let holder = client
         .acquire(&lock_request(&["db"], "holder", 0, 60_000), &never)
@@ -501,13 +496,12 @@ async fn a_client_that_goes_away_while_waiting_leaves_no_lease_behind() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_lost_lease_answers_409_and_admins_can_force_release() {
+async fn a_lost_lease_answers_409_and_admins_can_force_release(kind: Kind) {
     let auth = Auth {
         tokens: vec!["user-token".into()],
         admin_tokens: vec!["admin-token".into()],
     };
-    let (running, _, _) = service("admin", auth).await;
+    let (running, _) = service_on(kind, "admin", auth).await;
     let user = client_with(&running, Some("user-token"));
     let admin = client_with(&running, Some("admin-token"));
     let never = CancellationToken::new();
@@ -536,13 +530,12 @@ async fn a_lost_lease_answers_409_and_admins_can_force_release() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn tokens_are_checked_and_open_mode_is_announced() {
+async fn tokens_are_checked_and_open_mode_is_announced(kind: Kind) {
     let auth = Auth {
         tokens: vec!["user-token".into()],
         admin_tokens: vec![],
     };
-    let (running, _, _) = service("auth", auth).await;
+    let (running, _) = service_on(kind, "auth", auth).await;
     let a = running.addr;
     let http = reqwest::Client::new();
     for (token, status) in [(None, 401), (Some("wrong"), 401), (Some("user-token"), 200)] {
@@ -562,15 +555,14 @@ async fn tokens_are_checked_and_open_mode_is_announced() {
         (Some("ready"), Some("bearer-token"))
     );
     running.shutdown().await.unwrap();
-    let (open, _, _) = service("open", Auth::default()).await;
+    let (open, _) = service_on(kind, "open", Auth::default()).await;
     let v: Value = get_json(format!("http://{}/readyz", open.addr)).await;
     assert_eq!(v["auth"], "open");
     open.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn metrics_count_acquisitions_waits_and_held_locks() {
-    let (running, client, _) = service("metrics", Auth::default()).await;
+async fn metrics_count_acquisitions_waits_and_held_locks(kind: Kind) {
+    let (running, client) = service_on(kind, "metrics", Auth::default()).await;
     let never = CancellationToken::new();
     let a = client
         .acquire(&lock_request(&["m"], "a", 0, 60_000), &never)
@@ -607,9 +599,8 @@ async fn metrics_count_acquisitions_waits_and_held_locks() {
     running.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn shutting_down_ends_waits_with_a_retryable_answer() {
-    let (running, client, _) = service("shutdown", Auth::default()).await;
+async fn shutting_down_ends_waits_with_a_retryable_answer(kind: Kind) {
+    let (running, client) = service_on(kind, "shutdown", Auth::default()).await;
     let never = CancellationToken::new();
     let _held = client
         .acquire(&lock_request(&["db"], "holder", 0, 60_000), &never)
@@ -632,3 +623,17 @@ async fn shutting_down_ends_waits_with_a_retryable_answer() {
     assert_eq!(v["code"], "shutting_down");
     stopped.await.unwrap().unwrap();
 }
+
+on_every_store!(
+    the_http_store_keeps_the_lock_contract,
+    the_v1_api_answers_the_existing_toolkits_clients,
+    the_v1_api_is_as_lenient_as_the_existing_clients_need,
+    every_bad_input_is_a_json_4xx_naming_the_problem,
+    a_plain_json_acquire_delivers_a_lease_that_stays_held,
+    waiters_are_served_first_come_first_served_and_see_their_place,
+    a_client_that_goes_away_while_waiting_leaves_no_lease_behind,
+    a_lost_lease_answers_409_and_admins_can_force_release,
+    tokens_are_checked_and_open_mode_is_announced,
+    metrics_count_acquisitions_waits_and_held_locks,
+    shutting_down_ends_waits_with_a_retryable_answer,
+);

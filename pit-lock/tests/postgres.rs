@@ -2,6 +2,7 @@
 //! `DATABASE_URL` these tests need (`scripts/test` does it for you). Each test gets a database
 //! of its own.
 
+use pit_lock::ServiceStore as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,13 +90,25 @@ async fn a_release_asked_again_gets_the_same_answer() {
         )
         .await
         .unwrap();
-    assert!(store.release_lease(&lease.id).await.unwrap(), "held when released");
     assert!(
-        store.release_lease(&lease.id).await.unwrap(),
+        store
+            .release_as(&lease.id, &pit_lock::api::Caller::anyone())
+            .await
+            .unwrap(),
+        "held when released"
+    );
+    assert!(
+        store
+            .release_as(&lease.id, &pit_lock::api::Caller::anyone())
+            .await
+            .unwrap(),
         "the same answer the second time"
     );
     assert!(
-        !store.release_lease("01jq00000000000000000nolease").await.unwrap(),
+        !store
+            .release_as("01jq00000000000000000nolease", &pit_lock::api::Caller::anyone())
+            .await
+            .unwrap(),
         "an unknown lease was not held"
     );
 }

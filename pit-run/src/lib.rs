@@ -92,9 +92,10 @@ pub struct RunSettings {
     pub report_author: (Option<String>, Option<String>),
     /// Extra variables for every command.
     pub env: std::collections::BTreeMap<String, String>,
-    /// Take every lock in the embedded store: no Lock Manager, not even the one the pitfile
-    /// deploys (the existing toolkit's `--lock-manager-mock true`).
-    pub embedded_locks: bool,
+    /// Start a Lock Manager over memory on a loopback port for this run and take every lock
+    /// there: neither `lock_manager` nor the one the pitfile deploys is used (the existing
+    /// toolkit's `--lock-manager-mock true`). Commands get its URL as `PIT_LOCK_MANAGER_URL`.
+    pub lock_manager_mock: bool,
     /// Call commands as the existing toolkit's deployer does (namespace first); see
     /// [`Engine::with_toolkit_args`].
     pub toolkit_args: bool,
@@ -140,7 +141,7 @@ impl RunSettings {
             commit: None,
             report_author: (None, None),
             env: std::collections::BTreeMap::new(),
-            embedded_locks: false,
+            lock_manager_mock: false,
             toolkit_args: false,
             deployer: None,
         }
@@ -209,6 +210,9 @@ pub enum DriverError {
     /// The cluster could not be reached.
     #[error(transparent)]
     Cluster(#[from] pit_k8s::ConnectError),
+    /// The mock Lock Manager could not start.
+    #[error("cannot start the mock Lock Manager on loopback")]
+    MockLockManager(#[source] std::io::Error),
 }
 
 impl DriverError {
@@ -220,7 +224,7 @@ impl DriverError {
             DriverError::Resolve(pit_core::resolve::ResolveError::Fetch { .. }) => exit::INFRASTRUCTURE,
             DriverError::Resolve(_) => exit::INVALID,
             DriverError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
-            DriverError::Lock(_) | DriverError::Cluster(_) => exit::INFRASTRUCTURE,
+            DriverError::Lock(_) | DriverError::Cluster(_) | DriverError::MockLockManager(_) => exit::INFRASTRUCTURE,
         }
     }
 }
@@ -235,6 +239,9 @@ pub struct PreparedRun {
     pub options: RunOptions,
     /// Where the run's environments, logs and outputs are kept.
     pub run_dir: PathBuf,
+    /// The Lock Manager started for this run ([`RunSettings::lock_manager_mock`]); it stops
+    /// when this is dropped, so keep it until the run has ended.
+    pub lock_manager_mock: Option<pit_lock::testing::MockLockManager>,
 }
 
 /// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
@@ -260,6 +267,7 @@ pub async fn run(
     let loaded = settings.load()?;
     let (events, _ignored) = tokio::sync::mpsc::unbounded_channel();
     let run = prepare(settings, &loaded, events, note).await?;
+    // `run` (with its mock Lock Manager, if any) lives until the run has ended.
     Ok(run
         .engine
         .run(&run.plan, &run.options, cancel, &CancellationToken::new())
@@ -301,17 +309,28 @@ pub async fn prepare(
     } else {
         plan
     };
-    let lock_manager = settings.lock_manager.as_ref().filter(|_| !settings.embedded_locks);
-    let locks: Arc<dyn LockStore> = match lock_manager {
-        Some(url) => Arc::new(lock_client(url)?),
-        None => Arc::new(FileLockStore::new(state.join("locks"))),
+    let mock = if settings.lock_manager_mock {
+        let mock = pit_lock::testing::MockLockManager::start()
+            .await
+            .map_err(DriverError::MockLockManager)?;
+        note(&format!(
+            "the Lock Manager is mocked (--lock-manager-mock true): an in-memory Lock Manager at {} for this run only",
+            mock.url()
+        ));
+        Some(mock)
+    } else {
+        None
+    };
+    let lock_manager = settings.lock_manager.as_ref().filter(|_| mock.is_none());
+    let locks: Arc<dyn LockStore> = match (&mock, lock_manager) {
+        (Some(mock), _) => Arc::new(mock.client()),
+        (None, Some(url)) => Arc::new(lock_client(url)?),
+        (None, None) => Arc::new(FileLockStore::new(state.join("locks"))),
     };
     // A Lock Manager given in the settings is shared and already running: the pitfile's
     // `lockManager.deploy` is for runs without one.
-    let deploy_lock_manager = lock_manager.is_none() && plan.lock_manager.is_some() && !settings.embedded_locks;
-    if settings.embedded_locks {
-        note("the Lock Manager is mocked (--lock-manager-mock true): locks go to the embedded lock store, exclusive on this machine only");
-    } else if plan.lock_manager_enabled && lock_manager.is_none() && plan.lock_manager.is_none() {
+    let deploy_lock_manager = lock_manager.is_none() && mock.is_none() && plan.lock_manager.is_some();
+    if mock.is_none() && plan.lock_manager_enabled && lock_manager.is_none() && plan.lock_manager.is_none() {
         note(
             "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
              lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
@@ -362,11 +381,15 @@ pub async fn prepare(
     } else {
         engine
     };
+    let mut env = settings.env.clone();
+    if let Some(mock) = &mock {
+        env.insert(pit_core::plan::LOCK_MANAGER_URL_KEY.to_owned(), mock.url().to_owned());
+    }
     let options = RunOptions {
         max_parallel: settings.max_parallel,
         keep: settings.keep,
         parallel_suites: settings.parallel_suites,
-        env: settings.env.clone(),
+        env,
         ..RunOptions::default()
     };
     Ok(PreparedRun {
@@ -374,5 +397,6 @@ pub async fn prepare(
         engine,
         options,
         run_dir,
+        lock_manager_mock: mock,
     })
 }

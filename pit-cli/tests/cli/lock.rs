@@ -39,10 +39,21 @@ struct Service {
 }
 
 impl Service {
+    /// On a fresh database named after `name`.
     fn start(name: &str) -> Self {
+        Self::with_store(&["--database-url", &fresh_database(name)])
+    }
+
+    /// Over memory.
+    fn in_memory() -> Self {
+        Self::with_store(&["--store", "memory"])
+    }
+
+    fn with_store(store: &[&str]) -> Self {
         let mut child = pit()
-            .args(["lock-manager", "serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(fresh_database(name))
+            .args(["lock-manager", "serve", "--listen", "127.0.0.1:0"])
+            .args(store)
+            .env_remove("DATABASE_URL")
             .env("PIT_LOCK_TOKENS", TOKEN)
             .env("PIT_LOCK_ADMIN_TOKENS", format!("{TOKEN}-admin"))
             .stderr(Stdio::piped())
@@ -104,7 +115,25 @@ fn lock(service: &Service, token: Option<&str>) -> std::process::Command {
 
 #[test]
 fn people_and_scripts_take_list_and_release_locks_and_see_the_queue() {
-    let service = Service::start("lock");
+    let log = take_list_and_release(Service::start("lock"));
+    assert!(!log.contains("in memory"), "{log}");
+}
+
+#[test]
+fn a_lock_manager_over_memory_answers_the_same_and_warns_loudly() {
+    let log = take_list_and_release(Service::in_memory());
+    assert!(
+        log.contains("NOT shared with other Lock Manager instances and vanish when this process exits"),
+        "{log}"
+    );
+    // PostgreSQL is the default: without a database it says what to do.
+    let (code, _, err) = run(pit().args(["lock-manager", "serve"]).env_remove("DATABASE_URL"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("DATABASE_URL") && err.contains("--store memory"), "{err}");
+}
+
+/// What people and scripts do with `pit lock` against `service`; its log.
+fn take_list_and_release(service: Service) -> String {
     let (code, _, err) = run(lock(&service, None).args(["acquire", "db"]));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("PIT_LOCK_TOKEN"), "says how to give a token: {err}");
@@ -155,6 +184,7 @@ fn people_and_scripts_take_list_and_release_locks_and_see_the_queue() {
     assert_eq!(code, 0, "SIGTERM stops it cleanly: {log}");
     assert!(log.contains("shutting down"), "{log}");
     assert!(!log.contains(TOKEN), "a token reached the log: {log}");
+    log
 }
 
 #[test]

@@ -300,3 +300,20 @@ fn after_pit_is_killed_the_next_run_ends_its_processes_and_takes_over_its_locks(
         .arg(&state));
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn the_lock_manager_mock_serves_the_runs_locks_and_its_commands() {
+    // `--lock-manager-mock true` (the existing toolkit's flag): an in-memory Lock Manager for
+    // this run; the suite's locks are taken there, and commands reach it by its URL.
+    let state = state_dir("mock");
+    let (_, _, err) = run(pit()
+        .args(["run", "--follow", "--lock-manager-mock", "true", "--state-dir"])
+        .arg(&state)
+        .arg(fixture("mock-lock.yml")));
+    assert!(err.contains("an in-memory Lock Manager at http://127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("show-locks.deploy.log| locks held: mock-lock-a by locked-suite, mock-lock-b by locked-suite"),
+        "{err}"
+    );
+    assert!(!state.join("locks").exists(), "the embedded store was not used: {err}");
+}

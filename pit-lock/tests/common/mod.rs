@@ -2,6 +2,25 @@
 //! `DATABASE_URL` they need (`scripts/test` does it for you).
 #![allow(dead_code)] // each test file uses its own part
 
+/// Each named test (an `async fn(Kind)` of the test file), once per store.
+#[allow(unused_macros)] // not every test file has such tests
+macro_rules! on_every_store {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::common::Kind::Postgres).await;
+            })*
+        }
+        mod memory {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::common::Kind::Memory).await;
+            })*
+        }
+    };
+}
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::Arc;
@@ -30,15 +49,34 @@ pub async fn fresh_database(name: &str) -> String {
     format!("{base}/{db}")
 }
 
-/// A Lock Manager on a fresh database, listening on loopback, and a client of it.
-pub async fn service(name: &str, auth: Auth) -> (Running, HttpLockStore, String) {
-    let url = fresh_database(name).await;
-    let store = PgLockStore::connect(&url).await.unwrap();
-    let running = start("127.0.0.1:0".parse().unwrap(), AppState::new(store, auth))
-        .await
-        .unwrap();
-    let client = HttpLockStore::new(&format!("http://{}", running.addr), None).unwrap();
-    (running, client, url)
+/// Which store a service keeps its locks in.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A fresh database on the test server.
+    Postgres,
+    /// Memory.
+    Memory,
+}
+
+/// A `kind` store (`name` names its database).
+pub async fn store_on(kind: Kind, name: &str) -> Arc<dyn pit_lock::ServiceStore> {
+    match kind {
+        Kind::Postgres => Arc::new(PgLockStore::connect(&fresh_database(name).await).await.unwrap()),
+        Kind::Memory => Arc::new(pit_lock::MemoryStore::new()),
+    }
+}
+
+/// A Lock Manager over a `kind` store (`name` names its database), listening on loopback,
+/// and a client of it.
+pub async fn service_on(kind: Kind, name: &str, auth: Auth) -> (Running, HttpLockStore) {
+    let running = start(
+        "127.0.0.1:0".parse().unwrap(),
+        AppState::new(store_on(kind, name).await, auth),
+    )
+    .await
+    .unwrap();
+    let client = client_with(&running, None);
+    (running, client)
 }
 
 /// A client with `token`.
