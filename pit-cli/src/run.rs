@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use pit_core::diagnostic::Severity;
-use pit_core::engine::{Event, EventKind, RunSummary, SuiteOutcome};
+use pit_core::engine::{Event, EventKind, RunSummary};
 use pit_run::{prepare, DriverError, PreparedRun, RunSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -324,7 +324,7 @@ fn human_summary(summary: &RunSummary) -> String {
             out.push_str(&format!(", report {}", stored.location));
         }
         out.push('\n');
-        if let SuiteOutcome::Error { message } | SuiteOutcome::Cancelled { message } = &s.outcome {
+        if let Some(message) = s.outcome.message() {
             out.push_str(&format!("  {}\n", message.replace('\n', "\n  ")));
         }
         for e in &s.teardown_errors {

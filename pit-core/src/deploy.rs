@@ -153,6 +153,16 @@ pub enum DeployError {
 }
 
 impl DeployError {
+    /// The component whose step failed, if it was a component's.
+    pub fn component(&self) -> Option<&str> {
+        match self {
+            Self::Failed { component, .. } | Self::NotHealthy { component, .. } | Self::Process { component, .. } => {
+                Some(component.as_str())
+            }
+            Self::Environment { .. } | Self::Backend { .. } => None,
+        }
+    }
+
     /// Whether the step was stopped because the run is ending, not because it failed.
     pub fn is_cancelled(&self) -> bool {
         matches!(

@@ -69,6 +69,32 @@ pub struct Lease {
     pub taken_over: Vec<HolderInfo>,
 }
 
+impl LockError {
+    /// [`LockError::Backend`] without an error underneath.
+    pub fn backend(store: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Backend {
+            store: store.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`LockError::Backend`] caused by `source`; `message` says what went wrong in words
+    /// (the source's own text, when it adds nothing, is not repeated by
+    /// [`error_chain`](crate::engine::error_chain)).
+    pub fn backend_caused_by(
+        store: impl Into<String>,
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Backend {
+            store: store.into(),
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
 /// Someone holding an id another wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
@@ -125,6 +151,10 @@ pub enum LockError {
         store: String,
         /// What went wrong.
         message: String,
+        /// The error underneath, where there is one (the database driver's, the HTTP
+        /// client's): reachable by `downcast_ref`.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The store itself failed.
     #[error("lock store `{}` failed", path.display())]

@@ -79,6 +79,9 @@ pub enum SinkError {
         store: String,
         /// What went wrong.
         message: String,
+        /// The error underneath, where there is one (git's): reachable by `downcast_ref`.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// File system trouble.
     #[error("report store `{}` failed", path.display())]

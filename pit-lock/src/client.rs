@@ -103,10 +103,12 @@ impl HttpLockStore {
     }
 
     fn fail(&self, message: impl Into<String>) -> LockError {
-        LockError::Backend {
-            store: self.base.to_string(),
-            message: message.into(),
-        }
+        LockError::backend(self.base.to_string(), message)
+    }
+
+    /// A request that failed for good, keeping reqwest's error (without the URL) as the source.
+    fn failed_request(&self, e: reqwest::Error) -> LockError {
+        LockError::backend_caused_by(self.base.to_string(), describe(&e), e.without_url())
     }
 
     fn request(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder, LockError> {
@@ -131,7 +133,7 @@ impl HttpLockStore {
             Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
                 return Ok(Outcome::Transient(describe(&e)));
             }
-            Err(e) => return Err(self.fail(describe(&e))),
+            Err(e) => return Err(self.failed_request(e)),
         };
         let status = response.status();
         if status.is_success() {
@@ -276,7 +278,7 @@ impl HttpLockStore {
         {
             Ok(r) => r,
             Err(e) if e.is_connect() || e.is_request() => return Ok(Outcome::Transient(describe(&e))),
-            Err(e) => return Err(self.fail(describe(&e))),
+            Err(e) => return Err(self.failed_request(e)),
         };
         let status = response.status();
         if !status.is_success() {
@@ -420,8 +422,15 @@ impl LockStore for HttpLockStore {
         let mut backoff = Backoff::new();
         let attempt = async {
             loop {
-                let wait = deadline.saturating_duration_since(Instant::now());
-                match self.acquire_once(req, wait, progress).await? {
+                // The service waits a day at most; a longer wait (the existing toolkit's
+                // pitfiles say `48h`) asks again for what is left.
+                let left = deadline.saturating_duration_since(Instant::now());
+                let wait = left.min(Duration::from_millis(crate::api::MAX_TTL_MS));
+                let outcome = match self.acquire_once(req, wait, progress).await {
+                    Err(LockError::Busy { .. }) if wait < left => continue,
+                    outcome => outcome?,
+                };
+                match outcome {
                     Outcome::Done(lease) => return Ok(lease),
                     Outcome::Transient(why) => {
                         let pause = backoff.next();

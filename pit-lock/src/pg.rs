@@ -165,10 +165,7 @@ impl PgLockStore {
         cfg.pool = Some(deadpool_postgres::PoolConfig::new(size.max(1)));
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
-            .map_err(|e| LockError::Backend {
-                store: name.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| LockError::backend_caused_by(name.clone(), e.to_string(), e))?;
         let store = Self {
             pool,
             url: url.to_owned(),
@@ -179,10 +176,7 @@ impl PgLockStore {
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> LockError {
-        LockError::Backend {
-            store: self.name.clone(),
-            message: e.to_string(),
-        }
+        LockError::backend(self.name.clone(), e.to_string())
     }
 
     /// A database error as a [`LockError`]: what the request carried that the database refused
@@ -196,13 +190,16 @@ impl PgLockStore {
                 db.message(),
                 db.code().code()
             )),
-            Some(db) => self.fail(format_args!(
-                "{}: {} (SQLSTATE {})",
-                db.severity(),
-                db.message(),
-                db.code().code()
-            )),
-            None => self.fail(pit_core::engine::error_chain(&e)),
+            Some(db) => {
+                // The database's own words (severity, message, detail, hint) and its code; the
+                // source is its error.
+                let message = format!("{db} (SQLSTATE {})", db.code().code());
+                match e.into_source() {
+                    Some(source) => LockError::backend_caused_by(self.name.clone(), message, source),
+                    None => LockError::backend(self.name.clone(), message),
+                }
+            }
+            None => LockError::backend_caused_by(self.name.clone(), pit_core::engine::error_chain(&e), e),
         }
     }
 
@@ -210,7 +207,7 @@ impl PgLockStore {
         self.pool
             .get()
             .await
-            .map_err(|e| self.fail(pit_core::engine::error_chain(&e)))
+            .map_err(|e| LockError::backend_caused_by(self.name.clone(), pit_core::engine::error_chain(&e), e))
     }
 
     async fn migrate(&self) -> Result<(), LockError> {

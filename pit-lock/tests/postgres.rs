@@ -112,3 +112,24 @@ async fn a_release_asked_again_gets_the_same_answer() {
         "an unknown lease was not held"
     );
 }
+
+#[tokio::test]
+async fn a_database_failure_keeps_the_drivers_error_as_its_source_without_repeating_it() {
+    let admin = std::env::var("DATABASE_URL").unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    let err = PgLockStore::connect(&format!("{base}/pit_no_such_database"))
+        .await
+        .unwrap_err();
+    let LockError::Backend { message, source, .. } = &err else {
+        panic!("not a backend error: {err}");
+    };
+    assert!(message.contains("does not exist"), "{message}");
+    let source = source.as_deref().expect("the driver's error is kept");
+    assert!(
+        source.downcast_ref::<deadpool_postgres::PoolError>().is_some(),
+        "{source:?}"
+    );
+    // Printed once: the chain does not repeat what the message already says.
+    let chain = pit_core::engine::error_chain(&err);
+    assert_eq!(chain.matches("does not exist").count(), 1, "{chain}");
+}

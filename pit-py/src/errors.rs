@@ -7,7 +7,19 @@
 //! ├── LockError                 a lock store failed
 //! │   ├── LockBusy              still held after the wait; `.holders`
 //! │   └── LeaseLost             the lease expired or was force-released
-//! └── ReportError               a report could not be read or rendered
+//! ├── ReportError               a report could not be read or rendered
+//! └── SuiteError                a suite did not pass (`RunResult.raise_for_status()`,
+//!     │                         `SuiteResult.error()`); `.suite`, `.phase`, `.kind`,
+//!     │                         `.component`, `.exit_code`
+//!     ├── TestsFailed           the tests ran and something failed (exit code 1)
+//!     ├── Interrupted           the run was interrupted (130)
+//!     ├── InvalidPlan           the plan cannot be run as it is
+//!     ├── BackendFailed         the cluster or sandbox failed
+//!     ├── LocksUnavailable      locks busy, lease lost, or the lock store failed
+//!     ├── CommandFailed         a deploy command failed
+//!     ├── NotHealthy            a status check did not pass in time
+//!     ├── TimedOut              a step or the tests did not finish in time
+//!     └── TestAppFailed         the test app was unreachable, or its session failed
 //! ```
 
 use pyo3::create_exception;
@@ -56,8 +68,106 @@ create_exception!(
     "A report could not be read, compared or rendered."
 );
 
+create_exception!(
+    pit,
+    SuiteError,
+    PitError,
+    "A suite did not pass; `suite`, `phase`, `kind` and `component` say where and how."
+);
+create_exception!(pit, TestsFailed, SuiteError, "The tests ran and something failed.");
+create_exception!(pit, Interrupted, SuiteError, "The run was interrupted.");
+create_exception!(pit, InvalidPlan, SuiteError, "The plan cannot be run as it is.");
+create_exception!(
+    pit,
+    BackendFailed,
+    SuiteError,
+    "The backend (the cluster, the sandbox) failed."
+);
+create_exception!(
+    pit,
+    LocksUnavailable,
+    SuiteError,
+    "The suite's locks stayed busy, its lease was lost, or the lock store failed."
+);
+create_exception!(
+    pit,
+    CommandFailed,
+    SuiteError,
+    "A deploy command failed or did not complete."
+);
+create_exception!(pit, NotHealthy, SuiteError, "A status check did not pass in time.");
+create_exception!(pit, TimedOut, SuiteError, "A step or the tests did not finish in time.");
+create_exception!(
+    pit,
+    TestAppFailed,
+    SuiteError,
+    "The test app could not be reached, did not publish its URL, or its session failed."
+);
+
+/// The exception for a suite that did not pass (`None` when it passed).
+pub(crate) fn suite_error(py: Python<'_>, suite: &pit_core::engine::SuiteResult) -> Option<PyErr> {
+    use pit_core::engine::{FailureKind as K, SuiteOutcome};
+    let (err, code, failure) = match &suite.outcome {
+        SuiteOutcome::Passed => return None,
+        SuiteOutcome::Failed => (
+            TestsFailed::new_err(format!("suite `{}`: the tests failed", suite.id)),
+            exit::TESTS_FAILED,
+            None,
+        ),
+        SuiteOutcome::Cancelled { message } => (
+            Interrupted::new_err(format!("suite `{}`: {message}", suite.id)),
+            exit::INTERRUPTED,
+            None,
+        ),
+        SuiteOutcome::Error(f) => {
+            let text = format!("suite `{}`: {}", suite.id, f.message);
+            let err = match f.kind {
+                K::InvalidPlan => InvalidPlan::new_err(text),
+                K::Backend => BackendFailed::new_err(text),
+                K::LocksBusy | K::LockLost | K::LockStore => LocksUnavailable::new_err(text),
+                K::Command => CommandFailed::new_err(text),
+                K::NotHealthy => NotHealthy::new_err(text),
+                K::Timeout => TimedOut::new_err(text),
+                K::TestApp | K::Session => TestAppFailed::new_err(text),
+                _ => SuiteError::new_err(text),
+            };
+            (err, exit::INFRASTRUCTURE, Some(f))
+        }
+    };
+    let text = |v: Option<String>| {
+        v.map_or_else(
+            || py.None(),
+            |v| {
+                v.into_pyobject(py)
+                    .map_or_else(|_| py.None(), |s| s.into_any().unbind())
+            },
+        )
+    };
+    Some(with_attrs(
+        py,
+        err,
+        code,
+        &[
+            ("suite", text(Some(suite.id.clone()))),
+            ("phase", text(failure.and_then(|f| crate::plain(&f.phase)))),
+            ("kind", text(failure.and_then(|f| crate::plain(&f.kind)))),
+            ("component", text(failure.and_then(|f| f.component.clone()))),
+        ],
+    ))
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add("SuiteError", py.get_type::<SuiteError>())?;
+    m.add("TestsFailed", py.get_type::<TestsFailed>())?;
+    m.add("Interrupted", py.get_type::<Interrupted>())?;
+    m.add("InvalidPlan", py.get_type::<InvalidPlan>())?;
+    m.add("BackendFailed", py.get_type::<BackendFailed>())?;
+    m.add("LocksUnavailable", py.get_type::<LocksUnavailable>())?;
+    m.add("CommandFailed", py.get_type::<CommandFailed>())?;
+    m.add("NotHealthy", py.get_type::<NotHealthy>())?;
+    m.add("TimedOut", py.get_type::<TimedOut>())?;
+    m.add("TestAppFailed", py.get_type::<TestAppFailed>())?;
     m.add("PitError", py.get_type::<PitError>())?;
     m.add("PitfileError", py.get_type::<PitfileError>())?;
     m.add("RunError", py.get_type::<RunError>())?;

@@ -39,6 +39,11 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// A unit-like enum's serialised name (`"not-healthy"`).
+pub(crate) fn plain(v: &impl Serialize) -> Option<String> {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned))
+}
+
 /// Plain Python data (dicts, lists, strings, numbers) for `value`, through JSON.
 pub(crate) fn to_py(py: Python<'_>, value: &impl Serialize) -> PyResult<Py<PyAny>> {
     let text = serde_json::to_string(value).map_err(|e| errors::PitError::new_err(e.to_string()))?;

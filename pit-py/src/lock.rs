@@ -16,6 +16,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LockStore>()?;
     m.add_class::<LockClient>()?;
     m.add_class::<MemoryLockStore>()?;
+    m.add_class::<MockLockManager>()?;
     m.add_class::<Lease>()?;
     m.add_class::<Lock>()?;
     Ok(())
@@ -170,6 +171,82 @@ impl MemoryLockStore {
 
     fn __repr__(&self) -> &'static str {
         "<MemoryLockStore>"
+    }
+}
+
+/// A Lock Manager over memory on a loopback port, for tests: the real HTTP service (the
+/// existing toolkit's `/locks/*` API and `/v2`), whose locks live in this process only and
+/// vanish when it stops. `pit.testing.lock_manager()` is the usual way in.
+#[pyclass(module = "pit", frozen)]
+pub struct MockLockManager {
+    inner: Mutex<Option<pit_lock::testing::MockLockManager>>,
+    url: String,
+}
+
+#[pymethods]
+impl MockLockManager {
+    #[new]
+    #[pyo3(signature = (tokens=None, admin_tokens=None))]
+    fn new(py: Python<'_>, tokens: Option<Vec<String>>, admin_tokens: Option<Vec<String>>) -> PyResult<Self> {
+        let auth = pit_lock::server::Auth {
+            tokens: tokens.unwrap_or_default(),
+            admin_tokens: admin_tokens.unwrap_or_default(),
+        };
+        let started = py.detach(|| crate::runtime().block_on(pit_lock::testing::MockLockManager::with_auth(auth)));
+        let manager = started.map_err(|e| {
+            errors::with_attrs(
+                py,
+                errors::LockError::new_err(format!("cannot start the mock Lock Manager: {e}")),
+                pit_core::exit::INFRASTRUCTURE,
+                &[],
+            )
+        })?;
+        Ok(Self {
+            url: manager.url().to_owned(),
+            inner: Mutex::new(Some(manager)),
+        })
+    }
+
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether it still serves.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.lock().is_ok_and(|m| m.is_some())
+    }
+
+    /// Stops it (waits in progress end with 503); stopping again does nothing.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let manager = self.inner.lock().ok().and_then(|mut m| m.take());
+        if let Some(manager) = manager {
+            py.detach(|| crate::runtime().block_on(manager.shutdown()))
+                .map_err(|e| errors::LockError::new_err(format!("the mock Lock Manager failed: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (_exc_type=None, _exc_value=None, _traceback=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<Bound<'_, PyAny>>,
+        _exc_value: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        self.stop(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<MockLockManager {}>", self.url)
     }
 }
 

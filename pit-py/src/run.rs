@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pit_core::engine::{Event, RunSummary, SuiteOutcome};
+use pit_core::engine::{Event, RunSummary};
 use pit_run::{prepare, Backend, RunSettings};
 use pyo3::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -17,27 +17,52 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// How one suite ended.
-#[pyclass(module = "pit", frozen, get_all)]
+#[pyclass(module = "pit", frozen)]
 #[derive(Debug, Clone)]
 pub struct SuiteResult {
     /// The suite id.
+    #[pyo3(get)]
     pub id: String,
     /// Its environment (the namespace on Kubernetes).
+    #[pyo3(get)]
     pub environment: String,
     /// `"passed"`, `"failed"`, `"error"` or `"cancelled"`.
+    #[pyo3(get)]
     pub outcome: String,
     /// What went wrong, for `"error"` and `"cancelled"`.
+    #[pyo3(get)]
     pub message: Option<String>,
+    /// For `"error"`: where in the suite's life (`"plan"`, `"environment"`, `"locks"`,
+    /// `"deploy"`, `"tests"`).
+    #[pyo3(get)]
+    pub phase: Option<String>,
+    /// For `"error"`: what kind of failure (`"not-healthy"`, `"timeout"`, `"locks-busy"` …).
+    #[pyo3(get)]
+    pub kind: Option<String>,
+    /// For `"error"`: the component it happened in, if any.
+    #[pyo3(get)]
+    pub component: Option<String>,
     /// Where its report was stored (a path, or a URL for a git store).
+    #[pyo3(get)]
     pub report_path: Option<String>,
     /// Problems during teardown.
+    #[pyo3(get)]
     pub teardown_errors: Vec<String>,
     /// With `keep=True`: the commands that remove what was left up.
+    #[pyo3(get)]
     pub kept: Vec<String>,
+    /// The engine's result, for `error()`.
+    core: pit_core::engine::SuiteResult,
 }
 
 #[pymethods]
 impl SuiteResult {
+    /// The exception for this suite's outcome (a `SuiteError` subclass by kind), or `None`
+    /// when it passed. Not raised: `RunResult.raise_for_status()` raises.
+    fn error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        errors::suite_error(py, &self.core).map(|e| e.into_value(py).into_any())
+    }
+
     fn __repr__(&self) -> String {
         format!("<SuiteResult {} {}>", self.id, self.outcome)
     }
@@ -91,15 +116,25 @@ impl RunResult {
                 id: s.id.clone(),
                 environment: s.environment.clone(),
                 outcome: s.outcome.as_str().to_owned(),
-                message: match &s.outcome {
-                    SuiteOutcome::Error { message } | SuiteOutcome::Cancelled { message } => Some(message.clone()),
-                    _ => None,
-                },
+                message: s.outcome.message().map(str::to_owned),
+                phase: s.outcome.failure().and_then(|f| crate::plain(&f.phase)),
+                kind: s.outcome.failure().and_then(|f| crate::plain(&f.kind)),
+                component: s.outcome.failure().and_then(|f| f.component.clone()),
                 report_path: s.stored.as_ref().map(|r| r.location.clone()),
                 teardown_errors: s.teardown_errors.clone(),
                 kept: s.kept.clone(),
+                core: s.clone(),
             })
             .collect()
+    }
+
+    /// Raises the first suite's exception if any suite did not pass (a `SuiteError`
+    /// subclass: `TestsFailed`, `NotHealthy`, `LocksUnavailable` …); returns `None` otherwise.
+    fn raise_for_status(&self, py: Python<'_>) -> PyResult<()> {
+        match self.summary.suites.iter().find_map(|s| errors::suite_error(py, s)) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Where the suites' reports were stored.

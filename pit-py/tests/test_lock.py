@@ -2,21 +2,64 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
+from typing import Any, Iterator, Optional
 
 import pytest
 
 import pit
+from pit.testing import lock_manager
 
 
-@pytest.fixture(params=["memory", "lock-manager"])
-def store(request: pytest.FixtureRequest) -> pit.LockStore:
-    """Both stores must behave the same."""
+@pytest.fixture(params=["memory", "lock-manager", "mock-lock-manager"])
+def store(request: pytest.FixtureRequest) -> Iterator[pit.LockStore]:
+    """Every store must behave the same."""
     if request.param == "memory":
-        return pit.MemoryLockStore()
-    lm = request.getfixturevalue("lock_manager")
-    return pit.LockClient(lm.url, token=lm.token)
+        yield pit.MemoryLockStore()
+    elif request.param == "mock-lock-manager":
+        with lock_manager() as manager:
+            yield pit.LockClient(manager.url, token=None)
+    else:
+        lm = request.getfixturevalue("lock_manager")
+        yield pit.LockClient(lm.url, token=lm.token)
+
+
+def post(url: str, body: dict[str, Any], token: Optional[str] = None) -> tuple[int, Any]:
+    """POSTs JSON; the status and the decoded answer."""
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_the_mock_lock_manager_speaks_the_existing_toolkits_api_and_stops_with_the_block() -> None:
+    with lock_manager(tokens=["ci:secret"]) as manager:
+        assert manager.running and manager.url.startswith("http://127.0.0.1:")
+        acquire = {"lockId": "db", "owner": "deployer", "expiryInSec": 30}
+        assert post(manager.url + "/locks/acquire", acquire)[0] == 401
+        status, answer = post(manager.url + "/locks/acquire", acquire, "secret")
+        assert status == 200 and answer["acquired"] is True, answer
+        other = {"lockId": "db", "owner": "someone else", "expiryInSec": 30}
+        assert post(manager.url + "/locks/acquire", other, "secret")[1]["acquired"] is False
+        client = pit.LockClient(manager.url, token="secret")
+        with pytest.raises(pit.LockBusy):
+            client.acquire(["db"], wait=0)
+        status, freed = post(manager.url + "/locks/release", {"lockIds": ["db"], "owner": "deployer"}, "secret")
+        assert (status, freed) == (200, ["db"])
+        client.release(client.acquire(["db"], wait=0))
+        url = manager.url
+    assert not manager.running
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "/healthz", timeout=5)
 
 
 def test_a_with_block_holds_the_ids_and_releases_them(store: pit.LockStore, unique: str) -> None:

@@ -79,6 +79,10 @@ def test_a_failing_requirement_is_status_failed_exit_1(repo: Path, example_env: 
     result = pit.run(repo / "examples" / "python-testapp" / "pitfile.yml", state_dir=example_env)
     assert (result.status, result.exit_code, bool(result)) == ("failed", 1, False)
     assert result.suites[0].outcome == "failed"
+    assert result.suites[0].kind is None
+    with pytest.raises(pit.TestsFailed) as raised:
+        result.raise_for_status()
+    assert (raised.value.exit_code, raised.value.suite) == (1, result.suites[0].id)
 
 
 def test_an_infrastructure_failure_is_status_error_naming_the_component(example_env: Path) -> None:
@@ -87,6 +91,14 @@ def test_an_infrastructure_failure_is_status_error_naming_the_component(example_
     [suite] = result.suites
     assert suite.outcome == "error"
     assert "status check of" in suite.message
+    assert (suite.phase, suite.kind, suite.component) == ("deploy", "not-healthy", "db")
+    # Typed: a SuiteError subclass per kind, carrying where it happened.
+    error = suite.error()
+    assert isinstance(error, pit.NotHealthy) and isinstance(error, pit.SuiteError)
+    assert (error.phase, error.kind, error.component, error.exit_code) == ("deploy", "not-healthy", "db", 3)
+    assert "status check of `db`" in str(error)
+    with pytest.raises(pit.NotHealthy):
+        result.raise_for_status()
     assert not any(alive(p) for p in started_pids(example_env))
 
 

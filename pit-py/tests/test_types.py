@@ -29,7 +29,12 @@ def test_user_code_type_checks_against_the_package(tmp_path: Path) -> None:
     user = tmp_path / "pipeline.py"
     user.write_text(
         "import pit\n"
+        "from pit.testing import lock_manager\n"
         "def go() -> int:\n"
+        "    with lock_manager(tokens=['t']) as manager:\n"
+        "        client = pit.LockClient(manager.url, token='t')\n"
+        "    error = pit.run('pitfile.yml').suites[0].error()\n"
+        "    kind: str | None = error.kind if isinstance(error, pit.NotHealthy) else None\n"
         "    warnings: list[pit.Diagnostic] = pit.Pitfile.load('pitfile.yml').validate()\n"
         "    result: pit.RunResult = pit.run('pitfile.yml', backend='local', on_event=print)\n"
         "    with pit.MemoryLockStore().lock(['db'], ttl=5) as lease:\n"

@@ -386,6 +386,17 @@ impl GitStore {
         SinkError::Remote {
             store: self.name(),
             message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// git's error, its message without credentials, kept as the source.
+    fn git_failed(&self, e: &git2::Error) -> SinkError {
+        let safe = git2::Error::new(e.code(), e.class(), pit_git::redact_url(e.message()));
+        SinkError::Remote {
+            store: self.name(),
+            message: safe.to_string(),
+            source: Some(Box::new(safe)),
         }
     }
 
@@ -401,9 +412,9 @@ impl GitStore {
         let store = self.clone();
         let (project, suite) = (project.to_owned(), suite.to_owned());
         tokio::task::spawn_blocking(move || {
-            let repo = store.open().map_err(|e| store.fail(e))?;
+            let repo = store.open().map_err(|e| store.git_failed(&e))?;
             let branch = store.branch_of(&project);
-            let tip = store.fetch(&repo, &branch).map_err(|e| store.fail(e))?;
+            let tip = store.fetch(&repo, &branch).map_err(|e| store.git_failed(&e))?;
             Ok(match tip {
                 Some(commit) => reports_in_tree(&repo, commit, &path_safe(&suite)),
                 None => Vec::new(),
@@ -564,7 +575,7 @@ impl GitStore {
             // Writers sharing a local repository take turns (other processes use their own).
             let lock = local_lock(&store.cache);
             let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let repo = store.open().map_err(|e| store.fail(e))?;
+            let repo = store.open().map_err(|e| store.git_failed(&e))?;
             let branch = store.branch_of(&suite.project);
             let folder = path_safe(&suite.suite_id);
             for attempt in 1..=store.attempts {
@@ -587,7 +598,7 @@ impl GitStore {
                         let ms = 20 * u64::from(attempt.min(10)) + fastrand::u64(..100);
                         std::thread::sleep(Duration::from_millis(ms));
                     }
-                    Err(e) => return Err(store.fail(pit_git::redact_url(e.message()))),
+                    Err(e) => return Err(store.git_failed(&e)),
                 }
             }
             Err(store.fail(format!("the push was rejected {} times in a row", store.attempts)))

@@ -374,9 +374,7 @@ pub async fn prepare(
     .with_toolkit_args(settings.toolkit_args);
     let engine = if deploy_lock_manager {
         engine.with_deployed_lock_manager(Arc::new(|url: &str| {
-            lock_client(url)
-                .map(|c| Arc::new(c) as Arc<dyn LockStore>)
-                .map_err(|e| e.to_string())
+            lock_client(url).map(|c| Arc::new(c) as Arc<dyn LockStore>)
         }))
     } else {
         engine

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pit_core::deploy::LocalDeployer;
-use pit_core::engine::{Engine, EventKind, RunOptions, RunSummary, SuiteOutcome};
+use pit_core::engine::{Engine, EventKind, RunOptions, RunSummary, SuiteFailure, SuiteOutcome};
 use pit_core::lock::{FileLockStore, LockOwner, LockRequest, LockStore};
 use pit_core::naming::RunId;
 use pit_core::pitfile::{load_file, LoadOptions};
@@ -223,7 +223,7 @@ async fn a_failing_status_check_tears_down_and_names_the_component() {
     let summary = run(&h, &plan("failing-check.yml", &[])).await;
     let suite = &summary.suites[0];
     assert_eq!(summary.exit_code(), 3);
-    let SuiteOutcome::Error { message } = &suite.outcome else {
+    let SuiteOutcome::Error(SuiteFailure { message, .. }) = &suite.outcome else {
         panic!("{:?}", suite.outcome)
     };
     assert!(
@@ -250,7 +250,7 @@ async fn a_failing_status_check_tears_down_and_names_the_component() {
 async fn a_deploy_that_hangs_is_stopped_with_its_whole_group() {
     let h = harness("hang");
     let summary = run(&h, &plan("hanging-deploy.yml", &[])).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
+    let SuiteOutcome::Error(SuiteFailure { message, .. }) = &summary.suites[0].outcome else {
         panic!("{:?}", summary.suites[0].outcome)
     };
     assert!(message.contains("deploy of `slow` did not complete"), "{message}");
@@ -318,7 +318,7 @@ async fn a_held_lock_makes_the_suite_fail_naming_the_holder_before_deploying() {
     };
     let held = h.locks.acquire(&req, &CancellationToken::new()).await.unwrap();
     let summary = run(&h, &plan("busy.yml", &[("MAX_P95_MS", "500")])).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
+    let SuiteOutcome::Error(SuiteFailure { message, .. }) = &summary.suites[0].outcome else {
         panic!("{:?}", summary.suites[0].outcome)
     };
     assert!(message.contains("`node-1-store` held by the nightly run"), "{message}");
@@ -399,7 +399,7 @@ async fn a_lost_lease_stops_the_suite_and_still_tears_down() {
     };
     let (summary, ()) = tokio::join!(run, breaker);
     let suite = &summary.suites[0];
-    let SuiteOutcome::Error { message } = &suite.outcome else {
+    let SuiteOutcome::Error(SuiteFailure { message, .. }) = &suite.outcome else {
         panic!("{:?}", suite.outcome)
     };
     assert!(
@@ -495,7 +495,7 @@ async fn a_lock_manager_that_publishes_no_url_fails_the_suite_and_is_still_remov
     let (h, urls) = with_lock_manager(harness("lock-manager-no-url"), Arc::new(MemoryLockStore::new()));
     let summary = run(&h, &plan("lock-manager.yml", &[("LOCK_MANAGER_URL", "")])).await;
     let suite = &summary.suites[0];
-    let SuiteOutcome::Error { message } = &suite.outcome else {
+    let SuiteOutcome::Error(SuiteFailure { message, .. }) = &suite.outcome else {
         panic!("{:?}", suite.outcome)
     };
     assert!(
@@ -607,7 +607,7 @@ async fn a_hand_built_plan_without_a_test_app_is_an_error_not_a_panic() {
     let mut plan = plan("happy.yml", &[("MAX_P95_MS", "1000")]);
     plan.suites[0].test_app = None;
     let summary = run(&h, &plan).await;
-    let SuiteOutcome::Error { message } = &summary.suites[0].outcome else {
+    let SuiteOutcome::Error(SuiteFailure { message, .. }) = &summary.suites[0].outcome else {
         panic!("{:?}", summary.suites[0].outcome)
     };
     assert!(message.contains("has no test app"), "{message}");

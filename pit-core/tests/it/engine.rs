@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pit_core::deploy::StepKind;
-use pit_core::engine::{Engine, RunOptions, RunSummary, SuiteOutcome};
+use pit_core::engine::{Engine, FailureKind, Phase, RunOptions, RunSummary, SuiteFailure, SuiteOutcome};
 use pit_core::lock::LockStore;
 use pit_core::naming::RunId;
 use pit_core::pitfile::{load_str, LoadOptions};
@@ -87,13 +87,19 @@ fn options() -> RunOptions {
     }
 }
 
-/// The message of the first suite's error outcome (a panic naming the outcome when it is not
-/// an error).
-fn error_of(summary: &RunSummary) -> &str {
-    match &summary.suites[0].outcome {
-        SuiteOutcome::Error { message } => message,
+/// The first suite's failure, after checking where it happened and its kind (a panic naming
+/// the outcome when it is not an error).
+fn error_of(summary: &RunSummary, phase: Phase, kind: FailureKind, component: Option<&str>) -> String {
+    let failure: &SuiteFailure = match &summary.suites[0].outcome {
+        SuiteOutcome::Error(f) => f,
         other => panic!("not an error: {other:?}"),
-    }
+    };
+    assert_eq!(
+        (failure.phase, failure.kind, failure.component.as_deref()),
+        (phase, kind, component),
+        "{failure:?}"
+    );
+    failure.message.clone()
 }
 
 fn position(list: &[String], id: &str) -> usize {
@@ -144,7 +150,7 @@ async fn a_failed_deploy_tears_down_only_what_started_in_reverse_order() {
     let d =
         Doubles::passing(ScriptedDeployer::new().script("c", StepKind::Deploy, Script::Fail("no space left".into())));
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let message = error_of(&summary);
+    let message = error_of(&summary, Phase::Deploy, FailureKind::Command, Some("c"));
     assert!(
         message.contains("deploy of `c` failed") && message.contains("no space left"),
         "{message}"
@@ -169,7 +175,7 @@ async fn a_status_check_that_never_passes_fails_after_its_timeout() {
     let d = Doubles::passing(ScriptedDeployer::new().script("t", StepKind::StatusCheck, Script::Fail("503".into())));
     let started = tokio::time::Instant::now();
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let message = error_of(&summary);
+    let message = error_of(&summary, Phase::Deploy, FailureKind::NotHealthy, Some("t"));
     assert!(
         message.contains("status check of `t` did not pass within 5s"),
         "{message}"
@@ -193,7 +199,7 @@ async fn a_status_check_that_never_passes_fails_after_its_timeout() {
 async fn a_deploy_past_its_timeout_is_stopped() {
     let d = Doubles::passing(ScriptedDeployer::new().script("b", StepKind::Deploy, Script::Hang));
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let message = error_of(&summary);
+    let message = error_of(&summary, Phase::Deploy, FailureKind::Timeout, Some("b"));
     assert!(message.contains("did not finish within 20s"), "{message}");
 }
 
@@ -201,7 +207,7 @@ async fn a_deploy_past_its_timeout_is_stopped() {
 async fn tests_that_run_past_the_suite_timeout_fail_it() {
     let d = Doubles::new(ScriptedDeployer::new(), Session::Running);
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let message = error_of(&summary);
+    let message = error_of(&summary, Phase::Tests, FailureKind::Timeout, Some("t"));
     assert!(message.contains("did not finish within 30s"), "{message}");
     assert_eq!(d.ran(StepKind::Undeploy).len(), 5);
 }
@@ -217,7 +223,7 @@ async fn failing_tests_exit_1_and_erroring_sessions_exit_3() {
     assert_eq!(summary.exit_code(), 1);
     let d = Doubles::new(ScriptedDeployer::new(), Session::Error("k6 crashed".into()));
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let message = error_of(&summary);
+    let message = error_of(&summary, Phase::Tests, FailureKind::Session, Some("t"));
     assert!(message.contains("k6 crashed"), "{message}");
 }
 
@@ -273,10 +279,17 @@ async fn a_lock_lost_mid_run_stops_the_suite_and_still_tears_down() {
         locks.fail_with(Some("connection reset"));
     });
     let summary = d.run(&options(), &CancellationToken::new()).await;
-    let outcome = &summary.suites[0].outcome;
-    let text = format!("{outcome:?}");
-    assert!(text.contains("connection reset"), "{text}");
-    assert!(!matches!(outcome, SuiteOutcome::Passed));
+    let message = error_of(&summary, Phase::Locks, FailureKind::LockStore, None);
+    assert!(
+        message.contains("connection reset") && message.ends_with("the suite was stopped"),
+        "{message}"
+    );
+    // The store's own error is the source.
+    let source = summary.suites[0].outcome.failure().and_then(SuiteFailure::error);
+    assert!(
+        source.is_some_and(|e| e.downcast_ref::<pit_core::lock::LockError>().is_some()),
+        "{source:?}"
+    );
     assert_eq!(d.ran(StepKind::Undeploy).len(), 5, "torn down");
 }
 

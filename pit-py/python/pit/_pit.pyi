@@ -9,8 +9,12 @@ from typing_extensions import disjoint_base, final
 _StrPath = Union[str, "PathLike[str]"]
 __version__: str
 __all__ = [
+    "BackendFailed",
+    "CommandFailed",
     "Comparison",
     "Diagnostic",
+    "Interrupted",
+    "InvalidPlan",
     "Lease",
     "LeaseLost",
     "Lock",
@@ -18,7 +22,10 @@ __all__ = [
     "LockClient",
     "LockError",
     "LockStore",
+    "LocksUnavailable",
     "MemoryLockStore",
+    "MockLockManager",
+    "NotHealthy",
     "PitError",
     "Pitfile",
     "PitfileError",
@@ -26,7 +33,11 @@ __all__ = [
     "ReportError",
     "RunError",
     "RunResult",
+    "SuiteError",
     "SuiteResult",
+    "TestAppFailed",
+    "TestsFailed",
+    "TimedOut",
     "__version__",
     "run",
     "serve_testapp",
@@ -61,6 +72,45 @@ class LeaseLost(LockError):
 
 class ReportError(PitError):
     """A report could not be read, compared or rendered."""
+
+class SuiteError(PitError):
+    """A suite did not pass (see :meth:`RunResult.raise_for_status`, :meth:`SuiteResult.error`)."""
+
+    suite: str
+    """The suite id."""
+    phase: Optional[Literal["plan", "environment", "locks", "deploy", "tests"]]
+    """For infrastructure errors: where in the suite's life."""
+    kind: Optional[str]
+    """For infrastructure errors: what kind (``"not-healthy"``, ``"timeout"``, ``"locks-busy"`` …)."""
+    component: Optional[str]
+    """The component it happened in, if any."""
+
+class TestsFailed(SuiteError):
+    """The tests ran and something failed (exit code 1)."""
+
+class Interrupted(SuiteError):
+    """The run was interrupted (exit code 130)."""
+
+class InvalidPlan(SuiteError):
+    """The plan cannot be run as it is."""
+
+class BackendFailed(SuiteError):
+    """The backend (the cluster, the sandbox) failed."""
+
+class LocksUnavailable(SuiteError):
+    """The suite's locks stayed busy, its lease was lost, or the lock store failed."""
+
+class CommandFailed(SuiteError):
+    """A deploy command failed or did not complete."""
+
+class NotHealthy(SuiteError):
+    """A status check did not pass in time."""
+
+class TimedOut(SuiteError):
+    """A step or the tests did not finish in time."""
+
+class TestAppFailed(SuiteError):
+    """The test app could not be reached, did not publish its URL, or its session failed."""
 
 @final
 class Diagnostic:
@@ -114,9 +164,17 @@ class SuiteResult:
     environment: str
     outcome: Literal["passed", "failed", "error", "cancelled"]
     message: Optional[str]
+    phase: Optional[Literal["plan", "environment", "locks", "deploy", "tests"]]
+    """For ``"error"``: where in the suite's life."""
+    kind: Optional[str]
+    """For ``"error"``: what kind of failure (``"not-healthy"``, ``"timeout"``, ``"locks-busy"`` …)."""
+    component: Optional[str]
+    """For ``"error"``: the component it happened in, if any."""
     report_path: Optional[str]
     teardown_errors: list[str]
     kept: list[str]
+    def error(self) -> Optional[SuiteError]:
+        """The exception for this suite's outcome (a :class:`SuiteError` subclass), or None if it passed."""
 
 @final
 class RunResult:
@@ -138,6 +196,8 @@ class RunResult:
         """Where the suites' reports were stored."""
     def to_dict(self) -> dict[str, Any]:
         """The summary ``pit run -o json`` prints."""
+    def raise_for_status(self) -> None:
+        """Raises the first suite's :class:`SuiteError` subclass if any suite did not pass."""
     def __bool__(self) -> bool: ...
 
 def run(
@@ -235,6 +295,31 @@ class MemoryLockStore(LockStore):
     """Locks in memory, with the Lock Manager's behaviour: for unit tests."""
 
     def __new__(cls) -> MemoryLockStore: ...
+
+@final
+class MockLockManager:
+    """A Lock Manager over memory on a loopback port, for tests (see :func:`pit.testing.lock_manager`).
+
+    The real HTTP service (the existing toolkit's ``/locks/*`` API and ``/v2``); its locks
+    live in this process only and vanish when it stops.
+    """
+
+    def __new__(cls, tokens: Optional[Sequence[str]] = None, admin_tokens: Optional[Sequence[str]] = None) -> MockLockManager: ...
+    @property
+    def url(self) -> str:
+        """Its base URL, ``http://127.0.0.1:PORT``."""
+    @property
+    def running(self) -> bool:
+        """Whether it still serves."""
+    def stop(self) -> None:
+        """Stops it; stopping again does nothing."""
+    def __enter__(self) -> MockLockManager: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[type[BaseException]] = None,
+        _exc_value: Optional[BaseException] = None,
+        _traceback: Optional[TracebackType] = None,
+    ) -> bool: ...
 
 @final
 class Comparison:

@@ -1,411 +1,11 @@
-//! The orchestration engine: what `pit run` does for every suite.
-//!
-//! For each suite of a [`Plan`]: create the environment, take the locks, deploy the components
-//! (each as soon as its dependencies are healthy, independent ones concurrently), deploy the
-//! test app, run the tests, tear down in reverse dependency order, release the locks, and store
-//! the [`SuiteReport`]. Teardown and release happen on every path: success, failure, timeout and
-//! cancellation. A second cancellation (`force`) cuts teardown short.
-//!
-//! ```no_run
-//! # async fn demo() {
-//! use std::sync::Arc;
-//! use pit_core::{deploy::LocalDeployer, engine::{Engine, RunOptions}, lock::FileLockStore};
-//! use pit_core::{naming::RunId, pitfile, plan::Plan, runner::HttpTestRunnerClient};
-//!
-//! let loaded = pitfile::load_file("pitfile.yml".as_ref(), &Default::default()).unwrap();
-//! let run_id = RunId::generate();
-//! let engine = Engine::new(
-//!     Arc::new(LocalDeployer::new(format!("/tmp/pit/runs/{run_id}"))),
-//!     Arc::new(FileLockStore::new("/tmp/pit/locks")),
-//!     Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
-//! );
-//! let plan = Plan::build(&loaded, run_id);
-//! let summary = engine.run(&plan, &RunOptions::default(), &Default::default(), &Default::default()).await;
-//! std::process::exit(summary.exit_code());
-//! # }
-//! ```
+//! A suite's life: environment, locks, deployment in dependency order, the tests, teardown.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use serde::Serialize;
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-
-use crate::deploy::{DeployError, Deployer, Environment, EnvironmentRequest, Step, StepKind};
-use crate::lock::{now_ms, Lease, LockOwner, LockRequest, LockStore};
-use crate::pitfile::LockId;
-use crate::plan::{CommandPlan, ComponentPlan, Plan, SuitePlan, WorkDir, LOCK_MANAGER_URL_KEY};
-use crate::protocol::TEST_APP_URL_KEY;
-use crate::runner::TestRunnerClient;
-use crate::sink::{ReportSink, StoredReport, SuiteReport, TimelineEntry};
-
-/// Makes a Test Runner client for the test app's base URL.
-pub type RunnerFactory = Arc<dyn Fn(&str) -> Arc<dyn TestRunnerClient> + Send + Sync>;
-
-/// Makes a lock store for the base URL of a Lock Manager PIT deployed (see
-/// [`Engine::with_deployed_lock_manager`]); `Err` says why the URL cannot be used.
-pub type LockStoreFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn LockStore>, String> + Send + Sync>;
-
-/// Settings of one run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Most commands running at once within a suite (default: 16; deploy commands mostly
-    /// wait on other systems, so this is not about cores).
-    pub max_parallel: usize,
-    /// Leave environments up after the tests (no undeploy), for debugging.
-    pub keep: bool,
-    /// Lease length; leases are renewed every third of it (default: 60 s).
-    pub lock_ttl: Duration,
-    /// How often to ask a test app without long-poll support for its status (default: 1 s).
-    pub poll: Duration,
-    /// Extra variables for every command (PIT's own `PIT_*` win).
-    pub env: BTreeMap<String, String>,
-    /// Run suites concurrently where their lock sets do not overlap (default: one after
-    /// another). Suites that share a lock id keep their pitfile order.
-    pub parallel_suites: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        Self {
-            max_parallel: 16,
-            keep: false,
-            lock_ttl: Duration::from_secs(60),
-            poll: Duration::from_secs(1),
-            env: BTreeMap::new(),
-            parallel_suites: false,
-        }
-    }
-}
-
-/// Something that happened, for progress displays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Event {
-    /// Unix ms.
-    pub at_ms: u64,
-    /// The suite.
-    pub suite: String,
-    /// What.
-    pub kind: EventKind,
-}
-
-/// The kinds of [`Event`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum EventKind {
-    /// The suite starts.
-    SuiteStarted {
-        /// Its environment.
-        environment: String,
-    },
-    /// Waiting for locks.
-    WaitingForLocks {
-        /// The ids.
-        ids: Vec<String>,
-    },
-    /// Still waiting for locks: the request's place in the Lock Manager's queue (1: next) and
-    /// who holds them. Sent when either changes.
-    LockQueue {
-        /// The place in the queue.
-        position: u32,
-        /// `id held by owner`, for each held id.
-        holders: Vec<String>,
-    },
-    /// Locks whose holder's process was gone (a `pit` killed on this host) were taken over.
-    StaleLocksTakenOver {
-        /// `id held by owner`, for each id taken over.
-        holders: Vec<String>,
-    },
-    /// Locks taken.
-    LocksTaken,
-    /// A failed suite's forensics bundle was gathered (before teardown).
-    Forensics {
-        /// What it found, and where it is.
-        summary: String,
-    },
-    /// A command starts.
-    StepStarted {
-        /// The component.
-        component: String,
-        /// The step.
-        step: StepKind,
-    },
-    /// A component is deployed and healthy.
-    Ready {
-        /// The component.
-        component: String,
-        /// Deploy plus check, in ms.
-        elapsed_ms: u64,
-    },
-    /// A step failed.
-    StepFailed {
-        /// The component.
-        component: String,
-        /// The step.
-        step: StepKind,
-        /// Why.
-        error: String,
-    },
-    /// A line of a component's log (components with `logTailing.enabled`).
-    Log {
-        /// The component.
-        component: String,
-        /// The line.
-        line: String,
-    },
-    /// The tests started.
-    TestsStarted {
-        /// The session.
-        session: String,
-    },
-    /// The tests ended.
-    TestsFinished {
-        /// Whether every stream passed.
-        passed: bool,
-    },
-    /// Teardown starts.
-    TearingDown,
-    /// A component was undeployed.
-    Undeployed {
-        /// The component.
-        component: String,
-    },
-    /// The suite ended.
-    SuiteFinished {
-        /// `passed`, `failed`, `error` or `cancelled`.
-        outcome: String,
-    },
-}
-
-/// How a suite ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "lowercase")]
-pub enum SuiteOutcome {
-    /// Every test stream passed.
-    Passed,
-    /// The tests ran and something failed.
-    Failed,
-    /// The infrastructure failed: environment, lock, deploy, status check, test app, timeout.
-    Error {
-        /// What went wrong, naming where.
-        message: String,
-    },
-    /// The run was interrupted.
-    Cancelled {
-        /// Where it was.
-        message: String,
-    },
-}
-
-impl SuiteOutcome {
-    /// `passed`, `failed`, `error` or `cancelled`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Passed => "passed",
-            Self::Failed => "failed",
-            Self::Error { .. } => "error",
-            Self::Cancelled { .. } => "cancelled",
-        }
-    }
-}
-
-/// One suite's result.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SuiteResult {
-    /// Suite id.
-    pub id: String,
-    /// Its environment.
-    pub environment: String,
-    /// How it ended.
-    #[serde(flatten)]
-    pub outcome: SuiteOutcome,
-    /// Where the report was stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stored: Option<StoredReport>,
-    /// Problems during teardown (already logged; the environment may need a look).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub teardown_errors: Vec<String>,
-    /// Commands that remove a kept environment (with `keep`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kept: Vec<String>,
-    /// The full record.
-    pub report: SuiteReport,
-}
-
-/// A whole run's result.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunSummary {
-    /// The run id.
-    pub run_id: String,
-    /// Per suite, in order.
-    pub suites: Vec<SuiteResult>,
-}
-
-impl RunSummary {
-    /// The documented exit code: 130 if interrupted, else 3 if any suite had an infrastructure
-    /// failure, else 1 if any tests failed, else 0.
-    pub fn exit_code(&self) -> i32 {
-        let has = |f: fn(&SuiteOutcome) -> bool| self.suites.iter().any(|s| f(&s.outcome));
-        if has(|o| matches!(o, SuiteOutcome::Cancelled { .. })) {
-            crate::exit::INTERRUPTED
-        } else if has(|o| matches!(o, SuiteOutcome::Error { .. })) {
-            crate::exit::INFRASTRUCTURE
-        } else if has(|o| matches!(o, SuiteOutcome::Failed)) {
-            crate::exit::TESTS_FAILED
-        } else {
-            crate::exit::OK
-        }
-    }
-}
-
-/// Runs plans.
-#[derive(Clone)]
-pub struct Engine {
-    deployer: Arc<dyn Deployer>,
-    locks: Arc<dyn LockStore>,
-    runner: RunnerFactory,
-    reports: Option<Arc<dyn ReportSink>>,
-    events: Option<mpsc::UnboundedSender<Event>>,
-    lock_manager: Option<LockStoreFactory>,
-    toolkit_args: bool,
-}
+#[allow(clippy::wildcard_imports)] // the engine's own types
+use super::*;
 
 impl Engine {
-    /// An engine deploying with `deployer`, locking with `locks`, and reaching test apps
-    /// through clients made by `runner`.
-    pub fn new(deployer: Arc<dyn Deployer>, locks: Arc<dyn LockStore>, runner: RunnerFactory) -> Self {
-        Self {
-            deployer,
-            locks,
-            runner,
-            reports: None,
-            events: None,
-            lock_manager: None,
-            toolkit_args: false,
-        }
-    }
-
-    /// Calls every command as the existing toolkit's deployer does: the environment's name
-    /// (the namespace) as the first argument, then the command's `params`, and for the test
-    /// app's deploy the suite id last. Its deploy scripts read `$1` as the namespace. PIT's own
-    /// convention (off by default) passes `params` alone; `PIT_NAMESPACE` and `PIT_SUITE_ID`
-    /// carry the same values.
-    #[must_use]
-    pub fn with_toolkit_args(mut self, on: bool) -> Self {
-        self.toolkit_args = on;
-        self
-    }
-
-    /// Deploys the plan's Lock Manager ([`Plan::lock_manager`], from the pitfile's
-    /// `lockManager` section) in each suite's environment before the suite's locks are taken, as
-    /// the existing toolkit does, and takes them through the store `connect` makes for the URL
-    /// it publishes ([`crate::plan::LOCK_MANAGER_URL_KEY`]). It is undeployed after the locks
-    /// are released. Suites without locks do not deploy it.
-    ///
-    /// Without this (or when the plan deploys no Lock Manager), locks go to the store given to
-    /// [`Engine::new`].
-    #[must_use]
-    pub fn with_deployed_lock_manager(mut self, connect: LockStoreFactory) -> Self {
-        self.lock_manager = Some(connect);
-        self
-    }
-
-    /// Stores every suite's report in `sink`.
-    #[must_use]
-    pub fn with_reports(mut self, sink: Arc<dyn ReportSink>) -> Self {
-        self.reports = Some(sink);
-        self
-    }
-
-    /// Sends progress events to `events`.
-    #[must_use]
-    pub fn with_events(mut self, events: mpsc::UnboundedSender<Event>) -> Self {
-        self.events = Some(events);
-        self
-    }
-
-    /// Runs every suite of `plan`, one after another.
-    ///
-    /// `cancel` asks for a graceful stop (teardown still runs); `force` also cuts teardown
-    /// short. Never fails as a whole: each suite's outcome is in the summary.
-    pub async fn run(
-        &self,
-        plan: &Plan,
-        opts: &RunOptions,
-        cancel: &CancellationToken,
-        force: &CancellationToken,
-    ) -> RunSummary {
-        let mut suites = Vec::new();
-        if !opts.parallel_suites {
-            for suite in &plan.suites {
-                suites.push(self.run_suite(plan, suite, opts, cancel, force).await);
-            }
-            return RunSummary {
-                run_id: plan.run_id.to_string(),
-                suites,
-            };
-        }
-        let locks_of =
-            |i: usize| -> Vec<LockId> { plan.suites[i].locks.as_ref().map(|l| l.ids.clone()).unwrap_or_default() };
-        let mut results: Vec<Option<SuiteResult>> = vec![None; plan.suites.len()];
-        let mut pending: Vec<usize> = (0..plan.suites.len()).collect();
-        let mut running: HashMap<usize, Vec<LockId>> = HashMap::new();
-        let mut set = JoinSet::new();
-        let shared = Arc::new((plan.clone(), opts.clone(), cancel.clone(), force.clone()));
-        loop {
-            // Start every waiting suite whose locks are free of running suites and of suites
-            // before it that still wait (so suites sharing a lock keep their order).
-            let mut blocked: Vec<LockId> = running.values().flatten().cloned().collect();
-            pending.retain(|&i| {
-                let locks = locks_of(i);
-                let free = locks.iter().all(|l| !blocked.contains(l));
-                blocked.extend(locks.iter().cloned());
-                if free {
-                    running.insert(i, locks);
-                    let (engine, shared) = (self.clone(), shared.clone());
-                    set.spawn(async move {
-                        let (plan, opts, cancel, force) = &*shared;
-                        (i, engine.run_suite(plan, &plan.suites[i], opts, cancel, force).await)
-                    });
-                }
-                !free
-            });
-            let Some(joined) = set.join_next().await else { break };
-            let (i, result) = match joined {
-                Ok(r) => r,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => continue,
-            };
-            running.remove(&i);
-            results[i] = Some(result);
-        }
-        suites.extend(results.into_iter().flatten());
-        RunSummary {
-            run_id: plan.run_id.to_string(),
-            suites,
-        }
-    }
-
-    fn emit(&self, suite: &str, kind: EventKind) {
-        tracing::debug!(suite, event = ?kind, "event");
-        if let Some(tx) = &self.events {
-            let _ = tx.send(Event {
-                at_ms: now_ms(),
-                suite: suite.to_owned(),
-                kind,
-            });
-        }
-    }
-
     #[tracing::instrument(skip_all, fields(run_id = %plan.run_id, suite = %suite.id))]
-    async fn run_suite(
+    pub(super) async fn run_suite(
         &self,
         plan: &Plan,
         suite: &SuitePlan,
@@ -447,11 +47,13 @@ impl Engine {
 
         let outcome = 'suite: {
             if suite.remote.is_some() || unresolved(suite) || plan.lock_manager.as_ref().is_some_and(is_remote) {
-                break 'suite SuiteOutcome::Error {
-                    message: format!(
+                break 'suite SuiteOutcome::Error(SuiteFailure::new(
+                    Phase::Plan,
+                    FailureKind::InvalidPlan,
+                    format!(
                         "suite `{sid}` has REMOTE parts that were not fetched (hint: pass the plan through `pit_core::resolve::resolve` first)"
                     ),
-                };
+                ));
             }
             let t = timeline.start("environment", None);
             let env = match self
@@ -470,9 +72,10 @@ impl Engine {
                 }
                 Err(e) => {
                     timeline.end(t, "failed", Some(error_chain(&e)));
-                    break 'suite SuiteOutcome::Error {
-                        message: error_chain(&e),
-                    };
+                    break 'suite SuiteOutcome::Error(SuiteFailure {
+                        phase: Phase::Environment,
+                        ..SuiteFailure::deploy(e)
+                    });
                 }
             };
 
@@ -515,9 +118,10 @@ impl Engine {
                                 self.keep_alive(&*store, lease, opts.lock_ttl, &stop, &suite_cancel)
                             );
                             match lost {
-                                Some(e) => SuiteOutcome::Error {
-                                    message: format!("{e}; the suite was stopped"),
-                                },
+                                Some(e) => SuiteOutcome::Error(SuiteFailure {
+                                    message: format!("{}; the suite was stopped", error_chain(&e)),
+                                    ..SuiteFailure::caused_by(Phase::Locks, FailureKind::of_lock(&e), None, e)
+                                }),
                                 None => outcome,
                             }
                         }
@@ -624,10 +228,7 @@ impl Engine {
         };
 
         result.report.outcome = outcome.as_str().to_owned();
-        result.report.error = match &outcome {
-            SuiteOutcome::Error { message } | SuiteOutcome::Cancelled { message } => Some(message.clone()),
-            _ => None,
-        };
+        result.report.error = outcome.message().map(str::to_owned);
         result.report.finished_ms = now_ms();
         result.report.timeline = timeline.entries();
         result.outcome = outcome;
@@ -649,7 +250,7 @@ impl Engine {
     }
 
     /// Streams `c`'s logs as [`EventKind::Log`] events until `stop`.
-    async fn tail(self, sid: String, env: Environment, c: ComponentPlan, stop: CancellationToken) {
+    pub(super) async fn tail(self, sid: String, env: Environment, c: ComponentPlan, stop: CancellationToken) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let forward = async {
             while let Some(line) = rx.recv().await {
@@ -678,7 +279,7 @@ impl Engine {
     /// starts, so it is undeployed whatever happens here), then takes the suite's locks. Returns the store the locks live in and the lease, or the
     /// suite's outcome when either failed.
     #[allow(clippy::too_many_arguments)] // the suite's whole context, as deploy_and_test
-    async fn lock_phase(
+    pub(super) async fn lock_phase(
         &self,
         plan: &Plan,
         suite: &SuitePlan,
@@ -690,34 +291,51 @@ impl Engine {
     ) -> Result<(Arc<dyn LockStore>, Option<Lease>), SuiteOutcome> {
         let sid = suite.id.to_string();
         // A failure while the run is being interrupted is the interruption.
-        let outcome = |interrupted: &str, message: String| {
+        let outcome = |interrupted: &str, failure: SuiteFailure| {
             if cancel.is_cancelled() {
                 SuiteOutcome::Cancelled {
                     message: interrupted.into(),
                 }
             } else {
-                SuiteOutcome::Error { message }
+                SuiteOutcome::Error(failure)
             }
         };
-        let failed = |message: String| outcome("interrupted while deploying the Lock Manager", message);
+        let failed = |failure: SuiteFailure| outcome("interrupted while deploying the Lock Manager", failure);
         let mut store = self.locks.clone();
         if let (Some(lm), Some(connect)) = (lock_manager, &self.lock_manager) {
+            let in_lm = |e: DeployError| {
+                failed(SuiteFailure {
+                    phase: Phase::Locks,
+                    message: format!("the Lock Manager: {}", error_chain(&e)),
+                    ..SuiteFailure::deploy(e).in_component(lm.id.as_str())
+                })
+            };
             let vars = component_env(base_env(plan, suite, env, opts), env, lm);
             let outputs = self
                 .deploy_component(&sid, env, lm, &vars, cancel, timeline)
                 .await
-                .map_err(|e| failed(format!("the Lock Manager: {}", error_chain(&e))))?;
+                .map_err(in_lm)?;
             let url = self
                 .published_or_derived(env, &outputs, LOCK_MANAGER_URL_KEY, lm.id.as_str(), lm.id.as_str())
                 .await
-                .map_err(|e| failed(format!("the Lock Manager: {}", error_chain(&e))))?;
+                .map_err(in_lm)?;
             let Some(url) = url else {
-                return Err(failed(format!(
+                return Err(failed(SuiteFailure::new(Phase::Locks, FailureKind::LockStore, format!(
                     "Lock Manager `{}` did not publish its URL (hint: its deploy command writes `{LOCK_MANAGER_URL_KEY}=http://…` to the file named by $PIT_OUTPUTS)",
                     lm.id
-                )));
+                )).in_component(lm.id.as_str())));
             };
-            store = connect(&url).map_err(|e| failed(format!("the Lock Manager at {url}: {e}")))?;
+            store = connect(&url).map_err(|e| {
+                failed(
+                    SuiteFailure::caused_by(
+                        Phase::Locks,
+                        FailureKind::LockStore,
+                        Some(&format!("the Lock Manager at {url}")),
+                        e,
+                    )
+                    .in_component(lm.id.as_str()),
+                )
+            })?;
         }
         let Some(locks) = &suite.locks else {
             return Ok((store, None));
@@ -768,13 +386,17 @@ impl Engine {
             Err(e) => {
                 let status = if cancel.is_cancelled() { "cancelled" } else { "failed" };
                 timeline.end(t, status, Some(error_chain(&e)));
-                Err(outcome("interrupted while waiting for locks", error_chain(&e)))
+                let kind = FailureKind::of_lock(&e);
+                Err(outcome(
+                    "interrupted while waiting for locks",
+                    SuiteFailure::caused_by(Phase::Locks, kind, None, e),
+                ))
             }
         }
     }
 
     /// Deploys `c` with `vars` and waits for its status check; returns what it published.
-    async fn deploy_component(
+    pub(super) async fn deploy_component(
         &self,
         sid: &str,
         env: &Environment,
@@ -836,7 +458,7 @@ impl Engine {
 
     /// The URL a component published under `key`, else the one the backend derives for its
     /// `service` ([`Deployer::service_url`]).
-    async fn published_or_derived(
+    pub(super) async fn published_or_derived(
         &self,
         env: &Environment,
         published: &BTreeMap<String, String>,
@@ -857,7 +479,7 @@ impl Engine {
     }
 
     /// Runs `c`'s undeploy command with `vars` (cut short only by `force`).
-    async fn undeploy_component(
+    pub(super) async fn undeploy_component(
         &self,
         sid: &str,
         env: &Environment,
@@ -888,14 +510,14 @@ impl Engine {
 
     /// Renews `lease` every third of `ttl` until `stop`; if it is lost, cancels the suite and
     /// says why.
-    async fn keep_alive(
+    pub(super) async fn keep_alive(
         &self,
         store: &dyn LockStore,
         lease: &Lease,
         ttl: Duration,
         stop: &CancellationToken,
         suite: &CancellationToken,
-    ) -> Option<String> {
+    ) -> Option<crate::lock::LockError> {
         let mut lease = lease.clone();
         loop {
             tokio::select! {
@@ -906,14 +528,14 @@ impl Engine {
                 Ok(renewed) => lease = renewed,
                 Err(e) => {
                     suite.cancel();
-                    return Some(error_chain(&e));
+                    return Some(e);
                 }
             }
         }
     }
 
     #[allow(clippy::too_many_arguments)] // the suite's whole context; a struct would only rename it
-    async fn deploy_and_test(
+    pub(super) async fn deploy_and_test(
         &self,
         plan: &Plan,
         suite: &SuitePlan,
@@ -928,11 +550,13 @@ impl Engine {
         // A plan built by hand (not by `Plan::build`) may lack the test app, which everything
         // below waits for: an error, not a panic.
         if suite.test_app.is_none() {
-            return SuiteOutcome::Error {
-                message: format!(
+            return SuiteOutcome::Error(SuiteFailure::new(
+                Phase::Plan,
+                FailureKind::InvalidPlan,
+                format!(
                     "suite `{sid}` has no test app to run the tests (hint: build plans with `Plan::build` or give `test_app`)"
                 ),
-            };
+            ));
         }
         let comps: Vec<&ComponentPlan> = suite.components().collect();
         let n = comps.len();
@@ -983,13 +607,12 @@ impl Engine {
         })
         .await;
 
-        let failures: Vec<&DeployError> = results.iter().flatten().filter_map(|r| r.as_ref().err()).collect();
-        if let Some(first) = failures.iter().find(|e| !e.is_cancelled()) {
-            return SuiteOutcome::Error {
-                message: error_chain(*first),
-            };
+        let never_ran = results.iter().any(Option::is_none);
+        let mut failures: Vec<DeployError> = results.into_iter().flatten().filter_map(Result::err).collect();
+        if let Some(first) = failures.iter().position(|e| !e.is_cancelled()) {
+            return SuiteOutcome::Error(SuiteFailure::deploy(failures.swap_remove(first)));
         }
-        if !failures.is_empty() || results.iter().any(Option::is_none) {
+        if !failures.is_empty() || never_ran {
             return SuiteOutcome::Cancelled {
                 message: "interrupted during deployment".into(),
             };
@@ -1010,18 +633,27 @@ impl Engine {
         {
             Ok(url) => url,
             Err(e) => {
-                return SuiteOutcome::Error {
-                    message: format!("cannot reach test app `{}`: {}", test_app.id, error_chain(&e)),
-                }
+                let kind = FailureKind::of_deploy(&e);
+                return SuiteOutcome::Error(
+                    SuiteFailure::caused_by(
+                        Phase::Tests,
+                        kind,
+                        Some(&format!("cannot reach test app `{}`", test_app.id)),
+                        e,
+                    )
+                    .in_component(test_app.id.as_str()),
+                );
             }
         };
         let Some(url) = url else {
-            return SuiteOutcome::Error {
-                message: format!(
+            return SuiteOutcome::Error(SuiteFailure::new(Phase::Tests, FailureKind::TestApp, format!(
                     "test app `{}` did not publish its URL (hint: its deploy command writes `{TEST_APP_URL_KEY}=http://…` to the file named by $PIT_OUTPUTS)",
                     test_app.id
-                ),
-            };
+                )).in_component(test_app.id.as_str()));
+        };
+        let tests_failed = |e: crate::runner::RunnerError| {
+            let kind = FailureKind::of_runner(&e);
+            SuiteOutcome::Error(SuiteFailure::caused_by(Phase::Tests, kind, None, e).in_component(test_app.id.as_str()))
         };
         let client = (self.runner)(&url);
         let t = timeline.start("test", None);
@@ -1029,9 +661,7 @@ impl Engine {
             Ok(s) => s.session_id.to_string(),
             Err(e) => {
                 timeline.end(t, "failed", Some(error_chain(&e)));
-                return SuiteOutcome::Error {
-                    message: error_chain(&e),
-                };
+                return tests_failed(e);
             }
         };
         self.emit(
@@ -1065,9 +695,7 @@ impl Engine {
             }
             Err(e) => {
                 timeline.end(t, "failed", Some(error_chain(&e)));
-                SuiteOutcome::Error {
-                    message: error_chain(&e),
-                }
+                tests_failed(e)
             }
         }
     }
@@ -1075,7 +703,7 @@ impl Engine {
     /// Undeploys what was started, the test app first, each component once everything that
     /// depends on it is gone. Collects errors instead of stopping.
     #[allow(clippy::too_many_arguments)] // as deploy_and_test
-    async fn teardown(
+    pub(super) async fn teardown(
         &self,
         plan: &Plan,
         suite: &SuitePlan,
@@ -1125,7 +753,7 @@ impl Engine {
 
     /// Shell commands, in teardown order, that undeploy what `--keep` left up: each with the
     /// variables PIT would have given it (quoted for a POSIX shell; PIT itself never uses one).
-    fn keep_instructions(
+    pub(super) fn keep_instructions(
         &self,
         plan: &Plan,
         suite: &SuitePlan,
@@ -1178,184 +806,7 @@ impl Engine {
     }
 }
 
-/// Runs `task(i)` for every included node once all its included `deps` are done, at most
-/// `max_parallel` at once. With `cancel`, a dependency is done when it succeeded, and the first
-/// failure cancels the token so nothing new starts; without (teardown), a failed node counts as
-/// done too. Returns each node's result (`None`: never ran).
-async fn run_graph<T, E, F, Fut>(
-    deps: &[Vec<usize>],
-    include: &[bool],
-    max_parallel: usize,
-    cancel: Option<&CancellationToken>,
-    mut task: F,
-) -> Vec<Option<Result<T, E>>>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    F: FnMut(usize) -> Fut,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-{
-    let n = deps.len();
-    let mut remaining: Vec<usize> = deps.iter().map(|d| d.iter().filter(|&&j| include[j]).count()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, ds) in deps.iter().enumerate() {
-        for &d in ds {
-            dependents[d].push(i);
-        }
-    }
-    let mut ready: VecDeque<usize> = (0..n).filter(|&i| include[i] && remaining[i] == 0).collect();
-    let permits = Arc::new(Semaphore::new(max_parallel.max(1)));
-    let mut set = JoinSet::new();
-    let mut results: Vec<Option<Result<T, E>>> = (0..n).map(|_| None).collect();
-    let mut stopped = false;
-    loop {
-        while !stopped && cancel.is_none_or(|c| !c.is_cancelled()) {
-            let Some(i) = ready.pop_front() else { break };
-            let fut = task(i);
-            let permits = permits.clone();
-            set.spawn(async move {
-                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                (i, fut.await)
-            });
-        }
-        let Some(joined) = set.join_next().await else { break };
-        let (i, outcome) = match joined {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => continue, // aborted: only when the set is dropped
-        };
-        // Without a cancel token (teardown), a failure must not strand what waits for it.
-        match (&outcome, cancel) {
-            (Err(_), Some(c)) => {
-                stopped = true;
-                c.cancel();
-            }
-            _ => {
-                for &d in &dependents[i] {
-                    if include[d] {
-                        remaining[d] -= 1;
-                        if remaining[d] == 0 {
-                            ready.push_back(d);
-                        }
-                    }
-                }
-            }
-        }
-        results[i] = Some(outcome);
-    }
-    results
-}
-
-/// For each node, every node it depends on directly or not, in index order.
-fn ancestors(deps: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    (0..deps.len())
-        .map(|i| {
-            let mut seen = vec![false; deps.len()];
-            let mut stack = deps[i].clone();
-            while let Some(d) = stack.pop() {
-                if !std::mem::replace(&mut seen[d], true) {
-                    stack.extend(&deps[d]);
-                }
-            }
-            (0..deps.len()).filter(|&j| seen[j]).collect()
-        })
-        .collect()
-}
-
-fn unresolved(suite: &SuitePlan) -> bool {
-    suite.components().any(is_remote)
-}
-
-fn is_remote(c: &ComponentPlan) -> bool {
-    matches!(c.workdir, WorkDir::Git { .. })
-}
-
-fn base_env(plan: &Plan, suite: &SuitePlan, env: &Environment, opts: &RunOptions) -> BTreeMap<String, String> {
-    let mut vars = opts.env.clone();
-    vars.insert("PIT_RUN_ID".into(), plan.run_id.to_string());
-    vars.insert("PIT_PROJECT".into(), plan.project.clone());
-    vars.insert("PIT_SUITE_ID".into(), suite.id.to_string());
-    if let Some(test_app) = &suite.test_app {
-        vars.insert("PIT_TEST_APP_ID".into(), test_app.id.to_string());
-    }
-    vars.insert("PIT_NAMESPACE".into(), env.name.clone());
-    vars.insert("PIT_WORKSPACE".into(), env.workspace.display().to_string());
-    vars.insert(
-        crate::process::PROCESS_TAG_ENV.into(),
-        crate::process::process_tag(&plan.run_id.to_string(), &env.name),
-    );
-    vars
-}
-
-/// `vars` plus what every command of `c` gets: its id and its outputs file.
-fn component_env(mut vars: BTreeMap<String, String>, env: &Environment, c: &ComponentPlan) -> BTreeMap<String, String> {
-    vars.insert("PIT_COMPONENT_ID".into(), c.id.to_string());
-    vars.insert("PIT_OUTPUTS".into(), outputs_file(env, c).display().to_string());
-    vars
-}
-
-/// What an undeploy command gets: `base`, the component's own outputs, and its id and outputs
-/// file.
-fn undeploy_env(mut vars: BTreeMap<String, String>, env: &Environment, c: &ComponentPlan) -> BTreeMap<String, String> {
-    vars.extend(read_outputs(&outputs_file(env, c)));
-    component_env(vars, env, c)
-}
-
-fn outputs_file(env: &Environment, c: &ComponentPlan) -> std::path::PathBuf {
-    env.outputs.join(format!("{}.env", c.id))
-}
-
-/// The step of `c`'s `cmd`; with `toolkit_args`, its arguments as the existing toolkit passes
-/// them (see [`Engine::with_toolkit_args`]).
-fn step_for(
-    c: &ComponentPlan,
-    kind: StepKind,
-    cmd: &CommandPlan,
-    vars: &BTreeMap<String, String>,
-    toolkit_args: bool,
-) -> Step {
-    // Plans are resolved before they run (see `unresolved`), so only local directories remain.
-    let cwd = match &c.workdir {
-        WorkDir::Local { path } => path.clone(),
-        WorkDir::Git { path, .. } => std::path::PathBuf::from(path),
-    };
-    let mut argv = cmd.argv.clone();
-    if toolkit_args && !argv.is_empty() {
-        let var = |k: &str| vars.get(k).cloned().unwrap_or_default();
-        argv.insert(1, var("PIT_NAMESPACE"));
-        if kind == StepKind::Deploy && vars.get("PIT_TEST_APP_ID").is_some_and(|t| *t == c.id.as_str()) {
-            argv.push(var("PIT_SUITE_ID"));
-        }
-    }
-    Step {
-        kind,
-        component: c.id.clone(),
-        argv,
-        cwd,
-        env: vars.clone(),
-        timeout: Duration::from_secs(cmd.timeout_seconds),
-    }
-}
-
-/// Reads `key=value` lines; blank lines, `#` comments and keys that are not variable names are
-/// skipped.
-pub fn read_outputs(path: &std::path::Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return BTreeMap::new();
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .filter(|(k, _)| {
-            let mut chars = k.chars();
-            chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-        .collect()
-}
-
-fn failed_event(c: &ComponentPlan, step: StepKind, e: &DeployError) -> EventKind {
+pub(super) fn failed_event(c: &ComponentPlan, step: StepKind, e: &DeployError) -> EventKind {
     EventKind::StepFailed {
         component: c.id.to_string(),
         step,
@@ -1363,68 +814,7 @@ fn failed_event(c: &ComponentPlan, step: StepKind, e: &DeployError) -> EventKind
     }
 }
 
-fn fencing_detail(lease: &Lease) -> String {
+pub(super) fn fencing_detail(lease: &Lease) -> String {
     let tokens: Vec<String> = lease.fencing.iter().map(|(id, t)| format!("{id}#{t}")).collect();
     format!("lease {} ({})", lease.id, tokens.join(", "))
-}
-
-/// An error and its causes, joined with `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    error_chain_with(e, ": ")
-}
-
-/// An error and its causes, joined with `separator` (`"\n  caused by: "` gives the lines `pit`
-/// prints).
-pub fn error_chain_with(e: &dyn std::error::Error, separator: &str) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(separator);
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// The run's timeline, shared by concurrent steps.
-#[derive(Debug, Clone, Default)]
-struct Timeline(Arc<Mutex<Vec<TimelineEntry>>>);
-
-impl Timeline {
-    fn start(&self, step: &str, component: Option<&ComponentPlan>) -> usize {
-        let mut v = self.0.lock().expect("no panics while held");
-        v.push(TimelineEntry {
-            step: step.to_owned(),
-            component: component.map(|c| c.id.to_string()),
-            start_ms: now_ms(),
-            end_ms: 0,
-            outcome: "running".into(),
-            detail: None,
-        });
-        v.len() - 1
-    }
-
-    fn end(&self, at: usize, outcome: &str, detail: Option<String>) {
-        let mut v = self.0.lock().expect("no panics while held");
-        let e = &mut v[at];
-        e.end_ms = now_ms();
-        e.outcome = outcome.to_owned();
-        e.detail = detail;
-    }
-
-    fn finish(&self, at: usize, result: &Result<Option<String>, &DeployError>) {
-        match result {
-            Ok(detail) => self.end(at, "ok", detail.clone()),
-            Err(e) if e.is_cancelled() => self.end(at, "cancelled", None),
-            Err(e) => self.end(at, "failed", Some(error_chain(*e))),
-        }
-    }
-
-    fn record(&self, entry: TimelineEntry) {
-        self.0.lock().expect("no panics while held").push(entry);
-    }
-
-    fn entries(&self) -> Vec<TimelineEntry> {
-        self.0.lock().expect("no panics while held").clone()
-    }
 }
