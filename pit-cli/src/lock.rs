@@ -15,7 +15,7 @@ use crate::error::CliError;
 
 /// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
 pub fn client(url: &str) -> Result<HttpLockStore, CliError> {
-    Ok(pit_run::lock_client(url)?)
+    Ok(pit_run::lock_client(url, std::env::var(pit_lock::TOKEN_ENV).ok())?)
 }
 
 fn default_owner() -> String {
@@ -130,9 +130,7 @@ pub fn run(ui: &Ui, args: &LockArgs) -> Result<i32, CliError> {
                     ids: ids.iter().map(|i| i.as_str().into()).collect(),
                     owner: LockOwner {
                         name: owner.clone().unwrap_or_else(default_owner),
-                        ci_job: std::env::var("CI_JOB_URL")
-                            .or_else(|_| std::env::var("GITHUB_RUN_ID"))
-                            .ok(),
+                        ci_job: pit_run::JobContext::from_env().job,
                         ..LockOwner::default()
                     },
                     ttl: *ttl,

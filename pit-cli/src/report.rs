@@ -39,7 +39,7 @@ fn thresholds(args: &BaselineArgs) -> Result<Thresholds, CliError> {
 /// The baseline reports `args` name: files, or the last runs in a store.
 async fn baselines(report: &Report, args: &BaselineArgs) -> Result<Vec<Report>, CliError> {
     if let Some(spec) = &args.store {
-        let store = AnyStore::open(spec, &work_dir());
+        let store = AnyStore::open(spec, &work_dir()).with_credentials(pit_git::Credentials::from_env());
         let (Some(project), Some(suite)) = (report.project.as_deref(), report.suite.as_deref()) else {
             return Err(CliError::Usage(
                 "the report names no project or suite, so its runs cannot be found in a store: give --baseline files"
@@ -112,7 +112,10 @@ pub fn run(ui: &Ui, args: ReportArgs) -> Result<i32, CliError> {
                 min_change,
                 output,
             } => {
-                let reports = AnyStore::open(&store, &work_dir()).reports(&project, &suite).await?;
+                let reports = AnyStore::open(&store, &work_dir())
+                    .with_credentials(pit_git::Credentials::from_env())
+                    .reports(&project, &suite)
+                    .await?;
                 let h = history(&reports, min_change);
                 match output {
                     Output::Json => stdout(&json(&h))?,

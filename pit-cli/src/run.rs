@@ -31,6 +31,21 @@ fn pitfile_args(args: &RunArgs) -> Result<PitfileArgs, CliError> {
 
 /// How a test app is reached on Kubernetes: PIT's flags, or the existing toolkit's
 /// `--use-kube-proxy`, `--cluster-url` and `--test-runner-app-port` (its default: the proxy).
+/// The CI job's context from the environment, with what the existing toolkit's flags say.
+fn job_context(t: &crate::cli::ToolkitArgs) -> pit_run::JobContext {
+    let mut context = pit_run::JobContext::from_env();
+    if t.commit_sha.is_some() {
+        context.commit.clone_from(&t.commit_sha);
+    }
+    if t.report_user_name.is_some() {
+        context.author.0.clone_from(&t.report_user_name);
+    }
+    if t.report_user_email.is_some() {
+        context.author.1.clone_from(&t.report_user_email);
+    }
+    context
+}
+
 fn access(args: &RunArgs) -> Result<pit_k8s::ServiceAccess, CliError> {
     let t = &args.toolkit;
     let mode = match t.use_kube_proxy {
@@ -137,8 +152,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         workspace: pitfile.workspace.clone(),
         access,
         namespace_timeout: t.namespace_timeout.map(std::time::Duration::from_secs),
-        commit: t.commit_sha.clone(),
-        report_author: (t.report_user_name.clone(), t.report_user_email.clone()),
+        context: job_context(t),
         env,
         ..RunSettings::new(&pitfile.file)
     };

@@ -30,6 +30,11 @@ pub struct EnvironmentRequest {
     pub suite: SuiteId,
     /// Its name: a DNS-1123 label (see [`crate::naming::environment_name`]).
     pub name: String,
+    /// The CI job running the run, where the frontend knows it ([`RunOptions::ci_job`]): a
+    /// backend may record it on the environment.
+    ///
+    /// [`RunOptions::ci_job`]: crate::engine::RunOptions::ci_job
+    pub ci_job: Option<String>,
 }
 
 /// A suite's environment, as created.
@@ -200,6 +205,7 @@ fn quote(tail: &str) -> String {
 ///         project: "demo".into(),
 ///         suite: "smoke".into(),
 ///         name: "pit-smoke-demo".into(),
+///         ci_job: None,
 ///     })
 ///     .await?;
 /// assert!(env.workspace.is_dir());

@@ -6,8 +6,9 @@
 //! so suites that share a repository share the download, and concurrent `pit` processes wait
 //! for each other through a file lock per repository.
 //!
-//! Credentials: SSH URLs use the SSH agent; HTTPS URLs use `PIT_GIT_TOKEN` (with
-//! `PIT_GIT_USERNAME`, default `x-access-token`) when set. Tokens are never logged.
+//! Credentials: SSH URLs use the SSH agent; HTTPS URLs use the [`Credentials`] the frontend
+//! gives ([`Credentials::from_env`] reads `PIT_GIT_TOKEN` and `PIT_GIT_USERNAME`, default
+//! `x-access-token`). Tokens are never logged.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pit_core::resolve::FetchError> {
@@ -26,21 +27,64 @@ pub use git2;
 use git2::{build::CheckoutBuilder, Cred, FetchOptions, Oid, RemoteCallbacks, Repository};
 use pit_core::resolve::{FetchError, SourceFetcher};
 
-/// Callbacks that give a remote its credentials: the SSH agent for SSH URLs, and for HTTPS
-/// `PIT_GIT_TOKEN` (user `PIT_GIT_USERNAME`, default `x-access-token`). Shared by every git
-/// operation of PIT (fetching sources, pushing reports); the token is never logged.
-pub fn remote_callbacks<'a>() -> RemoteCallbacks<'a> {
+/// What PIT answers a git server that asks who it is, over HTTPS: a token (a personal access
+/// token, a CI job token) and its user name. Its `Debug` never shows the token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name (default `x-access-token`, what GitHub and GitLab accept with a token).
+    pub username: Option<String>,
+    /// The token.
+    pub token: Option<String>,
+}
+
+/// The variable [`Credentials::from_env`] reads the token from.
+pub const TOKEN_ENV: &str = "PIT_GIT_TOKEN";
+/// The variable [`Credentials::from_env`] reads the user name from.
+pub const USERNAME_ENV: &str = "PIT_GIT_USERNAME";
+
+impl Credentials {
+    /// A token, with the default user name.
+    pub fn token(token: impl Into<String>) -> Self {
+        Self {
+            username: None,
+            token: Some(token.into()),
+        }
+    }
+
+    /// From `PIT_GIT_TOKEN` and `PIT_GIT_USERNAME`: for frontends (the library never reads
+    /// them on its own).
+    pub fn from_env() -> Self {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        Self {
+            username: var(USERNAME_ENV),
+            token: var(TOKEN_ENV),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("token", &self.token.as_ref().map(|_| "REDACTED"))
+            .finish()
+    }
+}
+
+/// Callbacks that give a remote its credentials: the SSH agent for SSH URLs, and `credentials`
+/// for HTTPS. Shared by every git operation of PIT (fetching sources, pushing reports); the
+/// token is never logged.
+pub fn remote_callbacks(credentials: &Credentials) -> RemoteCallbacks<'_> {
     let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(|_url, username, allowed| {
+    callbacks.credentials(move |_url, username, allowed| {
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             Cred::ssh_key_from_agent(username.unwrap_or("git"))
         } else if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-            match std::env::var("PIT_GIT_TOKEN") {
-                Ok(token) => Cred::userpass_plaintext(
-                    &std::env::var("PIT_GIT_USERNAME").unwrap_or_else(|_| "x-access-token".into()),
-                    &token,
-                ),
-                Err(_) => Err(git2::Error::from_str(
+            match &credentials.token {
+                Some(token) => {
+                    Cred::userpass_plaintext(credentials.username.as_deref().unwrap_or("x-access-token"), token)
+                }
+                None => Err(git2::Error::from_str(
                     "the repository asks for credentials (hint: set PIT_GIT_TOKEN)",
                 )),
             }
@@ -60,12 +104,24 @@ pub mod testing;
 #[derive(Debug, Clone)]
 pub struct GitCache {
     dir: PathBuf,
+    credentials: Credentials,
 }
 
 impl GitCache {
-    /// A cache in `dir` (created on first use).
+    /// A cache in `dir` (created on first use), fetching without credentials (SSH URLs still
+    /// use the SSH agent).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            credentials: Credentials::default(),
+        }
+    }
+
+    /// The same, answering HTTPS servers that ask with `credentials`.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// The cache directory.
@@ -78,12 +134,13 @@ impl GitCache {
 impl SourceFetcher for GitCache {
     async fn fetch(&self, repository: &str, git_ref: &str) -> Result<PathBuf, FetchError> {
         let (dir, repo, reference) = (self.dir.clone(), repository.to_owned(), git_ref.to_owned());
+        let credentials = self.credentials.clone();
         let fail = |message: String| FetchError {
             repository: repository.to_owned(),
             git_ref: git_ref.to_owned(),
             message,
         };
-        tokio::task::spawn_blocking(move || fetch_blocking(&dir, &repo, &reference))
+        tokio::task::spawn_blocking(move || fetch_blocking(&dir, &repo, &reference, &credentials))
             .await
             .map_err(|e| fail(e.to_string()))?
             .map_err(fail)
@@ -108,7 +165,7 @@ fn key(url: &str) -> String {
     format!("{tail}-{h:016x}")
 }
 
-fn fetch_blocking(dir: &Path, url: &str, git_ref: &str) -> Result<PathBuf, String> {
+fn fetch_blocking(dir: &Path, url: &str, git_ref: &str, credentials: &Credentials) -> Result<PathBuf, String> {
     use fs4::fs_std::FileExt;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the cache `{}`: {e}", dir.display()))?;
     let key = key(url);
@@ -119,12 +176,18 @@ fn fetch_blocking(dir: &Path, url: &str, git_ref: &str) -> Result<PathBuf, Strin
         .open(dir.join(format!("{key}.lock")))
         .map_err(|e| e.to_string())?;
     lock.lock_exclusive().map_err(|e| e.to_string())?;
-    let result = update_and_checkout(dir, &key, url, git_ref);
+    let result = update_and_checkout(dir, &key, url, git_ref, credentials);
     let _ = FileExt::unlock(&lock);
     result
 }
 
-fn update_and_checkout(dir: &Path, key: &str, url: &str, git_ref: &str) -> Result<PathBuf, String> {
+fn update_and_checkout(
+    dir: &Path,
+    key: &str,
+    url: &str,
+    git_ref: &str,
+    credentials: &Credentials,
+) -> Result<PathBuf, String> {
     let mirror_path = dir.join(format!("{key}.git"));
     let repo = match Repository::open_bare(&mirror_path) {
         Ok(r) => r,
@@ -136,7 +199,7 @@ fn update_and_checkout(dir: &Path, key: &str, url: &str, git_ref: &str) -> Resul
     };
     {
         let mut remote = repo.find_remote("origin").map_err(|e| e.message().to_owned())?;
-        let callbacks = remote_callbacks();
+        let callbacks = remote_callbacks(credentials);
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks).download_tags(git2::AutotagOption::All);
         tracing::debug!(repository = %url, "fetching");

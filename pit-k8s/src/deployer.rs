@@ -115,6 +115,7 @@ impl Deployer for K8sDeployer {
             project: req.project.clone(),
             suite: req.suite.to_string(),
             ttl: self.ttl,
+            ci_job: req.ci_job.clone(),
         };
         match &self.parent {
             Some(parent) => namespace::create_under(&self.client, parent, &spec, self.timeout).await,

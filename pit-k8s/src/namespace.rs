@@ -85,23 +85,6 @@ pub fn label_value(s: &str) -> String {
     cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
 }
 
-/// The CI job running this process, from the usual variables (GitHub Actions, GitLab CI,
-/// Jenkins, or `PIT_CI_JOB`).
-pub fn ci_job() -> Option<String> {
-    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    var("PIT_CI_JOB")
-        .or_else(|| {
-            Some(format!(
-                "{}/{}/actions/runs/{}",
-                var("GITHUB_SERVER_URL")?,
-                var("GITHUB_REPOSITORY")?,
-                var("GITHUB_RUN_ID")?
-            ))
-        })
-        .or_else(|| var("CI_JOB_URL"))
-        .or_else(|| var("BUILD_URL"))
-}
-
 /// What a suite's namespace says about itself.
 #[derive(Debug, Clone)]
 pub struct NamespaceSpec {
@@ -115,6 +98,8 @@ pub struct NamespaceSpec {
     pub suite: String,
     /// How long it may live before the janitor deletes it.
     pub ttl: Duration,
+    /// The CI job that made it, if known (an annotation).
+    pub ci_job: Option<String>,
 }
 
 impl NamespaceSpec {
@@ -139,8 +124,8 @@ impl NamespaceSpec {
                 humantime::format_duration(self.ttl).to_string(),
             ),
         ]);
-        if let Some(job) = ci_job() {
-            annotations.insert(CI_JOB_ANNOTATION.to_owned(), job);
+        if let Some(job) = &self.ci_job {
+            annotations.insert(CI_JOB_ANNOTATION.to_owned(), job.clone());
         }
         Namespace {
             metadata: ObjectMeta {

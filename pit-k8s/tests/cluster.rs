@@ -44,6 +44,7 @@ async fn a_suite_namespace_is_labelled_active_while_it_runs_and_gone_after() {
             project: "shop".into(),
             suite: "checkout".into(),
             name: name.clone(),
+            ci_job: None,
         })
         .await
         .unwrap();
@@ -317,6 +318,7 @@ async fn with_a_parent_namespace_the_suite_gets_an_hnc_sub_namespace() {
             project: "shop".into(),
             suite: "checkout".into(),
             name: name.clone(),
+            ci_job: None,
         })
         .await
         .unwrap();
@@ -499,6 +501,7 @@ async fn a_service_is_reached_through_the_api_servers_proxy() {
             project: "access".into(),
             suite: "s".into(),
             name: name.clone(),
+            ci_job: None,
         })
         .await
         .unwrap();
@@ -578,6 +581,7 @@ async fn a_namespace_the_cluster_refuses_is_a_backend_error_with_the_clusters_er
             project: "p".into(),
             suite: "s".into(),
             name: "Not_A_DNS_Label".into(),
+            ci_job: None,
         })
         .await
         .unwrap_err();

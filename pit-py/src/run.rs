@@ -242,7 +242,14 @@ fn run(
         lock_manager,
         workspace,
         access,
-        commit,
+        context: {
+            // The job's context from the environment, as `pit run` reads it.
+            let mut context = pit_run::JobContext::from_env();
+            if commit.is_some() {
+                context.commit = commit;
+            }
+            context
+        },
         toolkit_args,
         ..RunSettings::new(path)
     };

@@ -91,12 +91,12 @@ def test_an_infrastructure_failure_is_status_error_naming_the_component(example_
     [suite] = result.suites
     assert suite.outcome == "error"
     assert "status check of" in suite.message
-    assert (suite.phase, suite.kind, suite.component) == ("deploy", "not-healthy", "db")
+    assert (suite.phase, suite.kind, suite.component) == ("deploy", "not-healthy", "broken-svc")
     # Typed: a SuiteError subclass per kind, carrying where it happened.
     error = suite.error()
     assert isinstance(error, pit.NotHealthy) and isinstance(error, pit.SuiteError)
-    assert (error.phase, error.kind, error.component, error.exit_code) == ("deploy", "not-healthy", "db", 3)
-    assert "status check of `db`" in str(error)
+    assert (error.phase, error.kind, error.component, error.exit_code) == ("deploy", "not-healthy", "broken-svc", 3)
+    assert "status check of `broken-svc`" in str(error)
     with pytest.raises(pit.NotHealthy):
         result.raise_for_status()
     assert not any(alive(p) for p in started_pids(example_env))

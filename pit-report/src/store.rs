@@ -18,8 +18,8 @@ use crate::{to_junit, Report};
 /// How many earlier runs a stored report is compared with.
 pub const BASELINE_RUNS: usize = 5;
 
-/// What a run tested, added to every report stored: the branch and commit (from the usual CI
-/// variables, or given).
+/// What a run tested, added to every report stored: the branch and commit (the frontend reads
+/// them from the CI's variables, see `pit_run::JobContext`).
 #[derive(Debug, Clone, Default)]
 pub struct RunContext {
     /// The branch.
@@ -29,21 +29,6 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// From the environment: `GITHUB_REF_NAME`/`GITHUB_SHA`, `CI_COMMIT_REF_NAME`/
-    /// `CI_COMMIT_SHA` (GitLab), `GIT_BRANCH`/`GIT_COMMIT` (Jenkins), else `PIT_BRANCH`/
-    /// `PIT_COMMIT`.
-    pub fn from_env() -> Self {
-        let first = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-        };
-        Self {
-            branch: first(&["PIT_BRANCH", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "GIT_BRANCH"]),
-            git_commit: first(&["PIT_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT"]),
-        }
-    }
-
     fn apply(&self, report: &mut Report) {
         if report.branch.is_none() {
             report.branch.clone_from(&self.branch);
@@ -129,11 +114,11 @@ pub struct DirStore {
 }
 
 impl DirStore {
-    /// A store under `root`, adding the branch and commit of the environment.
+    /// A store under `root` (add the branch and commit with [`with_context`](Self::with_context)).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
-            context: RunContext::from_env(),
+            context: RunContext::default(),
         }
     }
 
@@ -348,6 +333,7 @@ pub struct GitStore {
     context: RunContext,
     attempts: u32,
     author: (Option<String>, Option<String>),
+    credentials: pit_git::Credentials,
 }
 
 impl GitStore {
@@ -358,17 +344,25 @@ impl GitStore {
             url: url.to_owned(),
             branch,
             cache: cache.into(),
-            context: RunContext::from_env(),
+            context: RunContext::default(),
             attempts: 30,
             author: (None, None),
+            credentials: pit_git::Credentials::default(),
         }
     }
 
-    /// The author of the commits it makes, name and email (each defaults to
-    /// `PIT_GIT_AUTHOR_NAME`/`PIT_GIT_AUTHOR_EMAIL`, else `PIT <pit@localhost>`).
+    /// The author of the commits it makes, name and email (each defaults to `PIT
+    /// <pit@localhost>`).
     #[must_use]
     pub fn with_author(mut self, name: Option<String>, email: Option<String>) -> Self {
         self.author = (name, email);
+        self
+    }
+
+    /// The same, answering an HTTPS server that asks with `credentials`.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: pit_git::Credentials) -> Self {
+        self.credentials = credentials;
         self
     }
 
@@ -433,7 +427,7 @@ impl GitStore {
     fn fetch(&self, repo: &Repository, branch: &str) -> Result<Option<git2::Oid>, git2::Error> {
         let mut remote = repo.remote_anonymous(&self.url)?;
         let mut opts = git2::FetchOptions::new();
-        opts.remote_callbacks(pit_git::remote_callbacks());
+        opts.remote_callbacks(pit_git::remote_callbacks(&self.credentials));
         let tracking = format!("refs/pit/remote/{branch}");
         // A branch the remote lacks is fetched as nothing: the tracking ref, removed first, is
         // then absent. (Not `Remote::list`, which git2 0.20 cannot do for an empty remote.)
@@ -466,16 +460,7 @@ impl GitStore {
             None => repo.find_tree(repo.treebuilder(None)?.write()?)?,
         };
         let tree = repo.find_tree(update.create_updated(repo, &base)?)?;
-        let name = self
-            .author
-            .0
-            .clone()
-            .or_else(|| std::env::var("PIT_GIT_AUTHOR_NAME").ok());
-        let email = self
-            .author
-            .1
-            .clone()
-            .or_else(|| std::env::var("PIT_GIT_AUTHOR_EMAIL").ok());
+        let (name, email) = &self.author;
         let sig = git2::Signature::now(
             name.as_deref().unwrap_or("PIT"),
             email.as_deref().unwrap_or("pit@localhost"),
@@ -496,7 +481,7 @@ impl GitStore {
         repo.reference(outgoing, commit, true, "pit report")?;
         let mut remote = repo.remote_anonymous(&self.url)?;
         let rejected = std::cell::RefCell::new(None::<String>);
-        let mut callbacks = pit_git::remote_callbacks();
+        let mut callbacks = pit_git::remote_callbacks(&self.credentials);
         callbacks.push_update_reference(|_, status| {
             if let Some(s) = status {
                 *rejected.borrow_mut() = Some(s.to_owned());
@@ -737,6 +722,15 @@ impl AnyStore {
         match self {
             Self::Dir(d) => Self::Dir(d),
             Self::Git(g) => Self::Git(g.with_author(name, email)),
+        }
+    }
+
+    /// The same, with these credentials for a git store (see [`GitStore::with_credentials`]).
+    #[must_use]
+    pub fn with_credentials(self, credentials: pit_git::Credentials) -> Self {
+        match self {
+            Self::Dir(d) => Self::Dir(d),
+            Self::Git(g) => Self::Git(g.with_credentials(credentials)),
         }
     }
 

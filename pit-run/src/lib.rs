@@ -85,11 +85,10 @@ pub struct RunSettings {
     pub access: pit_k8s::ServiceAccess,
     /// k8s: how long to wait for a namespace to be created or deleted (default 120 s).
     pub namespace_timeout: Option<Duration>,
-    /// The commit tested, recorded in reports (default: from the CI's variables).
-    pub commit: Option<String>,
-    /// The author of report commits in a git store: name and email (default:
-    /// `PIT_GIT_AUTHOR_NAME`/`PIT_GIT_AUTHOR_EMAIL`, else `PIT <pit@localhost>`).
-    pub report_author: (Option<String>, Option<String>),
+    /// What the frontend knows of the CI job and its environment: the job, the commit, the
+    /// report author, tokens, the kubeconfig (default: nothing; frontends give
+    /// [`JobContext::from_env`]).
+    pub context: JobContext,
     /// Extra variables for every command.
     pub env: std::collections::BTreeMap<String, String>,
     /// Start a Lock Manager over memory on a loopback port for this run and take every lock
@@ -138,8 +137,7 @@ impl RunSettings {
             workspace: None,
             access: pit_k8s::ServiceAccess::default(),
             namespace_timeout: None,
-            commit: None,
-            report_author: (None, None),
+            context: JobContext::default(),
             env: std::collections::BTreeMap::new(),
             lock_manager_mock: false,
             toolkit_args: false,
@@ -165,13 +163,9 @@ impl RunSettings {
         }
     }
 
-    /// The kubeconfig in use: the setting, else a non-empty `KUBECONFIG`.
+    /// The kubeconfig in use: the setting, else the context's (`KUBECONFIG`).
     pub fn kubeconfig(&self) -> Option<PathBuf> {
-        self.kubeconfig.clone().or_else(|| {
-            std::env::var_os("KUBECONFIG")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
+        self.kubeconfig.clone().or_else(|| self.context.kubeconfig.clone())
     }
 
     /// Whether suites run on Kubernetes.
@@ -180,6 +174,104 @@ impl RunSettings {
             Backend::K8s => true,
             Backend::Local => false,
             Backend::Auto => self.kubeconfig().is_some(),
+        }
+    }
+}
+
+/// What a run knows of the CI job and the machine it runs in. The frontend gives it (the CLI
+/// and `pit.run` use [`JobContext::from_env`]); no library code reads these variables on its
+/// own. Its `Debug` never shows the tokens.
+///
+/// ```
+/// use pit_run::JobContext;
+/// let vars = [("GITHUB_SERVER_URL", "https://github.com"), ("GITHUB_REPOSITORY", "acme/shop"),
+///     ("GITHUB_RUN_ID", "42"), ("GITHUB_SHA", "0123abc"), ("PIT_LOCK_TOKEN", "s3cret")];
+/// let context = JobContext::from_vars(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()));
+/// assert_eq!(context.job.as_deref(), Some("https://github.com/acme/shop/actions/runs/42"));
+/// assert_eq!(context.commit.as_deref(), Some("0123abc"));
+/// assert!(!format!("{context:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, Default)]
+pub struct JobContext {
+    /// The CI job (its URL where the CI gives one): shown to whoever waits for the run's locks
+    /// and recorded on its namespaces.
+    pub job: Option<String>,
+    /// The branch tested, recorded in reports.
+    pub branch: Option<String>,
+    /// The commit tested, recorded in reports.
+    pub commit: Option<String>,
+    /// The author of report commits in a git store, name and email (default `PIT
+    /// <pit@localhost>`).
+    pub author: (Option<String>, Option<String>),
+    /// The Lock Manager's bearer token.
+    pub lock_token: Option<String>,
+    /// Credentials for HTTPS git servers (REMOTE suites, a git report store).
+    pub git: pit_git::Credentials,
+    /// The kubeconfig, when no setting names one.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job", &self.job)
+            .field("branch", &self.branch)
+            .field("commit", &self.commit)
+            .field("author", &self.author)
+            .field("lock_token", &self.lock_token.as_ref().map(|_| "REDACTED"))
+            .field("git", &self.git)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish()
+    }
+}
+
+impl JobContext {
+    /// From this process's environment (see [`from_vars`](Self::from_vars)).
+    pub fn from_env() -> Self {
+        Self::from_vars(|n| std::env::var(n).ok())
+    }
+
+    /// From the variables `var` gives (an empty value counts as unset):
+    /// - the job: `PIT_CI_JOB`, else GitHub Actions' run URL, GitLab's `CI_JOB_URL`, Jenkins'
+    ///   `BUILD_URL`;
+    /// - the branch and commit: `PIT_BRANCH`/`PIT_COMMIT`, else GitHub's
+    ///   `GITHUB_REF_NAME`/`GITHUB_SHA`, GitLab's `CI_COMMIT_REF_NAME`/`CI_COMMIT_SHA`,
+    ///   Jenkins' `GIT_BRANCH`/`GIT_COMMIT`;
+    /// - the report author: `PIT_GIT_AUTHOR_NAME`, `PIT_GIT_AUTHOR_EMAIL`;
+    /// - tokens: `PIT_LOCK_TOKEN`, `PIT_GIT_TOKEN` (with `PIT_GIT_USERNAME`);
+    /// - `KUBECONFIG`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |n: &str| var(n).filter(|v| !v.is_empty());
+        let first = |names: &[&str]| names.iter().find_map(|n| var(n));
+        let github = || {
+            Some(format!(
+                "{}/{}/actions/runs/{}",
+                var("GITHUB_SERVER_URL")?,
+                var("GITHUB_REPOSITORY")?,
+                var("GITHUB_RUN_ID")?
+            ))
+        };
+        Self {
+            job: var("PIT_CI_JOB")
+                .or_else(github)
+                .or_else(|| first(&["CI_JOB_URL", "BUILD_URL"])),
+            branch: first(&["PIT_BRANCH", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "GIT_BRANCH"]),
+            commit: first(&["PIT_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT"]),
+            author: (var("PIT_GIT_AUTHOR_NAME"), var("PIT_GIT_AUTHOR_EMAIL")),
+            lock_token: var(pit_lock::TOKEN_ENV),
+            git: pit_git::Credentials {
+                username: var(pit_git::USERNAME_ENV),
+                token: var(pit_git::TOKEN_ENV),
+            },
+            kubeconfig: var("KUBECONFIG").map(PathBuf::from),
+        }
+    }
+
+    /// The branch and commit, for reports.
+    fn report_context(&self) -> pit_report::store::RunContext {
+        pit_report::store::RunContext {
+            branch: self.branch.clone(),
+            git_commit: self.commit.clone(),
         }
     }
 }
@@ -244,12 +336,12 @@ pub struct PreparedRun {
     pub lock_manager_mock: Option<pit_lock::testing::MockLockManager>,
 }
 
-/// The Lock Manager client for `url`, with the token from `PIT_LOCK_TOKEN`.
+/// The Lock Manager client for `url`, with `token`.
 ///
 /// # Errors
 /// [`pit_core::lock::LockError::Invalid`] for a URL that cannot be used.
-pub fn lock_client(url: &str) -> Result<pit_lock::HttpLockStore, pit_core::lock::LockError> {
-    pit_lock::HttpLockStore::new(url, std::env::var(pit_lock::TOKEN_ENV).ok())
+pub fn lock_client(url: &str, token: Option<String>) -> Result<pit_lock::HttpLockStore, pit_core::lock::LockError> {
+    pit_lock::HttpLockStore::new(url, token)
 }
 
 /// Loads `settings`' pitfile, sets the run up and runs it, as `pit run` does: the whole run in
@@ -295,16 +387,14 @@ pub async fn prepare(
         .report_store
         .clone()
         .unwrap_or_else(|| StoreSpec::Dir(state.join("reports")));
-    let mut context = pit_report::store::RunContext::from_env();
-    if settings.commit.is_some() {
-        context.git_commit.clone_from(&settings.commit);
-    }
+    let job = &settings.context;
     let reports = AnyStore::open(&report_store, &state.join("report-repos"))
-        .with_context(context)
-        .with_author(settings.report_author.0.clone(), settings.report_author.1.clone());
+        .with_context(job.report_context())
+        .with_author(job.author.0.clone(), job.author.1.clone())
+        .with_credentials(job.git.clone());
     let plan = if pit_core::resolve::needs_fetching(&plan) {
         note("fetching remote suites and components");
-        let cache = pit_git::GitCache::new(state.join("sources"));
+        let cache = pit_git::GitCache::new(state.join("sources")).with_credentials(job.git.clone());
         pit_core::resolve::resolve(plan, &cache, &settings.load_options()).await?
     } else {
         plan
@@ -324,7 +414,7 @@ pub async fn prepare(
     let lock_manager = settings.lock_manager.as_ref().filter(|_| mock.is_none());
     let locks: Arc<dyn LockStore> = match (&mock, lock_manager) {
         (Some(mock), _) => Arc::new(mock.client()),
-        (None, Some(url)) => Arc::new(lock_client(url)?),
+        (None, Some(url)) => Arc::new(lock_client(url, job.lock_token.clone())?),
         (None, None) => Arc::new(FileLockStore::new(state.join("locks"))),
     };
     // A Lock Manager given in the settings is shared and already running: the pitfile's
@@ -373,8 +463,9 @@ pub async fn prepare(
     .with_events(events)
     .with_toolkit_args(settings.toolkit_args);
     let engine = if deploy_lock_manager {
-        engine.with_deployed_lock_manager(Arc::new(|url: &str| {
-            lock_client(url).map(|c| Arc::new(c) as Arc<dyn LockStore>)
+        let token = job.lock_token.clone();
+        engine.with_deployed_lock_manager(Arc::new(move |url: &str| {
+            lock_client(url, token.clone()).map(|c| Arc::new(c) as Arc<dyn LockStore>)
         }))
     } else {
         engine
@@ -388,6 +479,7 @@ pub async fn prepare(
         keep: settings.keep,
         parallel_suites: settings.parallel_suites,
         env,
+        ci_job: job.job.clone(),
         ..RunOptions::default()
     };
     Ok(PreparedRun {

@@ -77,6 +77,9 @@ pub struct RunOptions {
     /// Run suites concurrently where their lock sets do not overlap (default: one after
     /// another). Suites that share a lock id keep their pitfile order.
     pub parallel_suites: bool,
+    /// The CI job running the run (its URL or id), shown to whoever waits for the run's locks
+    /// and given to the backend; the frontend reads it from the CI's variables.
+    pub ci_job: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -88,6 +91,7 @@ impl Default for RunOptions {
             poll: Duration::from_secs(1),
             env: BTreeMap::new(),
             parallel_suites: false,
+            ci_job: None,
         }
     }
 }

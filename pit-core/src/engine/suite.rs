@@ -63,6 +63,7 @@ impl Engine {
                     project: plan.project.clone(),
                     suite: suite.id.clone(),
                     name: suite.environment.clone(),
+                    ci_job: opts.ci_job.clone(),
                 })
                 .await
             {
@@ -353,9 +354,7 @@ impl Engine {
                 name: format!("pit run {}/{sid} (pid {})", plan.run_id, std::process::id()),
                 run_id: Some(plan.run_id.to_string()),
                 suite: Some(sid.clone()),
-                ci_job: std::env::var("CI_JOB_URL")
-                    .or_else(|_| std::env::var("GITHUB_RUN_ID"))
-                    .ok(),
+                ci_job: opts.ci_job.clone(),
             },
             ttl: opts.lock_ttl,
             wait: Duration::from_millis(u64::try_from(locks.timeout_ms).unwrap_or(u64::MAX)),
