@@ -44,13 +44,18 @@ async fn a_suite_namespace_is_labelled_active_while_it_runs_and_gone_after() {
             project: "shop".into(),
             suite: "checkout".into(),
             name: name.clone(),
-            ci_job: None,
+            ci_job: Some("https://ci.example.com/jobs/42".into()),
         })
         .await
         .unwrap();
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = api.get(&name).await.unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    // The CI job the frontend gave is recorded on the namespace.
+    assert_eq!(
+        ns.metadata.annotations.as_ref().unwrap()["pit.dev/ci-job"],
+        "https://ci.example.com/jobs/42"
+    );
     let labels = ns.metadata.labels.unwrap();
     assert_eq!(labels["app.kubernetes.io/managed-by"], "pit");
     assert_eq!(labels["pit.dev/run-id"], run_id.to_string());

@@ -490,3 +490,49 @@ pub async fn prepare(
         lock_manager_mock: mock,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(vars: &[(&str, &str)]) -> JobContext {
+        JobContext::from_vars(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned()))
+    }
+
+    #[test]
+    fn the_job_context_comes_from_each_cis_variables_and_pit_s_own_win() {
+        let gitlab = context(&[
+            ("CI_JOB_URL", "https://gitlab.example.com/shop/-/jobs/7"),
+            ("CI_COMMIT_SHA", "abc"),
+            ("CI_COMMIT_REF_NAME", "main"),
+        ]);
+        assert_eq!(gitlab.job.as_deref(), Some("https://gitlab.example.com/shop/-/jobs/7"));
+        assert_eq!(
+            (gitlab.branch.as_deref(), gitlab.commit.as_deref()),
+            (Some("main"), Some("abc"))
+        );
+        let jenkins = context(&[("BUILD_URL", "https://jenkins/job/3/"), ("GIT_COMMIT", "def")]);
+        assert_eq!(jenkins.job.as_deref(), Some("https://jenkins/job/3/"));
+        assert_eq!(jenkins.commit.as_deref(), Some("def"));
+        // PIT's own variables win; empty values count as unset.
+        let own = context(&[
+            ("PIT_CI_JOB", "nightly"),
+            ("CI_JOB_URL", "https://gitlab/jobs/1"),
+            ("PIT_COMMIT", ""),
+            ("GITHUB_SHA", "0123"),
+            ("PIT_GIT_TOKEN", "t0k3n"),
+            ("PIT_LOCK_TOKEN", "l0ck"),
+            ("KUBECONFIG", ""),
+        ]);
+        assert_eq!(
+            (own.job.as_deref(), own.commit.as_deref()),
+            (Some("nightly"), Some("0123"))
+        );
+        assert_eq!(own.git.token.as_deref(), Some("t0k3n"));
+        assert!(own.kubeconfig.is_none());
+        let shown = format!("{own:?}");
+        assert!(!shown.contains("t0k3n") && !shown.contains("l0ck"), "{shown}");
+        // Nothing set: nothing known.
+        assert!(context(&[]).job.is_none());
+    }
+}
