@@ -2,11 +2,10 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use pit_report::compare::{baseline_of, compare, history, Change, Comparison, Thresholds};
-use pit_report::html::{relative_link, render_index, render_report, IndexRun};
-use pit_report::store::{AnyStore, DirStore, StoreSpec};
+use pit_report::html::render_report;
+use pit_report::store::{AnyStore, StoreSpec};
 use pit_report::{to_junit, Report};
 
 use crate::cli::{BaselineArgs, Output, ReportArgs, ReportCommand};
@@ -208,126 +207,13 @@ fn human_history(h: &pit_report::compare::History) -> String {
     out
 }
 
-/// The headers of every page `pit report serve` sends.
-async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    use axum::http::header::{HeaderValue, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(pit_report::html::CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
-}
-
 async fn serve(ui: &Ui, spec: &StoreSpec, listen: std::net::SocketAddr) -> Result<i32, CliError> {
-    use axum::extract::{Path as UrlPath, State};
-    use axum::response::{Html, IntoResponse, Response};
-    use axum::routing::get;
-
     let StoreSpec::Dir(root) = spec else {
         return Err(CliError::Usage(
             "pit report serve reads a directory store; for a git store, clone its branch into a folder named after the project (git clone -b PROJECT URL reports/PROJECT) and serve dir:reports".into(),
         ));
     };
-    let store = Arc::new(pit_report::store::ReportCache::new(DirStore::new(root)));
-    fn not_found(what: &str) -> Response {
-        (
-            axum::http::StatusCode::NOT_FOUND,
-            Html(format!("<h1>not found</h1><p>{what}</p>")),
-        )
-            .into_response()
-    }
-    type Store = pit_report::store::ReportCache;
-    async fn find(store: &Store, project: &str, suite: &str) -> Option<Arc<Vec<Report>>> {
-        let known = store.suites().ok()?;
-        known
-            .iter()
-            .any(|(p, s)| p == project && s == suite)
-            .then(|| store.reports(project, suite).ok())
-            .flatten()
-    }
-    let app = axum::Router::new()
-        .route(
-            "/",
-            get(|State(store): State<Arc<Store>>| async move {
-                let mut runs = Vec::new();
-                for (p, s) in store.suites().unwrap_or_default() {
-                    for r in store.reports(&p, &s).unwrap_or_default().iter() {
-                        let href = relative_link(&[&p, &s, r.run_id.as_deref().unwrap_or_default()]);
-                        runs.push(IndexRun::of(r, Some(href)));
-                    }
-                }
-                let empty = history(&[], 5.0);
-                match render_index("PIT reports", &runs, &empty, 0) {
-                    Ok(html) => Html(html).into_response(),
-                    Err(e) => not_found(&e.to_string()),
-                }
-            }),
-        )
-        .route(
-            "/{project}/{suite}/",
-            get(
-                |State(store): State<Arc<Store>>, UrlPath((p, s)): UrlPath<(String, String)>| async move {
-                    let Some(reports) = find(&store, &p, &s).await else {
-                        return not_found("no such suite");
-                    };
-                    let runs: Vec<IndexRun> = reports
-                        .iter()
-                        .map(|r| IndexRun::of(r, Some(relative_link(&[r.run_id.as_deref().unwrap_or_default()]))))
-                        .collect();
-                    match render_index(&format!("{p} / {s}"), &runs, &history(&reports, 5.0), 40) {
-                        Ok(html) => Html(html).into_response(),
-                        Err(e) => not_found(&e.to_string()),
-                    }
-                },
-            ),
-        )
-        .route(
-            "/{project}/{suite}/{run}/",
-            get(
-                |State(store): State<Arc<Store>>, UrlPath((p, s, run)): UrlPath<(String, String, String)>| async move {
-                    let Some(reports) = find(&store, &p, &s).await else {
-                        return not_found("no such suite");
-                    };
-                    let Some(r) = reports.iter().find(|r| r.run_id.as_deref() == Some(run.as_str())) else {
-                        return not_found("no such run");
-                    };
-                    let base: Vec<Report> = baseline_of(r, &reports, 5).into_iter().cloned().collect();
-                    let c = (!base.is_empty()).then(|| compare(r, &base, &Thresholds::default()));
-                    match render_report(r, c.as_ref()) {
-                        Ok(html) => Html(html).into_response(),
-                        Err(e) => not_found(&e.to_string()),
-                    }
-                },
-            ),
-        )
-        .route(
-            "/{project}/{suite}/{run}/{file}",
-            get(
-                |State(store): State<Arc<Store>>,
-                 UrlPath((p, s, run, file)): UrlPath<(String, String, String, String)>| async move {
-                    let Some(reports) = find(&store, &p, &s).await else {
-                        return not_found("no such suite");
-                    };
-                    let Some(r) = reports.iter().find(|r| r.run_id.as_deref() == Some(run.as_str())) else {
-                        return not_found("no such run");
-                    };
-                    match file.as_str() {
-                        "junit.xml" => {
-                            ([(axum::http::header::CONTENT_TYPE, "application/xml")], to_junit(r)).into_response()
-                        }
-                        "report.json" => axum::Json(r.clone()).into_response(),
-                        _ => not_found("no such file: report.json and junit.xml are served"),
-                    }
-                },
-            ),
-        )
-        .with_state(store)
-        // Pages hold no script and fetch nothing: a hostile value in a report cannot run.
-        .layer(axum::middleware::from_fn(security_headers));
+    let app = pit_report::serve::router(root);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(CliError::Output)?;
     let addr = listener.local_addr().map_err(CliError::Output)?;
     ui.message(&format!("serving {} on http://{addr}/ (Ctrl-C stops)", root.display()));

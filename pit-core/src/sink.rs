@@ -1,4 +1,5 @@
-//! Where suite reports go: [`ReportSink`]s, and the directory store [`DirReportSink`].
+//! Where suite reports go: the [`ReportSink`] trait (pit-report's `DirStore` and `GitStore`
+//! are the stores; `pit_core::testing::MemoryReportSink` is the double).
 
 use std::path::PathBuf;
 
@@ -104,23 +105,6 @@ pub trait ReportSink: Send + Sync {
     async fn list(&self, project: &str, suite: &str) -> Result<Vec<SuiteReport>, SinkError>;
 }
 
-/// Stores reports as `<root>/<project>/<suite>/<run id>/report.json`.
-#[derive(Debug, Clone)]
-pub struct DirReportSink {
-    root: PathBuf,
-}
-
-impl DirReportSink {
-    /// A store under `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    fn suite_dir(&self, project: &str, suite: &str) -> PathBuf {
-        self.root.join(path_safe(project)).join(path_safe(suite))
-    }
-}
-
 /// A file-name-safe version of `s` (no separators, no leading dot): the folder names of
 /// report stores.
 ///
@@ -139,50 +123,4 @@ pub fn path_safe(s: &str) -> String {
         })
         .collect();
     cleaned.trim_start_matches('.').to_owned()
-}
-
-#[async_trait]
-impl ReportSink for DirReportSink {
-    async fn store(&self, report: &SuiteReport) -> Result<StoredReport, SinkError> {
-        let dir = self
-            .suite_dir(&report.project, &report.suite_id)
-            .join(path_safe(&report.run_id));
-        let io = |source| SinkError::Io {
-            path: dir.clone(),
-            source,
-        };
-        tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        let file = dir.join("report.json");
-        let tmp = dir.join("report.json.tmp");
-        let json = serde_json::to_vec_pretty(report).map_err(|e| io(std::io::Error::other(e)))?;
-        tokio::fs::write(&tmp, json).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &file).await.map_err(io)?;
-        Ok(StoredReport {
-            location: file.display().to_string(),
-        })
-    }
-
-    async fn list(&self, project: &str, suite: &str) -> Result<Vec<SuiteReport>, SinkError> {
-        let dir = self.suite_dir(project, suite);
-        let mut out = Vec::new();
-        let mut entries = match tokio::fs::read_dir(&dir).await {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(source) => return Err(SinkError::Io { path: dir, source }),
-        };
-        while let Some(entry) = entries.next_entry().await.map_err(|source| SinkError::Io {
-            path: dir.clone(),
-            source,
-        })? {
-            let file = entry.path().join("report.json");
-            if let Ok(bytes) = tokio::fs::read(&file).await {
-                if let Ok(report) = serde_json::from_slice::<SuiteReport>(&bytes) {
-                    out.push(report);
-                }
-            }
-        }
-        // Run ids sort by time.
-        out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-        Ok(out)
-    }
 }

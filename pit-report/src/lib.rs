@@ -1,14 +1,15 @@
 //! # pit-report
 //!
 //! PIT's reports: the report schema (version 1.0 of the existing PIT toolkit, with optional
-//! additions), JUnit XML, self-contained HTML pages, the directory and git report stores, and
-//! comparison with earlier runs.
+//! additions), JUnit XML, self-contained HTML pages, the directory and git report stores, comparison with
+//! earlier runs, and the pages of a directory store over HTTP ([`serve::router`]).
 #![warn(missing_docs)]
 
 pub mod compare;
 pub mod html;
 mod junit;
 pub mod schema;
+pub mod serve;
 pub mod store;
 mod svg;
 

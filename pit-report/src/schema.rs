@@ -266,8 +266,8 @@ impl Report {
         }
     }
 
-    /// Reads a report: schema 1.0 (with or without additions), or a suite record as
-    /// `pit_core::sink::DirReportSink` stores it.
+    /// Reads a report: schema 1.0 (with or without additions), or a suite record
+    /// (`pit_core::sink::SuiteReport` as JSON, what `pit run -o json` shows per suite).
     ///
     /// # Errors
     /// [`ReportError`] saying where the file is wrong.

@@ -13,8 +13,9 @@ use pit_core::naming::RunId;
 use pit_core::pitfile::{load_file, LoadOptions};
 use pit_core::plan::Plan;
 use pit_core::runner::HttpTestRunnerClient;
-use pit_core::sink::{DirReportSink, ReportSink, SuiteReport};
+use pit_core::sink::{ReportSink, SuiteReport};
 use pit_core::testing::MemoryLockStore;
+use pit_report::store::DirStore;
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
@@ -38,7 +39,7 @@ fn harness(name: &str) -> Harness {
         Arc::new(locks.clone()),
         Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
     )
-    .with_reports(Arc::new(DirReportSink::new(state.join("reports"))))
+    .with_reports(Arc::new(DirStore::new(state.join("reports"))))
     .with_events(tx);
     Harness {
         state,
@@ -200,7 +201,7 @@ async fn the_happy_path_deploys_in_dependency_order_tests_and_cleans_up() {
 
 impl Harness {
     async fn engine_reports(&self, r: &SuiteReport) -> Vec<SuiteReport> {
-        DirReportSink::new(self.state.join("reports"))
+        DirStore::new(self.state.join("reports"))
             .list(&r.project, &r.suite_id)
             .await
             .unwrap()
