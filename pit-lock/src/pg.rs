@@ -423,11 +423,23 @@ impl PgLockStore {
             })
             .await
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = wait => result,
             message = drive => Err(self.fail(format!("listening for releases failed: {message}"))),
+        };
+        // A waiter that gave up (its wait ran out) leaves the queue before it answers, so a
+        // request right after it does not find it in the way. (When the request itself goes
+        // away, `slot` leaves the queue as it is dropped.)
+        let seq = slot.seq.swap(0, Ordering::SeqCst);
+        if seq != 0 {
+            if let Ok(client) = self.client().await {
+                let _ = client
+                    .execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
+                    .await;
+                let _ = self.announce(&client, &wanted_ids(req)).await;
+            }
         }
-        // `slot` leaves the queue here if the request did not get the lease.
+        result
     }
 
     /// Whether `lease_id` is held now by a principal other than `principal`.
@@ -766,6 +778,10 @@ impl ServiceStore for PgLockStore {
         }
         Ok(rows.iter().map(|r| LockId(r.get(0))).collect())
     }
+}
+
+fn wanted_ids(req: &LockRequest) -> Vec<String> {
+    req.ids.iter().map(ToString::to_string).collect()
 }
 
 /// What is in the way: `held` rows (id, owner, expiry ms) and `ahead` earlier waiters.

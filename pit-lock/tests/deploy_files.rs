@@ -42,7 +42,7 @@ fn the_manifests_run_the_service_with_its_secrets_from_a_secret() {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     // The service serves those routes and reads those variables.
-    let server = include_str!("../src/server.rs");
+    let server = include_str!("../src/server/mod.rs");
     assert!(server.contains("\"/healthz\"") && server.contains("\"/readyz\""));
     let serve = include_str!("../src/serve.rs");
     for name in [

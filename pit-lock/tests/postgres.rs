@@ -133,3 +133,34 @@ async fn a_database_failure_keeps_the_drivers_error_as_its_source_without_repeat
     let chain = pit_core::engine::error_chain(&err);
     assert_eq!(chain.matches("does not exist").count(), 1, "{chain}");
 }
+
+#[tokio::test]
+async fn a_waiter_whose_wait_ran_out_is_out_of_the_queue_when_it_answers() {
+    // Found as a rare failure of the contract test: the timed-out waiter's row was deleted in
+    // the background, so a request right after it could find it still queued. With one pooled
+    // connection, the next request always got the connection first.
+    let store = PgLockStore::connect_with_pool_size(&fresh_database("timed_out_waiter").await, 1)
+        .await
+        .unwrap();
+    let never = CancellationToken::new();
+    let a = store
+        .acquire(&pit_core::testing::lock_request(&["a"], "holder", 0, 60_000), &never)
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let err = store
+            .acquire(
+                &pit_core::testing::lock_request(&["a", "z"], "waiter", 30, 60_000),
+                &never,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LockError::Busy { .. }), "{err}");
+        let z = store
+            .acquire(&pit_core::testing::lock_request(&["z"], "next", 0, 60_000), &never)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: z is free, yet {e}"));
+        store.release(&z).await.unwrap();
+    }
+    store.release(&a).await.unwrap();
+}
