@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use pit_core::diagnostic::{Report, Severity};
+use pit_core::diagnostic::{Diagnostics, Severity};
 use pit_core::naming::RunId;
 use pit_core::pitfile::{self, LoadError, LoadOptions, Loaded};
 use pit_core::plan::Plan;
@@ -89,7 +89,7 @@ pub fn load(ui: &Ui, args: &PitfileArgs, unset_env: Severity) -> Result<Loaded, 
     }
 }
 
-fn load_report(args: &PitfileArgs, unset_env: Severity) -> Result<Result<Loaded, Report>, CliError> {
+fn load_report(args: &PitfileArgs, unset_env: Severity) -> Result<Result<Loaded, Diagnostics>, CliError> {
     let opts = LoadOptions {
         strict: args.strict,
         unset_env,
@@ -145,7 +145,7 @@ impl Ui {
             .unwrap_or(100)
     }
 
-    pub fn diagnostics(&self, report: &Report) {
+    pub fn diagnostics(&self, report: &Diagnostics) {
         if report.diagnostics().is_empty() {
             return;
         }

@@ -2,7 +2,7 @@
 //!
 //! Every problem found while loading a pitfile becomes a [`Diagnostic`] with a stable
 //! [`code`](Diagnostic::code), the [`FieldPath`] of the value at fault, its line and column, and a
-//! hint. A [`Report`] holds them all with the source text, renders them as a compiler would (a
+//! hint. A [`Diagnostics`] holds them all with the source text, renders them as a compiler would (a
 //! source excerpt with a caret, through `miette`), and serialises them as JSON.
 
 use std::borrow::Cow;
@@ -125,7 +125,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A diagnostic at `span`; line and column are filled in by [`Report::new`].
+    /// A diagnostic at `span`; line and column are filled in by [`Diagnostics::new`].
     pub fn new(
         severity: Severity,
         code: &'static str,
@@ -178,13 +178,13 @@ impl Diagnostic {
 
 /// All diagnostics of one pitfile, with its source for rendering.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct Diagnostics {
     file: String,
     source: Arc<str>,
     diagnostics: Vec<Diagnostic>,
 }
 
-impl Report {
+impl Diagnostics {
     /// Sorts the diagnostics by position and fills in their line and column.
     pub fn new(file: impl Into<String>, source: impl Into<Arc<str>>, mut diagnostics: Vec<Diagnostic>) -> Self {
         let source: Arc<str> = source.into();
@@ -276,13 +276,13 @@ impl Report {
     }
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.render(false, 100))
     }
 }
 
-impl std::error::Error for Report {}
+impl std::error::Error for Diagnostics {}
 
 /// Adapter that lets miette draw one diagnostic.
 struct Rendered<'a> {
@@ -382,7 +382,7 @@ mod tests {
             Span { offset: 10, len: 1 },
             "bad",
         );
-        let r = Report::new("f.yml", src, vec![d]);
+        let r = Diagnostics::new("f.yml", src, vec![d]);
         assert_eq!((r.diagnostics()[0].line, r.diagnostics()[0].column), (2, 5));
         assert!(r.render(false, 80).contains("f.yml:2:5"));
     }
@@ -399,7 +399,7 @@ mod tests {
             },
             "bad",
         );
-        let text = Report::new("f.yml", src.as_str(), vec![d]).render(false, 80);
+        let text = Diagnostics::new("f.yml", src.as_str(), vec![d]).render(false, 80);
         assert!(text.contains("f.yml:1:1505"), "{text}");
         assert!(text.len() < 300, "the line is not printed: {text}");
     }

@@ -6,7 +6,7 @@
 //!
 //! Where to start:
 //! - [`pitfile`]: the pitfile v1.0 model and [`pitfile::load_file`], which validates a file and
-//!   reports every problem at once as a [`diagnostic::Report`];
+//!   reports every problem at once as a [`diagnostic::Diagnostics`];
 //! - [`plan`]: [`plan::Plan::build`] computes what a run would do, without side effects;
 //! - [`graph`]: deployment waves and dependency cycles;
 //! - [`naming`]: run ids and environment (namespace) names.

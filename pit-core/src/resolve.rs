@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::diagnostic::Report;
+use crate::diagnostic::Diagnostics;
 use crate::pitfile::{self, LoadError, LoadOptions};
 use crate::plan::{ComponentPlan, Plan, WorkDir};
 
@@ -83,7 +83,7 @@ pub enum ResolveError {
 
 impl ResolveError {
     /// The diagnostics of an invalid remote pitfile, to print with their excerpts.
-    pub fn report(&self) -> Option<&Report> {
+    pub fn report(&self) -> Option<&Diagnostics> {
         match self {
             Self::RemotePitfile {
                 source: LoadError::Invalid(report),

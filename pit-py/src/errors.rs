@@ -196,7 +196,7 @@ pub(crate) fn with_attrs(py: Python<'_>, err: PyErr, code: i32, attrs: &[(&str, 
 
 /// A `PitfileError` for a report of diagnostics: the message is the report as `pit validate`
 /// prints it (without colour), `diagnostics` the list.
-pub(crate) fn pitfile_error(py: Python<'_>, report: &pit_core::diagnostic::Report) -> PyErr {
+pub(crate) fn pitfile_error(py: Python<'_>, report: &pit_core::diagnostic::Diagnostics) -> PyErr {
     let diagnostics: Vec<crate::pitfile::Diagnostic> = report
         .diagnostics()
         .iter()

@@ -72,7 +72,7 @@ impl LockStore {
         got.map_err(|e| errors::lock_error(py, &e))
     }
 
-    fn release_lease(&self, py: Python<'_>, lease: &CoreLease) -> PyResult<()> {
+    fn release_core(&self, py: Python<'_>, lease: &CoreLease) -> PyResult<()> {
         let (store, lease) = (self.inner.clone(), lease.clone());
         py.detach(|| crate::runtime().block_on(async move { store.release(&lease).await }))
             .map_err(|e| errors::lock_error(py, &e))
@@ -118,7 +118,7 @@ impl LockStore {
 
     /// Releases `lease` (a lease already released or lost raises `LeaseLost`).
     fn release(&self, py: Python<'_>, lease: &Lease) -> PyResult<()> {
-        self.release_lease(py, &lease.inner)
+        self.release_core(py, &lease.inner)
     }
 }
 
@@ -387,7 +387,7 @@ impl Lock {
         let lost = held.lost.lock().expect("no panics while held").take();
         let lease = held.lease.lock().expect("no panics while held").clone();
         let store = self.store.bind(py).cast::<LockStore>()?.get();
-        let released = store.release_lease(py, &lease);
+        let released = store.release_core(py, &lease);
         match (lost, exc_type) {
             (_, Some(_)) => Ok(false),
             (Some(e), None) => Err(errors::lock_error(py, &e)),

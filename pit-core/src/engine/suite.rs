@@ -116,7 +116,7 @@ impl Engine {
                                     stop.cancel();
                                     o
                                 },
-                                self.keep_alive(&*store, lease, opts.lock_ttl, &stop, &suite_cancel)
+                                self.renew_while_running(&*store, lease, opts.lock_ttl, &stop, &suite_cancel)
                             );
                             match lost {
                                 Some(e) => SuiteOutcome::Error(SuiteFailure {
@@ -509,7 +509,7 @@ impl Engine {
 
     /// Renews `lease` every third of `ttl` until `stop`; if it is lost, cancels the suite and
     /// says why.
-    pub(super) async fn keep_alive(
+    pub(super) async fn renew_while_running(
         &self,
         store: &dyn LockStore,
         lease: &Lease,

@@ -2,7 +2,7 @@
 //!
 //! Start with [`load_file`] (or [`load_str`] for text in memory). It reads the YAML, expands
 //! `${{ env.NAME }}` placeholders, checks everything it can without network or cluster, and
-//! returns either the [`Pitfile`] with its warnings or a [`Report`] of every problem found.
+//! returns either the [`Pitfile`] with its warnings or a [`Diagnostics`] of every problem found.
 //!
 //! ```
 //! use pit_core::pitfile::{load_str, LoadOptions};
@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::*;
 
-use crate::diagnostic::{Diagnostic, FieldPath, Report, Severity};
+use crate::diagnostic::{Diagnostic, Diagnostics, FieldPath, Severity};
 use crate::yaml::{self, Span};
 
 /// How to load a pitfile.
@@ -76,7 +76,7 @@ pub struct Loaded {
     /// The model, placeholders expanded.
     pub pitfile: Pitfile,
     /// Warnings (never errors).
-    pub warnings: Report,
+    pub warnings: Diagnostics,
     /// The folder LOCAL paths are relative to: the workspace when one was given, else the
     /// pitfile's folder (`None` for text loaded with [`load_str`]).
     pub base_dir: Option<PathBuf>,
@@ -201,7 +201,7 @@ pub enum LoadError {
     },
     /// The pitfile has errors; the report lists all of them.
     #[error("pitfile `{}` has {} error(s)", .0.file(), .0.error_count())]
-    Invalid(Report),
+    Invalid(Diagnostics),
 }
 
 /// Loads the pitfile at `path`.
@@ -242,8 +242,8 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
 /// a repository, since text has no directory.
 ///
 /// # Errors
-/// A [`Report`] with every problem found, if any is an error.
-pub fn load_str(file: &str, source: &str, opts: &LoadOptions) -> Result<Loaded, Report> {
+/// A [`Diagnostics`] with every problem found, if any is an error.
+pub fn load_str(file: &str, source: &str, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     load(file, source, opts, None)
 }
 
@@ -269,10 +269,10 @@ fn syntax_diagnostic(e: &yaml::SyntaxError) -> Diagnostic {
     }
 }
 
-fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<check::Dirs>) -> Result<Loaded, Report> {
+fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<check::Dirs>) -> Result<Loaded, Diagnostics> {
     // A byte order mark (editors on Windows write one) is no part of the first key.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let fail = |d: Diagnostic| Err(Report::new(file, source, vec![d]));
+    let fail = |d: Diagnostic| Err(Diagnostics::new(file, source, vec![d]));
     let root = match yaml::parse(source) {
         Ok(Some(root)) => root,
         Ok(None) => {
@@ -300,7 +300,7 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<check::Dirs>)
     diags.append(&mut checker.diags);
     // A message may quote a value; never a placeholder's (it may be a secret).
     decoder.redactions.apply_diagnostics(&mut diags);
-    let report = Report::new(file, source, diags);
+    let report = Diagnostics::new(file, source, diags);
     if report.has_errors() {
         Err(report)
     } else {
