@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -563,7 +563,8 @@ where
     Fut: std::future::Future<Output = Result<Result<Lease, Blocked>, LockError>> + Send,
 {
     validate(req)?;
-    let start = Instant::now();
+    // tokio's clock, so that waits cost nothing under a paused clock in tests.
+    let start = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(25);
     let mut last: Option<WaitProgress> = None;
     loop {

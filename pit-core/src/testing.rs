@@ -345,6 +345,8 @@ pub enum DeployerCall {
 pub struct ScriptedDeployer {
     scripts: Mutex<std::collections::HashMap<(String, crate::deploy::StepKind), Script>>,
     calls: Mutex<Vec<DeployerCall>>,
+    /// Why creating an environment fails, if it does.
+    environment_fails: Option<String>,
 }
 
 impl ScriptedDeployer {
@@ -360,6 +362,14 @@ impl ScriptedDeployer {
             .lock()
             .expect("no panics while held")
             .insert((component.to_owned(), step), script);
+        self
+    }
+
+    /// Creating an environment fails, the backend saying `message` (the call is still
+    /// recorded).
+    #[must_use]
+    pub fn fail_environment(mut self, message: &str) -> Self {
+        self.environment_fails = Some(message.to_owned());
         self
     }
 
@@ -391,6 +401,13 @@ impl crate::deploy::Deployer for ScriptedDeployer {
         req: &crate::deploy::EnvironmentRequest,
     ) -> Result<crate::deploy::Environment, crate::deploy::DeployError> {
         self.record(DeployerCall::Create(req.name.clone()));
+        if let Some(message) = &self.environment_fails {
+            return Err(crate::deploy::DeployError::Backend {
+                name: req.name.clone(),
+                action: "creating",
+                source: message.clone().into(),
+            });
+        }
         let root = std::env::temp_dir().join("pit-scripted").join(&req.name);
         Ok(crate::deploy::Environment {
             name: req.name.clone(),

@@ -241,8 +241,20 @@ async fn cancelling_in_any_phase_tears_everything_down_and_exits_130() {
             Session::Running,
             "interrupted during the tests",
         ),
+        (
+            ScriptedDeployer::new(),
+            Session::Running,
+            "interrupted while waiting for locks",
+        ),
     ] {
         let d = Doubles::new(deployer, session);
+        // Someone else holds the suite's lock: the run waits for it (up to a minute).
+        let other = if phase.contains("locks") {
+            let req = pit_core::testing::lock_request(&["shared"], "someone else", 0, 600_000);
+            Some(d.locks.acquire(&req, &CancellationToken::new()).await.unwrap())
+        } else {
+            None
+        };
         let cancel = CancellationToken::new();
         let later = cancel.clone();
         tokio::spawn(async move {
@@ -255,6 +267,11 @@ async fn cancelling_in_any_phase_tears_everything_down_and_exits_130() {
         };
         assert_eq!(message, phase);
         assert_eq!(summary.exit_code(), 130);
+        if other.is_some() {
+            assert!(d.ran(StepKind::Deploy).is_empty(), "nothing deployed without the lock");
+            assert!(matches!(d.deployer.calls().last(), Some(DeployerCall::Remove(_))));
+            continue;
+        }
         assert!(!d.ran(StepKind::Undeploy).is_empty(), "{phase}: torn down");
         assert!(
             matches!(d.deployer.calls().last(), Some(DeployerCall::Remove(_))),
@@ -319,4 +336,91 @@ async fn keep_leaves_the_environment_up_and_says_how_to_remove_it() {
         .iter()
         .any(|c| matches!(c, pit_core::testing::LockCall::Release(_))));
     let _ = d.locks.clone() as Arc<dyn LockStore>;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_environment_that_cannot_be_created_fails_before_any_lock_or_step() {
+    let d = Doubles::passing(ScriptedDeployer::new().fail_environment("quota exceeded"));
+    let summary = d.run(&options(), &CancellationToken::new()).await;
+    let message = error_of(&summary, Phase::Environment, FailureKind::Backend, None);
+    assert!(message.contains("quota exceeded"), "{message}");
+    assert_eq!(summary.exit_code(), 3);
+    assert!(
+        matches!(d.deployer.calls().as_slice(), [DeployerCall::Create(_)]),
+        "nothing else: {:?}",
+        d.deployer.calls()
+    );
+    assert!(d.locks.calls().is_empty(), "no lock was asked for");
+    assert_eq!(d.reports.reports()[0].outcome, "error", "the failure is reported");
+}
+
+#[tokio::test(start_paused = true)]
+async fn locks_held_for_the_whole_wait_fail_the_suite_with_nothing_deployed() {
+    let d = Doubles::passing(ScriptedDeployer::new());
+    let req = pit_core::testing::lock_request(&["shared"], "the nightly run", 0, 600_000);
+    let held = d.locks.acquire(&req, &CancellationToken::new()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let summary = d.run(&options(), &CancellationToken::new()).await;
+    let message = error_of(&summary, Phase::Locks, FailureKind::LocksBusy, None);
+    assert!(message.contains("the nightly run"), "names the holder: {message}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(60),
+        "waited the pitfile's minute"
+    );
+    assert!(d.ran(StepKind::Deploy).is_empty());
+    assert!(matches!(d.deployer.calls().last(), Some(DeployerCall::Remove(_))));
+    d.locks.release(&held).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_failure_teardown_runs_in_exact_reverse_dependency_order_then_the_lock_is_released() {
+    // `d` (after b and c, which follow a) fails: the test app never started.
+    let d = Doubles::passing(ScriptedDeployer::new().script("d", StepKind::Deploy, Script::Fail("boom".into())));
+    let summary = d.run(&options(), &CancellationToken::new()).await;
+    error_of(&summary, Phase::Deploy, FailureKind::Command, Some("d"));
+    let calls = d.deployer.calls();
+    let failed_at = calls
+        .iter()
+        .position(|c| *c == DeployerCall::Run("d".into(), StepKind::Deploy))
+        .unwrap();
+    let after: Vec<&DeployerCall> = calls[failed_at + 1..].iter().collect();
+    // d first (its deploy ran), then b and c in either order, then a, then the environment.
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(*after[0], DeployerCall::Run("d".into(), StepKind::Undeploy));
+    let mut middle: Vec<String> = after[1..3].iter().map(|c| format!("{c:?}")).collect();
+    middle.sort();
+    assert_eq!(middle, [r#"Run("b", Undeploy)"#, r#"Run("c", Undeploy)"#], "{after:?}");
+    assert_eq!(*after[3], DeployerCall::Run("a".into(), StepKind::Undeploy));
+    assert!(matches!(after[4], DeployerCall::Remove(_)));
+    // The lock goes last: whatever it protects stays exclusive until everything is gone.
+    assert!(
+        matches!(d.locks.calls().last(), Some(pit_core::testing::LockCall::Release(_))),
+        "{:?}",
+        d.locks.calls()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_undeploy_is_reported_and_the_rest_is_still_torn_down() {
+    let d =
+        Doubles::passing(ScriptedDeployer::new().script("b", StepKind::Undeploy, Script::Fail("still in use".into())));
+    let summary = d.run(&options(), &CancellationToken::new()).await;
+    let suite = &summary.suites[0];
+    assert!(matches!(suite.outcome, SuiteOutcome::Passed), "{:?}", suite.outcome);
+    assert!(
+        suite
+            .teardown_errors
+            .iter()
+            .any(|e| e.contains("`b`") && e.contains("still in use")),
+        "{:?}",
+        suite.teardown_errors
+    );
+    let undeployed = d.ran(StepKind::Undeploy);
+    assert_eq!(
+        undeployed.len(),
+        5,
+        "every component, b's failure notwithstanding: {undeployed:?}"
+    );
+    assert_eq!(undeployed.last().map(String::as_str), Some("a"));
+    assert!(matches!(d.deployer.calls().last(), Some(DeployerCall::Remove(_))));
 }
