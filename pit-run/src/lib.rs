@@ -35,7 +35,9 @@ use pit_core::lock::{FileLockStore, LockStore};
 use pit_core::naming::RunId;
 use pit_core::pitfile::{LoadError, LoadOptions, Loaded};
 use pit_core::plan::Plan;
-use pit_core::runner::HttpTestRunnerClient;
+use pit_core::resolve::SourceFetcher;
+use pit_core::runner::{HttpTestRunnerClient, TestRunnerClient};
+use pit_core::sink::ReportSink;
 use pit_report::store::{AnyStore, StoreSpec};
 
 /// Where suites run.
@@ -100,7 +102,20 @@ pub struct RunSettings {
     pub toolkit_args: bool,
     /// A backend of the embedding program's own, in place of `backend`.
     pub deployer: Option<Custom<dyn Deployer>>,
+    /// A lock store of the embedding program's own, in place of `lock_manager`, the mock and
+    /// the embedded store (the pitfile's `lockManager.deploy` is not used with it).
+    pub locks: Option<Custom<dyn LockStore>>,
+    /// A report store of the embedding program's own, in place of `report_store`.
+    pub reports: Option<Custom<dyn ReportSink>>,
+    /// How test apps are called, in place of HTTP (the Test Runner protocol).
+    pub runner: Option<Custom<RunnerFn>>,
+    /// How REMOTE suites and components are fetched, in place of git.
+    pub fetcher: Option<Custom<dyn SourceFetcher>>,
 }
+
+/// Makes the client of a test app from its URL (a [`pit_core::engine::RunnerFactory`] is an
+/// `Arc` of it).
+pub type RunnerFn = dyn Fn(&str) -> Arc<dyn TestRunnerClient> + Send + Sync;
 
 /// A part the embedding program gives (such as its own [`Deployer`]); its `Debug` says only
 /// that it is there.
@@ -142,6 +157,10 @@ impl RunSettings {
             lock_manager_mock: false,
             toolkit_args: false,
             deployer: None,
+            locks: None,
+            reports: None,
+            runner: None,
+            fetcher: None,
         }
     }
 
@@ -388,18 +407,27 @@ pub async fn prepare(
         .clone()
         .unwrap_or_else(|| StoreSpec::Dir(state.join("reports")));
     let job = &settings.context;
-    let reports = AnyStore::open(&report_store, &state.join("report-repos"))
-        .with_context(job.report_context())
-        .with_author(job.author.0.clone(), job.author.1.clone())
-        .with_credentials(job.git.clone());
+    let reports: Arc<dyn ReportSink> = match &settings.reports {
+        Some(Custom(own)) => own.clone(),
+        None => Arc::new(
+            AnyStore::open(&report_store, &state.join("report-repos"))
+                .with_context(job.report_context())
+                .with_author(job.author.0.clone(), job.author.1.clone())
+                .with_credentials(job.git.clone()),
+        ),
+    };
     let plan = if pit_core::resolve::needs_fetching(&plan) {
         note("fetching remote suites and components");
-        let cache = pit_git::GitCache::new(state.join("sources")).with_credentials(job.git.clone());
-        pit_core::resolve::resolve(plan, &cache, &settings.load_options()).await?
+        let fetcher: Arc<dyn SourceFetcher> = match &settings.fetcher {
+            Some(Custom(own)) => own.clone(),
+            None => Arc::new(pit_git::GitCache::new(state.join("sources")).with_credentials(job.git.clone())),
+        };
+        pit_core::resolve::resolve(plan, &*fetcher, &settings.load_options()).await?
     } else {
         plan
     };
-    let mock = if settings.lock_manager_mock {
+    let own_locks = settings.locks.as_ref().map(|Custom(own)| own.clone());
+    let mock = if settings.lock_manager_mock && own_locks.is_none() {
         let mock = pit_lock::testing::MockLockManager::start()
             .await
             .map_err(DriverError::MockLockManager)?;
@@ -411,16 +439,21 @@ pub async fn prepare(
     } else {
         None
     };
-    let lock_manager = settings.lock_manager.as_ref().filter(|_| mock.is_none());
-    let locks: Arc<dyn LockStore> = match (&mock, lock_manager) {
-        (Some(mock), _) => Arc::new(mock.client()),
-        (None, Some(url)) => Arc::new(lock_client(url, job.lock_token.clone())?),
-        (None, None) => Arc::new(FileLockStore::new(state.join("locks"))),
+    let lock_manager = settings
+        .lock_manager
+        .as_ref()
+        .filter(|_| mock.is_none() && own_locks.is_none());
+    let locks: Arc<dyn LockStore> = match (own_locks.clone(), &mock, lock_manager) {
+        (Some(own), _, _) => own,
+        (None, Some(mock), _) => Arc::new(mock.client()),
+        (None, None, Some(url)) => Arc::new(lock_client(url, job.lock_token.clone())?),
+        (None, None, None) => Arc::new(FileLockStore::new(state.join("locks"))),
     };
     // A Lock Manager given in the settings is shared and already running: the pitfile's
     // `lockManager.deploy` is for runs without one.
-    let deploy_lock_manager = lock_manager.is_none() && mock.is_none() && plan.lock_manager.is_some();
-    if mock.is_none() && plan.lock_manager_enabled && lock_manager.is_none() && plan.lock_manager.is_none() {
+    let given = lock_manager.is_some() || mock.is_some() || own_locks.is_some();
+    let deploy_lock_manager = !given && plan.lock_manager.is_some();
+    if !given && plan.lock_manager_enabled && plan.lock_manager.is_none() {
         note(
             "lockManager is enabled but has no `deploy` and no --lock-manager was given: locks go to the embedded \
              lock store, exclusive on this machine only (hint: pass --lock-manager URL or set PIT_LOCK_MANAGER)",
@@ -454,14 +487,14 @@ pub async fn prepare(
     } else {
         Arc::new(LocalDeployer::new(&run_dir))
     };
-    let engine = Engine::new(
-        deployer,
-        locks,
-        Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
-    )
-    .with_reports(Arc::new(reports))
-    .with_events(events)
-    .with_toolkit_args(settings.toolkit_args);
+    let runner: pit_core::engine::RunnerFactory = match &settings.runner {
+        Some(Custom(own)) => own.clone(),
+        None => Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
+    };
+    let engine = Engine::new(deployer, locks, runner)
+        .with_reports(reports)
+        .with_events(events)
+        .with_toolkit_args(settings.toolkit_args);
     let engine = if deploy_lock_manager {
         let token = job.lock_token.clone();
         engine.with_deployed_lock_manager(Arc::new(move |url: &str| {
