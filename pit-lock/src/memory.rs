@@ -410,32 +410,6 @@ impl ServiceStore for MemoryStore {
         Ok(self.state().locks.values().filter(|r| r.expires_at_ms > now).count() as u64)
     }
 
-    async fn v1_acquire(
-        &self,
-        id: &LockId,
-        owner: &str,
-        ttl: Duration,
-        caller: &Caller,
-    ) -> Result<Option<u64>, LockError> {
-        let kept = self.v1_renew(std::slice::from_ref(id), owner, ttl, caller).await?;
-        if let Some((_, expiry)) = kept.first() {
-            return Ok(Some(*expiry));
-        }
-        let req = LockRequest {
-            ids: vec![id.clone()],
-            owner: LockOwner {
-                name: owner.to_owned(),
-                ..LockOwner::default()
-            },
-            ttl,
-            wait: Duration::ZERO,
-        };
-        Ok(self
-            .try_acquire(&req, caller.principal.as_deref(), None)
-            .ok()
-            .map(|l| l.expires_at_ms))
-    }
-
     async fn v1_renew(
         &self,
         ids: &[LockId],

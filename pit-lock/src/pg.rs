@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Config, Pool, Runtime};
-use pit_core::lock::{validate, wait_for, Blocked, Holder, Lease, LockError, LockOwner, LockRequest, Progress};
+use pit_core::lock::{validate, wait_for, Blocked, Holder, Lease, LockError, LockRequest, Progress};
 use pit_core::pitfile::LockId;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -701,33 +701,6 @@ impl ServiceStore for PgLockStore {
             .map_err(|e| self.db(e))?
             .get(0);
         Ok(as_u64(n))
-    }
-
-    async fn v1_acquire(
-        &self,
-        id: &LockId,
-        owner: &str,
-        ttl: Duration,
-        caller: &Caller,
-    ) -> Result<Option<u64>, LockError> {
-        let kept = self.v1_renew(std::slice::from_ref(id), owner, ttl, caller).await?;
-        if let Some((_, expiry)) = kept.first() {
-            return Ok(Some(*expiry));
-        }
-        let req = LockRequest {
-            ids: vec![id.clone()],
-            owner: LockOwner {
-                name: owner.to_owned(),
-                ..LockOwner::default()
-            },
-            ttl,
-            wait: Duration::ZERO,
-        };
-        Ok(self
-            .try_acquire(&req, caller.principal.as_deref(), None)
-            .await?
-            .ok()
-            .map(|l| l.expires_at_ms))
     }
 
     async fn v1_renew(

@@ -93,7 +93,9 @@ pub trait ServiceStore: Send + Sync + std::fmt::Debug {
 
     /// The existing toolkit's acquire: `id` for `owner` without waiting. Re-entrant: when
     /// `owner` already holds `id`, its expiry moves to `ttl` from now. The expiry (Unix ms),
-    /// or `None` when someone else holds it or waits for it.
+    /// or `None` when someone else holds it or waits for it. Every store shares this one: a
+    /// [`v1_renew`](Self::v1_renew), else an [`acquire_as`](Self::acquire_as) that does not
+    /// wait.
     ///
     /// # Errors
     /// [`LockError::Backend`] when the store fails.
@@ -103,7 +105,26 @@ pub trait ServiceStore: Send + Sync + std::fmt::Debug {
         owner: &str,
         ttl: Duration,
         caller: &Caller,
-    ) -> Result<Option<u64>, LockError>;
+    ) -> Result<Option<u64>, LockError> {
+        let kept = self.v1_renew(std::slice::from_ref(id), owner, ttl, caller).await?;
+        if let Some((_, expiry)) = kept.first() {
+            return Ok(Some(*expiry));
+        }
+        let req = LockRequest {
+            ids: vec![id.clone()],
+            owner: pit_core::lock::LockOwner {
+                name: owner.to_owned(),
+                ..Default::default()
+            },
+            ttl,
+            wait: Duration::ZERO,
+        };
+        match self.acquire_as(&req, caller, &CancellationToken::new(), &|_| {}).await {
+            Ok(lease) => Ok(Some(lease.expires_at_ms)),
+            Err(LockError::Busy { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 
     /// The existing toolkit's keep-alive: moves the expiry of those of `ids` that `owner`
     /// still holds (taken by `caller`'s principal, unless `caller` is an admin) to `ttl` from
