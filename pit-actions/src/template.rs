@@ -1,0 +1,77 @@
+//! Message bodies from minijinja templates: one built in per action, each replaceable by a
+//! file. A body must be JSON; a template that renders anything else is refused, saying where.
+//! A file named `*.json.j2` (or `*.json`) escapes every `{{ value }}` as JSON on its own;
+//! otherwise write values with `| tojson`.
+
+use std::path::{Path, PathBuf};
+
+use crate::summary::Summary;
+
+/// The built-in templates, by action.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("teams", include_str!("../templates/teams.json.j2")),
+    ("slack", include_str!("../templates/slack.json.j2")),
+    ("webhook", include_str!("../templates/webhook.json.j2")),
+];
+
+/// Why a body could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// The override file cannot be read.
+    #[error("cannot read the template {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    /// The template is wrong (syntax, an unknown filter, a missing value).
+    #[error("the {name} template failed: {message}")]
+    Render {
+        /// The template: a file, or `built-in <action>`.
+        name: String,
+        /// minijinja's message, with the line.
+        message: String,
+    },
+    /// It rendered something that is not JSON.
+    #[error("the {name} template did not make JSON: {source} (hint: write values with `| tojson`)")]
+    NotJson {
+        /// The template.
+        name: String,
+        /// Where the JSON broke.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Renders `action`'s body for `summary`, from `file` when given, else the built-in template.
+///
+/// # Errors
+/// [`TemplateError`] naming the template and where it broke.
+pub fn render(action: &str, file: Option<&Path>, summary: &Summary) -> Result<serde_json::Value, TemplateError> {
+    let (name, source) = match file {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).map_err(|e| TemplateError::Read(path.to_owned(), e))?,
+        ),
+        None => (
+            format!("built-in {action}"),
+            BUILT_IN
+                .iter()
+                .find(|(a, _)| *a == action)
+                .map(|(_, t)| (*t).to_owned())
+                .unwrap_or_default(),
+        ),
+    };
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let failed = |e: minijinja::Error| TemplateError::Render {
+        name: name.clone(),
+        message: match e.line() {
+            Some(line) => format!("line {line}: {e}"),
+            None => e.to_string(),
+        },
+    };
+    env.add_template_owned(name.clone(), source).map_err(failed)?;
+    let text = env
+        .get_template(&name)
+        .and_then(|t| t.render(minijinja::context! { summary => summary }))
+        .map_err(failed)?;
+    serde_json::from_str(&text).map_err(|source| TemplateError::NotJson { name, source })
+}

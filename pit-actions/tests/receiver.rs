@@ -1,0 +1,307 @@
+//! Every action against a real HTTP receiver on loopback: the exact bodies and headers, the
+//! webhook signature checked with the secret, retries, timeouts, and no secret in any error.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use hmac::Mac as _;
+use pit_actions::action::{Action, ActionError, Outcome, Runner};
+use pit_actions::deliver::Policy;
+use pit_actions::secret::SecretRef;
+use pit_actions::summary::{Links, Summary};
+
+/// What the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: serde_json::Value,
+}
+
+/// An answer: a status with headers; `None` never answers.
+type Answer = Option<(u16, Vec<(&'static str, &'static str)>)>;
+
+/// A receiver on loopback answering each call with the next of `answers` (the last one
+/// repeats).
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+async fn receiver(answers: Vec<Answer>) -> Receiver {
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let answers = Arc::new(answers);
+    let app = axum::Router::new().fallback({
+        let got = got.clone();
+        move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let (got, answers) = (got.clone(), answers.clone());
+            async move {
+                let n = {
+                    let mut got = got.lock().unwrap();
+                    got.push(Received {
+                        path: uri.path().to_owned(),
+                        headers,
+                        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                    });
+                    got.len()
+                };
+                let answer = answers[(n - 1).min(answers.len() - 1)].clone();
+                match answer {
+                    Some((status, headers)) => {
+                        let mut map = HeaderMap::new();
+                        for (k, v) in headers {
+                            map.insert(k, v.parse().unwrap());
+                        }
+                        (StatusCode::from_u16(status).unwrap(), map, "answer").into_response()
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver { url, got }
+}
+
+fn summary() -> Summary {
+    let report =
+        pit_report::Report::load("../pit-report/tests/testdata/existing-toolkit-report.json".as_ref()).unwrap();
+    Summary::of(
+        &report,
+        None,
+        Links {
+            report: Some("https://reports.example.com/shop/checkout/1/".into()),
+            job: Some("https://ci.example.com/jobs/42".into()),
+        },
+    )
+}
+
+/// A runner whose environment holds `vars`, retrying fast.
+fn runner(vars: &[(&str, String)]) -> Runner {
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    Runner::new(move |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())).with_policy(Policy {
+        timeout: Duration::from_millis(500),
+        attempts: 3,
+        backoff: Duration::from_millis(10),
+        max_retry_after: Duration::from_secs(5),
+    })
+}
+
+#[tokio::test]
+async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
+    let r = receiver(vec![Some((202, vec![]))]).await;
+    let hook = format!("{}/workflows/abc?sig=s3cret", r.url);
+    let action = Action::Teams {
+        webhook: SecretRef::Env("TEAMS_WEBHOOK".into()),
+        template: None,
+    };
+    let outcome = runner(&[("TEAMS_WEBHOOK", hook)])
+        .run(&action, &summary())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Sent(d) if d.status == 202 && d.attempts == 1));
+    let got = r.got.lock().unwrap()[0].clone();
+    assert_eq!(got.path, "/workflows/abc");
+    assert_eq!(got.headers["content-type"], "application/json");
+    let b = &got.body;
+    assert_eq!(b["type"], "message");
+    assert_eq!(
+        b["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let card = &b["attachments"][0]["content"];
+    assert_eq!(
+        (card["type"].as_str(), card["version"].as_str()),
+        (Some("AdaptiveCard"), Some("1.5"))
+    );
+    let text = card.to_string();
+    assert!(text.contains("Failing: Steady load / POST /orders"), "{text}");
+    assert!(text.contains("required"), "requirement against observation: {text}");
+    let urls: Vec<&str> = card["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://reports.example.com/shop/checkout/1/",
+            "https://ci.example.com/jobs/42"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn slack_gets_blocks_with_a_text_fallback() {
+    let r = receiver(vec![Some((200, vec![]))]).await;
+    let action = Action::Slack {
+        webhook: SecretRef::Env("SLACK_WEBHOOK".into()),
+        template: None,
+    };
+    runner(&[("SLACK_WEBHOOK", format!("{}/services/T0/B0/x", r.url))])
+        .run(&action, &summary())
+        .await
+        .unwrap();
+    let body = r.got.lock().unwrap()[0].body.clone();
+    assert!(body["text"].as_str().unwrap().contains(": failed in "), "{body}");
+    let blocks = body["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(blocks
+        .iter()
+        .any(|b| b["text"]["text"].as_str().is_some_and(|t| t.contains("POST /orders"))));
+    assert_eq!(blocks.last().unwrap()["type"], "actions");
+}
+
+#[tokio::test]
+async fn a_webhook_is_signed_per_standard_webhooks_and_the_signature_checks_out() {
+    let r = receiver(vec![Some((204, vec![]))]).await;
+    let key = b"a signing key of the receiver";
+    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
+    let dir = std::env::temp_dir().join(format!("pit-actions-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), format!("{secret}\n")).unwrap();
+    let action = Action::Webhook {
+        url: SecretRef::Env("HOOK_URL".into()),
+        secret: Some(SecretRef::File(dir.join("secret"))),
+        template: None,
+    };
+    runner(&[("HOOK_URL", format!("{}/pit", r.url))])
+        .run(&action, &summary())
+        .await
+        .unwrap();
+    let got = r.got.lock().unwrap()[0].clone();
+    assert_eq!(got.body["type"], "pit.run.finished");
+    assert_eq!(got.body["data"]["verdict"], "failed");
+    // The receiver's check: HMAC-SHA256 over "id.timestamp.body" with the decoded key.
+    let header = |n: &str| got.headers[n].to_str().unwrap().to_owned();
+    let (id, ts, sig) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    let raw = serde_json::to_vec(&got.body).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&raw);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(sig, format!("v1,{expected}"));
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - ts.parse::<u64>().unwrap();
+    assert!(age < 60, "a fresh timestamp");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn webhook() -> Action {
+    Action::Webhook {
+        url: SecretRef::Env("HOOK_URL".into()),
+        secret: None,
+        template: None,
+    }
+}
+
+#[tokio::test]
+async fn a_500_then_a_200_is_delivered_on_the_second_call() {
+    let r = receiver(vec![Some((500, vec![])), Some((200, vec![]))]).await;
+    let outcome = runner(&[("HOOK_URL", r.url.clone())])
+        .run(&webhook(), &summary())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Sent(d) if d.attempts == 2), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_what_retry_after_says() {
+    let r = receiver(vec![Some((429, vec![("retry-after", "1")])), Some((200, vec![]))]).await;
+    let started = std::time::Instant::now();
+    let outcome = runner(&[("HOOK_URL", r.url.clone())])
+        .run(&webhook(), &summary())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Sent(d) if d.attempts == 2), "{outcome:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited as asked");
+}
+
+#[tokio::test]
+async fn other_4xx_are_not_retried_and_no_error_shows_the_url() {
+    let r = receiver(vec![Some((404, vec![]))]).await;
+    let url = format!("{}/hooks/t0k3n-in-the-path", r.url);
+    let err = runner(&[("HOOK_URL", url)])
+        .run(&webhook(), &summary())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ActionError::Delivery(_)), "{err}");
+    let text = pit_core::engine::error_chain(&err);
+    assert!(text.contains("HTTP 404 after 1 call"), "{text}");
+    assert_eq!(r.got.lock().unwrap().len(), 1, "not retried");
+    assert!(!text.contains("t0k3n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_receiver_that_hangs_times_out_on_every_call_without_showing_the_url() {
+    let r = receiver(vec![None]).await;
+    let url = format!("{}/hooks/t0k3n-in-the-path", r.url);
+    let err = runner(&[("HOOK_URL", url)])
+        .run(&webhook(), &summary())
+        .await
+        .unwrap_err();
+    let text = pit_core::engine::error_chain(&err);
+    assert!(text.contains("after 3 call(s): no answer within 0.5s"), "{text}");
+    assert!(!text.contains("t0k3n") && !text.contains("127.0.0.1"), "{text}");
+    assert_eq!(r.got.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_nothing_and_reads_no_secret() {
+    let r = receiver(vec![Some((200, vec![]))]).await;
+    let outcome = runner(&[]).dry_run(true).run(&webhook(), &summary()).await.unwrap();
+    let Outcome::DryRun { body } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(body["data"]["suite"], summary().suite);
+    assert!(r.got.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unset_secret_is_named_and_a_broken_template_says_where() {
+    let err = runner(&[]).run(&webhook(), &summary()).await.unwrap_err();
+    assert!(err.to_string().contains("`HOOK_URL` is not set"), "{err}");
+    let dir = std::env::temp_dir().join(format!("pit-actions-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mine.json.j2");
+    // A `.json` template escapes values as JSON on its own…
+    std::fs::write(
+        &file,
+        "{\"suite\": {{ summary.suite }}, \"error\": {{ summary.failing[0].stream }}}",
+    )
+    .unwrap();
+    let action = Action::Slack {
+        webhook: SecretRef::Env("X".into()),
+        template: Some(file.clone()),
+    };
+    let Outcome::DryRun { body } = runner(&[]).dry_run(true).run(&action, &summary()).await.unwrap() else {
+        panic!("a dry run")
+    };
+    assert_eq!(body["error"], "POST /orders");
+    // …but what it writes must still be JSON.
+    std::fs::write(&file, "{\"suite\": {{ summary.suite }},}").unwrap();
+    let action = Action::Slack {
+        webhook: SecretRef::Env("X".into()),
+        template: Some(file.clone()),
+    };
+    let err = runner(&[]).dry_run(true).run(&action, &summary()).await.unwrap_err();
+    let text = pit_core::engine::error_chain(&err);
+    assert!(
+        text.contains("mine.json.j2") && text.contains("did not make JSON"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
