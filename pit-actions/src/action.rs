@@ -42,6 +42,97 @@ pub enum Action {
     },
 }
 
+impl std::str::FromStr for Action {
+    type Err = String;
+
+    /// An action as written on a command line: `teams:REF`, `slack:REF`, `webhook:REF` or
+    /// `webhook:REF:REF` (the URL, then the signing secret), where `REF` is `env:NAME` or
+    /// `file:PATH`. A URL written inline is refused: it would land in shell histories and CI
+    /// logs.
+    ///
+    /// ```
+    /// use pit_actions::{action::Action, secret::SecretRef};
+    /// let a: Action = "teams:env:TEAMS_WEBHOOK".parse().unwrap();
+    /// assert_eq!(a, Action::Teams { webhook: SecretRef::Env("TEAMS_WEBHOOK".into()), template: None });
+    /// let e = "slack:https://hooks.slack.com/services/T/B/x".parse::<Action>().unwrap_err();
+    /// assert!(e.contains("env:NAME"), "{e}");
+    /// ```
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let (kind, rest) = spec.split_once(':').ok_or_else(|| {
+            format!(
+                "`{}` names no action: write teams:REF, slack:REF or webhook:REF[:REF]",
+                redact_spec(spec)
+            )
+        })?;
+        let refs =
+            parse_refs(rest).map_err(|why| format!("`{}`: {why} (write env:NAME or file:PATH)", redact_spec(spec)))?;
+        match (kind, refs.as_slice()) {
+            ("teams", [webhook]) => Ok(Self::Teams {
+                webhook: webhook.clone(),
+                template: None,
+            }),
+            ("slack", [webhook]) => Ok(Self::Slack {
+                webhook: webhook.clone(),
+                template: None,
+            }),
+            ("webhook", [url]) => Ok(Self::Webhook {
+                url: url.clone(),
+                secret: None,
+                template: None,
+            }),
+            ("webhook", [url, secret]) => Ok(Self::Webhook {
+                url: url.clone(),
+                secret: Some(secret.clone()),
+                template: None,
+            }),
+            ("teams" | "slack" | "webhook", _) => Err(format!("`{}` has too many parts", redact_spec(spec))),
+            (other, _) => Err(format!("`{other}` is no action: teams, slack or webhook")),
+        }
+    }
+}
+
+/// `env:NAME` and `file:PATH` references, one after another.
+fn parse_refs(mut rest: &str) -> Result<Vec<SecretRef>, String> {
+    let mut refs = Vec::new();
+    while !rest.is_empty() {
+        let (kind, tail) = rest
+            .split_once(':')
+            .ok_or_else(|| "a secret is named, never written".to_owned())?;
+        match kind {
+            "env" => {
+                let (name, next) = tail.split_once(':').unwrap_or((tail, ""));
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!("`{name}` is no variable name"));
+                }
+                refs.push(SecretRef::Env(name.to_owned()));
+                rest = next;
+            }
+            // A path may hold `:`: a file reference is the last part.
+            "file" if !tail.is_empty() => {
+                refs.push(SecretRef::File(tail.into()));
+                rest = "";
+            }
+            _ => return Err("a secret is named, never written".to_owned()),
+        }
+    }
+    if refs.is_empty() {
+        return Err("no secret named".to_owned());
+    }
+    Ok(refs)
+}
+
+/// A spec as shown in errors: a URL in it (a mistake) is cut to its scheme and host.
+fn redact_spec(spec: &str) -> String {
+    match spec.find("://") {
+        Some(i) => {
+            let after = &spec[i + 3..];
+            let host = after.split('/').next().unwrap_or_default();
+            format!("{}://{host}/…", &spec[..i])
+        }
+        None => spec.to_owned(),
+    }
+}
+
 impl Action {
     /// Its name: `teams`, `slack`, `webhook`.
     pub fn name(&self) -> &'static str {

@@ -29,6 +29,11 @@ pub enum Command {
     Report(ReportArgs),
     /// Take, renew, release and list locks on a Lock Manager.
     Lock(LockArgs),
+    /// Tell people and systems what stored reports found (Teams, Slack, a webhook).
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Kubernetes tools for pitfile commands.
     K8s {
         #[command(subcommand)]
@@ -324,6 +329,67 @@ pub enum Color {
 pub struct ReportArgs {
     #[command(subcommand)]
     pub command: ReportCommand,
+}
+
+/// Parses `--on-pass` and the like without quoting the value in its error: a mistaken value
+/// may be a webhook URL, a secret.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionParser;
+
+impl clap::builder::TypedValueParser for ActionParser {
+    type Value = pit_actions::action::Action;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let name = arg.map_or_else(|| "ACTION".to_owned(), ToString::to_string);
+        let fail = |why: String| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{name}: {why}\n")).with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| fail("not UTF-8".into()))?
+            .parse()
+            .map_err(fail)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// Run actions on stored reports: each report's verdict picks the actions to run.
+    Run(ActionsRunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ActionsRunArgs {
+    /// The reports (`report.json`).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// An action when every stream passed (repeatable): `teams:env:VAR`, `slack:env:VAR`,
+    /// `webhook:env:URL_VAR[:env:SECRET_VAR]`; `file:PATH` in place of `env:VAR`.
+    #[arg(long = "on-pass", value_name = "ACTION", value_parser = ActionParser)]
+    pub on_pass: Vec<pit_actions::action::Action>,
+    /// An action when a stream failed or the run failed (repeatable).
+    #[arg(long = "on-fail", value_name = "ACTION", value_parser = ActionParser)]
+    pub on_fail: Vec<pit_actions::action::Action>,
+    /// An action when a metric regressed against the baseline (repeatable; needs
+    /// `--baseline` or `--store`).
+    #[arg(long = "on-regression", value_name = "ACTION", value_parser = ActionParser)]
+    pub on_regression: Vec<pit_actions::action::Action>,
+    /// Print each message instead of sending it (no secret is read).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit 3 when an action fails (by default a failed action is a warning).
+    #[arg(long)]
+    pub fail_on_action_error: bool,
+    /// The HTML report's URL, linked from each message.
+    #[arg(long, value_name = "URL")]
+    pub report_url: Option<String>,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
 }
 
 #[derive(Debug, clap::Args)]

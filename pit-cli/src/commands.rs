@@ -37,6 +37,9 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 },
         } => crate::brownie::rollout_status(&ui, &namespace, timeout, kubeconfig.as_deref()),
         Command::Lock(args) => crate::lock::run(&ui, &args),
+        Command::Actions {
+            command: crate::cli::ActionsCommand::Run(args),
+        } => crate::actions::run(&ui, &args),
         Command::LockManager {
             command: crate::cli::LockManagerCommand::Serve { args, log_text },
         } => crate::lock::serve(args, log_text),

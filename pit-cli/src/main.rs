@@ -1,6 +1,7 @@
 //! `pit`: parses the command line, sets up logging, runs the command and maps its error to an
 //! exit code (see `docs/cli.md`).
 
+mod actions;
 mod brownie;
 mod cli;
 mod commands;

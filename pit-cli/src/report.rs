@@ -54,7 +54,7 @@ async fn baselines(report: &Report, args: &BaselineArgs) -> Result<Vec<Report>, 
         .collect()
 }
 
-async fn comparison(report: &Report, args: &BaselineArgs) -> Result<Option<Comparison>, CliError> {
+pub(crate) async fn comparison(report: &Report, args: &BaselineArgs) -> Result<Option<Comparison>, CliError> {
     let base = baselines(report, args).await?;
     if base.is_empty() {
         return Ok(None);

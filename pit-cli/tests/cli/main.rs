@@ -1,5 +1,6 @@
 //! End-to-end tests of the `pit` binary: exit codes, streams, formats.
 
+mod actions;
 mod k8s;
 mod lock;
 mod plan;
