@@ -42,6 +42,29 @@ pub enum Action {
     },
 }
 
+impl TryFrom<&pit_core::pitfile::ActionSpec> for Action {
+    type Error = String;
+
+    /// An action of a pitfile's `postTestActions` (validated when the pitfile was loaded).
+    fn try_from(spec: &pit_core::pitfile::ActionSpec) -> Result<Self, Self::Error> {
+        serde_json::to_value(spec)
+            .and_then(serde_json::from_value)
+            .map_err(|e| format!("action `{}`: {e}", spec.action))
+    }
+}
+
+impl Action {
+    /// The same, with a relative template path taken from `dir` (the pitfile's folder).
+    #[must_use]
+    pub fn relative_to(mut self, dir: &std::path::Path) -> Self {
+        let (Self::Teams { template, .. } | Self::Slack { template, .. } | Self::Webhook { template, .. }) = &mut self;
+        if let Some(t) = template.as_mut().filter(|t| t.is_relative()) {
+            *t = dir.join(&*t);
+        }
+        self
+    }
+}
+
 impl std::str::FromStr for Action {
     type Err = String;
 

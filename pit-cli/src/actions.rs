@@ -8,7 +8,39 @@ use crate::cli::ActionsRunArgs;
 use crate::commands::{stdout, Ui};
 use crate::error::CliError;
 
+/// The actions the flags and the pitfile's `postTestActions` give, per trigger.
+fn chosen(ui: &Ui, args: &ActionsRunArgs) -> Result<[(Trigger, Vec<Action>); 3], CliError> {
+    let mut chosen = [
+        (Trigger::OnPass, args.on_pass.clone()),
+        (Trigger::OnFail, args.on_fail.clone()),
+        (Trigger::OnRegression, args.on_regression.clone()),
+    ];
+    if let Some(file) = &args.pitfile {
+        let pitfile = crate::cli::PitfileArgs {
+            file: file.clone(),
+            strict: false,
+            workspace: None,
+            output: crate::cli::Output::Human,
+        };
+        let loaded = crate::commands::load(ui, &pitfile, pit_core::diagnostic::Severity::Warning)?;
+        let dir = file.parent().unwrap_or(std::path::Path::new("."));
+        if let Some(section) = &loaded.pitfile.post_test_actions {
+            for (i, specs) in [&section.on_pass, &section.on_fail, &section.on_regression]
+                .into_iter()
+                .enumerate()
+            {
+                for spec in specs {
+                    let action = Action::try_from(spec).map_err(CliError::Usage)?;
+                    chosen[i].1.push(action.relative_to(dir));
+                }
+            }
+        }
+    }
+    Ok(chosen)
+}
+
 pub fn run(ui: &Ui, args: &ActionsRunArgs) -> Result<i32, CliError> {
+    let chosen = chosen(ui, args)?;
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let runner = Runner::new(|name| std::env::var(name).ok()).dry_run(args.dry_run);
     let job = pit_run::JobContext::from_env().job;
@@ -22,11 +54,6 @@ pub fn run(ui: &Ui, args: &ActionsRunArgs) -> Result<i32, CliError> {
                 job: job.clone(),
             };
             let summary = Summary::of(&report, comparison.as_ref(), links);
-            let chosen = [
-                (Trigger::OnPass, &args.on_pass),
-                (Trigger::OnFail, &args.on_fail),
-                (Trigger::OnRegression, &args.on_regression),
-            ];
             let actions: Vec<&Action> = chosen
                 .iter()
                 .filter(|(trigger, _)| summary.triggers(*trigger))

@@ -388,6 +388,9 @@ pub struct ActionsRunArgs {
     /// The HTML report's URL, linked from each message.
     #[arg(long, value_name = "URL")]
     pub report_url: Option<String>,
+    /// Also run the actions of this pitfile's `postTestActions` section.
+    #[arg(long, value_name = "FILE")]
+    pub pitfile: Option<PathBuf>,
     #[command(flatten)]
     pub baseline: BaselineArgs,
 }

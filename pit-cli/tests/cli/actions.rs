@@ -86,3 +86,28 @@ fn a_webhook_url_written_on_the_command_line_is_refused() {
     assert!(err.contains("env:NAME or file:PATH"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+#[test]
+fn the_pitfiles_post_test_actions_run_with_templates_from_its_folder() {
+    let dir = std::env::temp_dir().join(format!("pit-cli-actions-pitfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("pitfile.yml"),
+        "version: '1.0'\nprojectName: p\npostTestActions:\n  onFail:\n    - action: slack\n      webhook: { env: PIT_TEST_NO_SUCH_HOOK }\n      template: short.json.j2\ntestSuites:\n  - name: S\n    id: s\n    deployment: { graph: { testApp: { name: T, id: t, deploy: { command: d }, undeploy: { command: u } } } }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("short.json.j2"),
+        "{\"text\": {{ summary.suite ~ \" \" ~ summary.verdict }}}",
+    )
+    .unwrap();
+    let (code, out, err) = run(pit()
+        .args(["actions", "run", "--dry-run", "--pitfile"])
+        .arg(dir.join("pitfile.yml"))
+        .arg(report()));
+    assert_eq!(code, 0, "{err}");
+    let body: serde_json::Value = serde_json::from_str(&out).expect("the payload");
+    assert!(body["text"].as_str().unwrap().ends_with(" failed"), "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

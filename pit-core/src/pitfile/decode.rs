@@ -11,7 +11,24 @@ use crate::yaml::{parse_bool, Node, NodeValue, ScalarStyle, Span};
 
 /// `trigger` (top level and per suite) is the existing toolkit's CI trigger: part of its
 /// format, read by its pipelines, ignored by PIT, so known and no warning.
-pub(crate) const TOP_KEYS: &[&str] = &["version", "projectName", "lockManager", "testSuites", "trigger"];
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "version",
+    "projectName",
+    "lockManager",
+    "testSuites",
+    "trigger",
+    "postTestActions",
+];
+pub(crate) const POST_TEST_ACTIONS_KEYS: &[&str] = &["onPass", "onFail", "onRegression"];
+pub(crate) const ACTION_KEYS: &[&str] = &["action", "webhook", "url", "secret", "template"];
+pub(crate) const SECRET_KEYS: &[&str] = &["env", "file"];
+/// The actions, with the settings each takes (beside `action` and `template`) and which of
+/// them are required.
+const ACTIONS: &[(&str, &[&str], &[&str])] = &[
+    ("teams", &["webhook"], &["webhook"]),
+    ("slack", &["webhook"], &["webhook"]),
+    ("webhook", &["url", "secret"], &["url"]),
+];
 pub(crate) const LOCK_MANAGER_KEYS: &[&str] =
     &["enabled", "name", "id", "location", "deploy", "undeploy", "logTailing"];
 pub(crate) const SUITE_KEYS: &[&str] = &[
@@ -48,6 +65,8 @@ pub(crate) struct Decoder<'a> {
     env_pattern: Regex,
     source: &'a str,
     pub(crate) diags: Vec<Diagnostic>,
+    /// Where secrets are written inline: masked wherever the source is shown.
+    pub(crate) secrets: Vec<Span>,
 }
 
 /// A mapping being decoded.
@@ -115,6 +134,7 @@ impl<'a> Decoder<'a> {
             source,
             diags: Vec::new(),
             redactions: super::Redactions::default(),
+            secrets: Vec::new(),
         }
     }
 
@@ -408,6 +428,7 @@ impl<'a> Decoder<'a> {
             project_name: String::new(),
             lock_manager: None,
             test_suites: Vec::new(),
+            post_test_actions: None,
         };
         let Some(obj) = self.map(root, &path, TOP_KEYS) else {
             return pitfile;
@@ -421,6 +442,9 @@ impl<'a> Decoder<'a> {
         pitfile.lock_manager = obj
             .get("lockManager")
             .map(|n| self.lock_manager(n, &path.key("lockManager")));
+        pitfile.post_test_actions = obj
+            .get("postTestActions")
+            .map(|n| self.post_test_actions(n, &path.key("postTestActions")));
         match obj.get("testSuites") {
             None => self.missing(&obj, "testSuites", "list at least one test suite under `testSuites:`"),
             Some(node) => {
@@ -476,6 +500,132 @@ impl<'a> Decoder<'a> {
             );
             d.label = Some("this version".into());
             d.help = Some("this PIT reads pitfile version \"1.0\": write `version: \"1.0\"`".into());
+        }
+    }
+
+    fn post_test_actions(&mut self, node: &Node, path: &FieldPath) -> PostTestActions {
+        let Some(obj) = self.map(node, path, POST_TEST_ACTIONS_KEYS) else {
+            return PostTestActions::default();
+        };
+        let mut list = |key: &'static str| -> Vec<ActionSpec> {
+            let Some(node) = obj.get(key) else {
+                return Vec::new();
+            };
+            let list_path = path.key(key);
+            match &node.value {
+                NodeValue::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| self.action(n, &list_path.index(i)))
+                    .collect(),
+                _ => {
+                    self.wrong_type(node, &list_path, "a list of actions");
+                    Vec::new()
+                }
+            }
+        };
+        PostTestActions {
+            on_pass: list("onPass"),
+            on_fail: list("onFail"),
+            on_regression: list("onRegression"),
+        }
+    }
+
+    fn action(&mut self, node: &Node, path: &FieldPath) -> Option<ActionSpec> {
+        let obj = self.map(node, path, ACTION_KEYS)?;
+        let name = self.required_string(&obj, "action", "name the action: `action: teams`, `slack` or `webhook`");
+        let Some((_, settings, required)) = ACTIONS.iter().find(|(a, _, _)| *a == name) else {
+            if let Some(n) = obj.get("action") {
+                let known: Vec<&str> = ACTIONS.iter().map(|(a, _, _)| *a).collect();
+                let help = match suggest(&name, known.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? The actions are {}", known.join(", ")),
+                    None => format!("the actions are {}", known.join(", ")),
+                };
+                let d = self.error(
+                    "pit::unknown-action",
+                    &path.key("action"),
+                    n.span,
+                    format!("unknown action `{name}`"),
+                );
+                d.help = Some(help);
+            }
+            return None;
+        };
+        for key in ["webhook", "url", "secret"] {
+            if let (false, Some(n)) = (settings.contains(&key), obj.get(key)) {
+                let d = self.error(
+                    "pit::action-setting",
+                    &path.key(key),
+                    n.span,
+                    format!("`{key}` is not a setting of the {name} action"),
+                );
+                d.help = Some(format!("{name} takes {}", settings.join(", ")));
+            }
+        }
+        for key in *required {
+            if obj.get(key).is_none() {
+                self.missing(
+                    &obj,
+                    key,
+                    &format!("name the secret: `{key}: {{env: VARIABLE}}` or `{{file: PATH}}`"),
+                );
+            }
+        }
+        let secret = |this: &mut Self, key: &'static str| obj.get(key).and_then(|n| this.secret(n, &path.key(key)));
+        Some(ActionSpec {
+            webhook: secret(self, "webhook"),
+            url: secret(self, "url"),
+            secret: secret(self, "secret"),
+            template: self.string(&obj, "template"),
+            action: name,
+        })
+    }
+
+    /// A secret's name: `{env: NAME}` or `{file: PATH}`. A value written inline is refused: it
+    /// would be in the repository, and in every log that shows the pitfile.
+    fn secret(&mut self, node: &Node, path: &FieldPath) -> Option<SecretSpec> {
+        if let NodeValue::Scalar(..) = node.value {
+            self.secrets.push(node.span);
+            let key = path.last_key().unwrap_or("the secret").to_owned();
+            let d = self.error(
+                "pit::inline-secret",
+                path,
+                node.span,
+                format!("`{key}` is written inline, but it is a secret"),
+            );
+            d.label = Some("a secret written in the pitfile".into());
+            d.help = Some(format!(
+                "name it instead, and keep the value in the CI's secrets: `{key}: {{env: VARIABLE}}` or `{key}: {{file: /run/secrets/NAME}}`"
+            ));
+            return None;
+        }
+        let obj = self.map(node, path, SECRET_KEYS)?;
+        match (obj.get("env"), obj.get("file")) {
+            (Some(n), None) => {
+                let name = scalar_text(n).unwrap_or_default().to_owned();
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    let d = self.error(
+                        "pit::bad-variable-name",
+                        &path.key("env"),
+                        n.span,
+                        "not an environment variable's name",
+                    );
+                    d.help = Some("write the variable's name, letters, digits and `_`: `env: TEAMS_WEBHOOK`".into());
+                    return None;
+                }
+                Some(SecretSpec::Env { env: name })
+            }
+            (None, Some(_)) => self.string(&obj, "file").map(|file| SecretSpec::File { file }),
+            _ => {
+                let d = self.error(
+                    "pit::secret-source",
+                    path,
+                    node.span,
+                    "a secret comes from one place: `env` or `file`",
+                );
+                d.help = Some("write `{env: VARIABLE}` or `{file: PATH}`".into());
+                None
+            }
         }
     }
 

@@ -269,6 +269,21 @@ fn syntax_diagnostic(e: &yaml::SyntaxError) -> Diagnostic {
     }
 }
 
+/// `source` with the bytes of `spans` replaced by `*` (a character by as many `*` as it has
+/// bytes, so that every other span still points where it did).
+fn mask(source: &str, spans: &[Span]) -> String {
+    let mut bytes = source.as_bytes().to_vec();
+    for span in spans {
+        let end = (span.offset + span.len).min(bytes.len());
+        for b in &mut bytes[span.offset.min(end)..end] {
+            if !matches!(*b, b'\n' | b'\r') {
+                *b = b'*';
+            }
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| source.to_owned())
+}
+
 fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<check::Dirs>) -> Result<Loaded, Diagnostics> {
     // A byte order mark (editors on Windows write one) is no part of the first key.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
@@ -300,7 +315,9 @@ fn load(file: &str, source: &str, opts: &LoadOptions, dirs: Option<check::Dirs>)
     diags.append(&mut checker.diags);
     // A message may quote a value; never a placeholder's (it may be a secret).
     decoder.redactions.apply_diagnostics(&mut diags);
-    let report = Diagnostics::new(file, source, diags);
+    // A secret written inline is shown masked where the diagnostics quote the source.
+    let masked = mask(source, &decoder.secrets);
+    let report = Diagnostics::new(file, masked.as_str(), diags);
     if report.has_errors() {
         Err(report)
     } else {

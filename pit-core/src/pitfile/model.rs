@@ -103,6 +103,60 @@ pub struct Pitfile {
     pub lock_manager: Option<LockManager>,
     /// The test suites, run in order.
     pub test_suites: Vec<TestSuite>,
+    /// What to do once a suite's report is stored (PIT's section; optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_test_actions: Option<PostTestActions>,
+}
+
+/// The `postTestActions` section: actions per outcome, run on each suite's stored report.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostTestActions {
+    /// When every stream passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_pass: Vec<ActionSpec>,
+    /// When a stream failed, or the run failed around the tests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_fail: Vec<ActionSpec>,
+    /// When a metric regressed against the baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_regression: Vec<ActionSpec>,
+}
+
+/// One action as written: `{action: teams, webhook: {env: TEAMS_WEBHOOK}}` (see
+/// `docs/actions.md`; pit-actions turns it into something that runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    /// `teams`, `slack` or `webhook`.
+    pub action: String,
+    /// teams, slack: the webhook URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<SecretSpec>,
+    /// webhook: the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretSpec>,
+    /// webhook: the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretSpec>,
+    /// A template file in place of the built-in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// A secret, named: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSpec {
+    /// `{env: NAME}`: an environment variable.
+    Env {
+        /// The variable.
+        env: String,
+    },
+    /// `{file: PATH}`: a file's first line.
+    File {
+        /// The file.
+        file: String,
+    },
 }
 
 /// The `lockManager` section. Every field is optional: the existing toolkit fills it in.

@@ -98,3 +98,23 @@ fn a_file_that_is_not_utf8_is_refused_clearly() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(err, LoadError::NotUtf8 { .. }), "{err}");
 }
+
+#[test]
+fn a_secret_written_inline_is_refused_at_its_place_and_never_shown() {
+    let file = std::path::Path::new("tests/testdata/invalid/post-test-actions.yml");
+    let Err(LoadError::Invalid(report)) = load_file(file, &options_for(file)) else {
+        panic!("must be invalid")
+    };
+    let inline = report
+        .diagnostics()
+        .iter()
+        .find(|d| d.code == "pit::inline-secret")
+        .expect("the inline webhook is refused");
+    assert_eq!((inline.line, inline.column), (6, 16));
+    assert_eq!(inline.path.to_string(), "postTestActions.onFail[0].webhook");
+    let shown = format!("{}{}", report.render(false, 100), report.to_json());
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("logic.azure.com"),
+        "{shown}"
+    );
+}
