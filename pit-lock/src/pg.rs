@@ -233,7 +233,7 @@ impl PgLockStore {
         principal: Option<&str>,
         queue: Option<(i32, &QueueSlot)>,
     ) -> Result<Result<Lease, Blocked>, LockError> {
-        let ids: Vec<String> = req.ids.iter().map(ToString::to_string).collect();
+        let ids = wanted_ids(req);
         let owner = serde_json::to_value(&req.owner).map_err(|e| self.fail(e))?;
         let seq = queue.map(|(_, s)| s.seq.load(Ordering::SeqCst)).filter(|s| *s != 0);
         let mut client = self.client().await?;
@@ -385,7 +385,7 @@ impl PgLockStore {
             .await
             .map_err(|e| self.db(e))?;
         let (wake, mut released) = tokio::sync::watch::channel(0u64);
-        let wanted: Vec<String> = req.ids.iter().map(ToString::to_string).collect();
+        let wanted = wanted_ids(req);
         let drive = async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
@@ -753,6 +753,7 @@ impl ServiceStore for PgLockStore {
     }
 }
 
+/// The ids of `req` as text, as the tables and notifications hold them.
 fn wanted_ids(req: &LockRequest) -> Vec<String> {
     req.ids.iter().map(ToString::to_string).collect()
 }
