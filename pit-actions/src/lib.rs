@@ -24,7 +24,10 @@
 
 pub mod action;
 pub mod deliver;
-pub mod secret;
+pub mod git_tag;
+pub mod github;
+/// Secrets, named in pitfiles and flags (pit-core's, so the pitfile model shares them).
+pub use pit_core::secret;
 pub mod sign;
 pub mod summary;
 pub mod template;

@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 
 use crate::summary::Summary;
 
-/// The built-in templates, by action.
+/// The built-in templates, by name: one body per action, and the Markdown of the `github`
+/// action's step summary (`github-summary`).
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("teams", include_str!("../templates/teams.json.j2")),
     ("slack", include_str!("../templates/slack.json.j2")),
     ("webhook", include_str!("../templates/webhook.json.j2")),
+    ("github", include_str!("../templates/github.json.j2")),
+    ("github-summary", include_str!("../templates/github-summary.md.j2")),
 ];
 
 /// Why a body could not be made.
@@ -45,33 +48,67 @@ pub enum TemplateError {
 /// # Errors
 /// [`TemplateError`] naming the template and where it broke.
 pub fn render(action: &str, file: Option<&Path>, summary: &Summary) -> Result<serde_json::Value, TemplateError> {
+    render_with(action, file, minijinja::context! { summary => summary })
+}
+
+/// Renders `action`'s body from `file` or the built-in template, with `context` (which holds
+/// `summary` and whatever else the action gives its template).
+///
+/// # Errors
+/// [`TemplateError`] naming the template and where it broke.
+pub fn render_with(
+    action: &str,
+    file: Option<&Path>,
+    context: minijinja::Value,
+) -> Result<serde_json::Value, TemplateError> {
+    let (name, text) = render_text(action, file, context)?;
+    serde_json::from_str(&text).map_err(|source| TemplateError::NotJson { name, source })
+}
+
+/// Renders the template `name` (built in, or `file`) as text: its name as shown in errors,
+/// and the text.
+///
+/// # Errors
+/// [`TemplateError`] naming the template and where it broke.
+pub fn render_text(
+    name: &str,
+    file: Option<&Path>,
+    context: minijinja::Value,
+) -> Result<(String, String), TemplateError> {
     let (name, source) = match file {
         Some(path) => (
             path.display().to_string(),
             std::fs::read_to_string(path).map_err(|e| TemplateError::Read(path.to_owned(), e))?,
         ),
         None => (
-            format!("built-in {action}"),
+            format!("built-in {name}"),
             BUILT_IN
                 .iter()
-                .find(|(a, _)| *a == action)
+                .find(|(a, _)| *a == name)
                 .map(|(_, t)| (*t).to_owned())
                 .unwrap_or_default(),
         ),
     };
+    let text = render_str(&name, source, context)?;
+    Ok((name, text))
+}
+
+/// Renders `source` (a template called `name` in errors; `*.json.j2` escapes as JSON).
+///
+/// # Errors
+/// [`TemplateError::Render`].
+pub fn render_str(name: &str, source: String, context: minijinja::Value) -> Result<String, TemplateError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // `md`: a value inside a Markdown table cell (no `|`, no line breaks).
+    env.add_filter("md", |v: String| v.replace('|', "\\|").replace(['\r', '\n'], " "));
     let failed = |e: minijinja::Error| TemplateError::Render {
-        name: name.clone(),
+        name: name.to_owned(),
         message: match e.line() {
             Some(line) => format!("line {line}: {e}"),
             None => e.to_string(),
         },
     };
-    env.add_template_owned(name.clone(), source).map_err(failed)?;
-    let text = env
-        .get_template(&name)
-        .and_then(|t| t.render(minijinja::context! { summary => summary }))
-        .map_err(failed)?;
-    serde_json::from_str(&text).map_err(|source| TemplateError::NotJson { name, source })
+    env.add_template_owned(name.to_owned(), source).map_err(failed)?;
+    env.get_template(name).and_then(|t| t.render(context)).map_err(failed)
 }

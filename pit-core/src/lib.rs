@@ -37,6 +37,7 @@ pub mod process;
 pub mod protocol;
 pub mod resolve;
 pub mod runner;
+pub mod secret;
 pub mod sink;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -20,14 +20,29 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "postTestActions",
 ];
 pub(crate) const POST_TEST_ACTIONS_KEYS: &[&str] = &["onPass", "onFail", "onRegression"];
-pub(crate) const ACTION_KEYS: &[&str] = &["action", "webhook", "url", "secret", "template"];
+pub(crate) const ACTION_KEYS: &[&str] = &[
+    "action",
+    "webhook",
+    "url",
+    "secret",
+    "token",
+    "repository",
+    "apiUrl",
+    "context",
+    "ref",
+    "passTag",
+    "failTag",
+    "template",
+];
+
 pub(crate) const SECRET_KEYS: &[&str] = &["env", "file"];
-/// The actions, with the settings each takes (beside `action` and `template`) and which of
-/// them are required.
+/// The actions, with the settings each takes (beside `action`) and which of them are required.
 const ACTIONS: &[(&str, &[&str], &[&str])] = &[
-    ("teams", &["webhook"], &["webhook"]),
-    ("slack", &["webhook"], &["webhook"]),
-    ("webhook", &["url", "secret"], &["url"]),
+    ("teams", &["webhook", "template"], &["webhook"]),
+    ("slack", &["webhook", "template"], &["webhook"]),
+    ("webhook", &["url", "secret", "template"], &["url"]),
+    ("github", &["repository", "token", "apiUrl", "context", "template"], &[]),
+    ("git-tag", &["repository", "ref", "passTag", "failTag", "token"], &[]),
 ];
 pub(crate) const LOCK_MANAGER_KEYS: &[&str] =
     &["enabled", "name", "id", "location", "deploy", "undeploy", "logTailing"];
@@ -533,7 +548,11 @@ impl<'a> Decoder<'a> {
 
     fn action(&mut self, node: &Node, path: &FieldPath) -> Option<ActionSpec> {
         let obj = self.map(node, path, ACTION_KEYS)?;
-        let name = self.required_string(&obj, "action", "name the action: `action: teams`, `slack` or `webhook`");
+        let name = self.required_string(
+            &obj,
+            "action",
+            "name the action: `action: teams`, `slack`, `webhook`, `github` or `git-tag`",
+        );
         let Some((_, settings, required)) = ACTIONS.iter().find(|(a, _, _)| *a == name) else {
             if let Some(n) = obj.get("action") {
                 let known: Vec<&str> = ACTIONS.iter().map(|(a, _, _)| *a).collect();
@@ -551,7 +570,7 @@ impl<'a> Decoder<'a> {
             }
             return None;
         };
-        for key in ["webhook", "url", "secret"] {
+        for &key in &ACTION_KEYS[1..] {
             if let (false, Some(n)) = (settings.contains(&key), obj.get(key)) {
                 let d = self.error(
                     "pit::action-setting",
@@ -576,6 +595,13 @@ impl<'a> Decoder<'a> {
             webhook: secret(self, "webhook"),
             url: secret(self, "url"),
             secret: secret(self, "secret"),
+            token: secret(self, "token"),
+            repository: self.string(&obj, "repository"),
+            api_url: self.string(&obj, "apiUrl"),
+            context: self.string(&obj, "context"),
+            git_ref: self.string(&obj, "ref"),
+            pass_tag: self.string(&obj, "passTag"),
+            fail_tag: self.string(&obj, "failTag"),
             template: self.string(&obj, "template"),
             action: name,
         })
@@ -583,7 +609,7 @@ impl<'a> Decoder<'a> {
 
     /// A secret's name: `{env: NAME}` or `{file: PATH}`. A value written inline is refused: it
     /// would be in the repository, and in every log that shows the pitfile.
-    fn secret(&mut self, node: &Node, path: &FieldPath) -> Option<SecretSpec> {
+    fn secret(&mut self, node: &Node, path: &FieldPath) -> Option<SecretRef> {
         if let NodeValue::Scalar(..) = node.value {
             self.secrets.push(node.span);
             let key = path.last_key().unwrap_or("the secret").to_owned();
@@ -613,9 +639,9 @@ impl<'a> Decoder<'a> {
                     d.help = Some("write the variable's name, letters, digits and `_`: `env: TEAMS_WEBHOOK`".into());
                     return None;
                 }
-                Some(SecretSpec::Env { env: name })
+                Some(SecretRef::Env(name))
             }
-            (None, Some(_)) => self.string(&obj, "file").map(|file| SecretSpec::File { file }),
+            (None, Some(_)) => self.string(&obj, "file").map(|file| SecretRef::File(file.into())),
             _ => {
                 let d = self.error(
                     "pit::secret-source",

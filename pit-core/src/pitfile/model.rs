@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::secret::SecretRef;
+
 /// Default for every `timeoutSeconds`, as in the existing toolkit.
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 60;
 /// Default `gitRef` of a REMOTE location.
@@ -125,38 +127,45 @@ pub struct PostTestActions {
 
 /// One action as written: `{action: teams, webhook: {env: TEAMS_WEBHOOK}}` (see
 /// `docs/actions.md`; pit-actions turns it into something that runs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ActionSpec {
-    /// `teams`, `slack` or `webhook`.
+    /// `teams`, `slack`, `webhook`, `github` or `git-tag`.
     pub action: String,
     /// teams, slack: the webhook URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<SecretSpec>,
+    pub webhook: Option<SecretRef>,
     /// webhook: the URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<SecretSpec>,
+    pub url: Option<SecretRef>,
     /// webhook: the signing secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<SecretSpec>,
+    pub secret: Option<SecretRef>,
+    /// github, git-tag: the token (default: `GITHUB_TOKEN`, `PIT_GIT_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+    /// github: `owner/name` (default: `GITHUB_REPOSITORY`); git-tag: the repository's URL or
+    /// path (default: the `origin` of the repository PIT runs in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// github: the API's base URL (default: `GITHUB_API_URL`, else `https://api.github.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// github: the status's context (default `pit/<suite>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// git-tag: what to tag: a commit, a branch or a tag (default: the report's commit).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<String>,
+    /// git-tag: the tag of a pass, a template (default `dpt-pass-{{ sha7 }}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_tag: Option<String>,
+    /// git-tag: the tag of a failure, a template (default `dpt-fail-{{ sha7 }}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_tag: Option<String>,
     /// A template file in place of the built-in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
-}
-
-/// A secret, named: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SecretSpec {
-    /// `{env: NAME}`: an environment variable.
-    Env {
-        /// The variable.
-        env: String,
-    },
-    /// `{file: PATH}`: a file's first line.
-    File {
-        /// The file.
-        file: String,
-    },
 }
 
 /// The `lockManager` section. Every field is optional: the existing toolkit fills it in.
