@@ -100,9 +100,29 @@ pub fn repository_or_origin(repository: Option<&str>, dir: &Path) -> Result<Stri
 
 /// Tags `summary`'s commit as `tagging` says; with `dry_run`, only says what it would do.
 ///
+/// A working copy on disk is tagged in place (libgit2 cannot push into one); any other
+/// repository is fetched into a scratch bare repository and pushed to.
+///
 /// # Errors
 /// [`TagError`].
 pub fn tag(tagging: &Tagging<'_>, summary: &Summary, dry_run: bool) -> Result<TagPlan, TagError> {
+    let working_copy = Path::new(tagging.repository)
+        .is_dir()
+        .then(|| Repository::open(tagging.repository).ok())
+        .flatten()
+        .filter(|r| !r.is_bare());
+    if let Some(repo) = working_copy {
+        let (plan, commit) = plan_in(&repo, tagging, summary)?;
+        if !dry_run {
+            if !plan.unchanged {
+                repo.reference(&format!("refs/tags/{}", plan.tag), commit, true, "pit git-tag")?;
+            }
+            if let Some(old) = &plan.delete {
+                repo.find_reference(&format!("refs/tags/{old}"))?.delete()?;
+            }
+        }
+        return Ok(plan);
+    }
     let scratch = tempfile::Builder::new()
         .prefix("pit-git-tag-")
         .tempdir()
@@ -117,43 +137,14 @@ pub fn tag(tagging: &Tagging<'_>, summary: &Summary, dry_run: bool) -> Result<Ta
         Some(&mut opts),
         None,
     )?;
-    let commit = resolve(&repo, tagging.git_ref)?;
-    let sha = commit.to_string();
-    let context = minijinja::context! { sha => &sha, sha7 => &sha[..7], summary => summary };
-    let name = |template: &str| -> Result<String, TagError> {
-        let tag = crate::template::render_str("tag name", template.to_owned(), context.clone())?;
-        let tag = tag.trim().to_owned();
-        if tag.is_empty() || !git2::Reference::is_valid_name(&format!("refs/tags/{tag}")) {
-            return Err(TagError::Setting(format!("`{tag}` is not a valid tag name")));
-        }
-        Ok(tag)
-    };
-    let passed = summary.verdict == "passed";
-    let (tag, opposite) = if passed {
-        (name(tagging.pass_tag)?, name(tagging.fail_tag)?)
-    } else {
-        (name(tagging.fail_tag)?, name(tagging.pass_tag)?)
-    };
-    let existing = |t: &str| {
-        repo.find_reference(&format!("refs/tags/{t}"))
-            .ok()
-            .and_then(|r| r.peel_to_commit().ok())
-            .map(|c| c.id())
-    };
-    let plan = TagPlan {
-        repository: pit_git::redact_url(tagging.repository),
-        commit: sha,
-        unchanged: existing(&tag) == Some(commit),
-        delete: existing(&opposite).map(|_| opposite.clone()),
-        tag: tag.clone(),
-    };
+    let (plan, commit) = plan_in(&repo, tagging, summary)?;
     if dry_run {
         return Ok(plan);
     }
     let mut refspecs = Vec::new();
     if !plan.unchanged {
-        repo.reference(&format!("refs/tags/{tag}"), commit, true, "pit git-tag")?;
-        refspecs.push(format!("+refs/tags/{tag}:refs/tags/{tag}"));
+        repo.reference(&format!("refs/tags/{}", plan.tag), commit, true, "pit git-tag")?;
+        refspecs.push(format!("+refs/tags/{0}:refs/tags/{0}", plan.tag));
     }
     if let Some(old) = &plan.delete {
         refspecs.push(format!(":refs/tags/{old}"));
@@ -177,6 +168,42 @@ pub fn tag(tagging: &Tagging<'_>, summary: &Summary, dry_run: bool) -> Result<Ta
         return Err(TagError::Rejected { refname, reason });
     }
     Ok(plan)
+}
+
+/// What to do in `repo` (with the remote's refs): the commit, its tag, the opposite tag.
+fn plan_in(repo: &Repository, tagging: &Tagging<'_>, summary: &Summary) -> Result<(TagPlan, Oid), TagError> {
+    let commit = resolve(repo, tagging.git_ref)?;
+    let sha = commit.to_string();
+    let context = minijinja::context! { sha => &sha, sha7 => &sha[..7], summary => summary };
+    let name = |template: &str| -> Result<String, TagError> {
+        let tag = crate::template::render_str("tag name", template.to_owned(), context.clone())?;
+        let tag = tag.trim().to_owned();
+        if tag.is_empty() || !git2::Reference::is_valid_name(&format!("refs/tags/{tag}")) {
+            return Err(TagError::Setting(format!("`{tag}` is not a valid tag name")));
+        }
+        Ok(tag)
+    };
+    let (tag, opposite) = if summary.verdict == "passed" {
+        (name(tagging.pass_tag)?, name(tagging.fail_tag)?)
+    } else {
+        (name(tagging.fail_tag)?, name(tagging.pass_tag)?)
+    };
+    let existing = |t: &str| {
+        repo.find_reference(&format!("refs/tags/{t}"))
+            .ok()
+            .and_then(|r| r.peel_to_commit().ok())
+            .map(|c| c.id())
+    };
+    let plan = TagPlan {
+        repository: pit_git::redact_url(tagging.repository),
+        commit: sha,
+        unchanged: existing(&tag) == Some(commit),
+        delete: existing(&opposite)
+            .filter(|_| opposite != tag)
+            .map(|_| opposite.clone()),
+        tag,
+    };
+    Ok((plan, commit))
 }
 
 /// The commit `git_ref` names in the fetched repository: a commit id (full or abbreviated), a

@@ -305,3 +305,121 @@ async fn an_unset_secret_is_named_and_a_broken_template_says_where() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn github_sets_a_commit_status_and_writes_the_step_summary_and_annotations() {
+    let r = receiver(vec![Some((201, vec![]))]).await;
+    let mut s = summary();
+    s.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    let dir = tempfile::tempdir().unwrap();
+    let step_summary = dir.path().join("step-summary.md");
+    std::fs::write(&step_summary, "earlier step\n").unwrap();
+    let token = "ghs_t0k3n".to_owned();
+    let action: Action = "github".parse().unwrap();
+    let run = runner(&[
+        ("GITHUB_TOKEN", token.clone()),
+        ("GITHUB_REPOSITORY", "acme/shop".into()),
+        ("GITHUB_API_URL", format!("{}/api/v3/", r.url)),
+        ("GITHUB_STEP_SUMMARY", step_summary.display().to_string()),
+        ("GITHUB_ACTIONS", "true".into()),
+    ]);
+    let Outcome::Github {
+        delivered,
+        step_summary: written,
+        annotations,
+    } = run.run(&action, &s).await.unwrap()
+    else {
+        panic!("not a github outcome")
+    };
+    assert_eq!(delivered.status, 201);
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].path,
+        "/api/v3/repos/acme/shop/statuses/0123456789abcdef0123456789abcdef01234567"
+    );
+    let h = &got[0].headers;
+    assert_eq!(h["authorization"], format!("Bearer {token}").as_str());
+    assert_eq!(h["accept"], "application/vnd.github+json");
+    assert_eq!(h["x-github-api-version"], "2022-11-28");
+    assert!(h["user-agent"].to_str().unwrap().starts_with("pit/"));
+    assert_eq!(
+        got[0].body,
+        serde_json::json!({
+            "state": "failure",
+            "target_url": "https://reports.example.com/shop/checkout/1/",
+            "description": "1 failing stream(s): POST /orders",
+            "context": format!("pit/{}", s.suite),
+        })
+    );
+    // The step summary is appended to, with the failing stream's figures.
+    assert_eq!(written.as_deref(), Some(step_summary.as_path()));
+    let md = std::fs::read_to_string(&step_summary).unwrap();
+    assert!(md.starts_with("earlier step\n### :x: PIT: "), "{md}");
+    let check = &s.failing[0].checks[0];
+    assert!(
+        md.contains(&format!(
+            "| {} | POST /orders | `{}` | {} |",
+            s.failing[0].scenario, check.metric, check.required
+        )),
+        "{md}"
+    );
+    // One annotation per failing stream, escaped as a workflow command.
+    assert_eq!(annotations.len(), s.failing.len());
+    assert!(
+        annotations[0].starts_with(&format!("::error title=PIT {}%3A ", s.suite)),
+        "{}",
+        annotations[0]
+    );
+    assert!(!format!("{annotations:?}{md}").contains(&token));
+}
+
+#[tokio::test]
+async fn github_without_a_repository_or_token_says_what_to_set_and_calls_nothing() {
+    let r = receiver(vec![Some((201, vec![]))]).await;
+    let mut s = summary();
+    s.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    let action: Action = "github".parse().unwrap();
+    let e = runner(&[]).run(&action, &s).await.unwrap_err();
+    assert!(e.to_string().contains("GITHUB_REPOSITORY"), "{e}");
+    let e = runner(&[
+        ("GITHUB_REPOSITORY", "acme/shop".into()),
+        ("GITHUB_API_URL", r.url.clone()),
+    ])
+    .run(&action, &s)
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("`GITHUB_TOKEN` is not set"), "{e}");
+    // A repository that would change the URL's path is refused.
+    let bad = Action::Github {
+        repository: Some("acme/shop/../../admin".into()),
+        token: None,
+        api_url: Some(r.url.clone()),
+        context: None,
+        template: None,
+    };
+    let e = runner(&[("GITHUB_TOKEN", "t".into())]).run(&bad, &s).await.unwrap_err();
+    assert!(e.to_string().contains("owner/name"), "{e}");
+    assert!(r.got.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_github_dry_run_shows_the_status_and_writes_nothing() {
+    let mut s = summary();
+    s.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    let dir = tempfile::tempdir().unwrap();
+    let step_summary = dir.path().join("step-summary.md");
+    let out = runner(&[
+        ("GITHUB_REPOSITORY", "acme/shop".into()),
+        ("GITHUB_STEP_SUMMARY", step_summary.display().to_string()),
+    ])
+    .dry_run(true)
+    .run(&"github".parse().unwrap(), &s)
+    .await
+    .unwrap();
+    let Outcome::DryRun { body } = out else {
+        panic!("not a dry run")
+    };
+    assert_eq!(body["state"], "failure");
+    assert!(!step_summary.exists());
+}
