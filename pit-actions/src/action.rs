@@ -309,10 +309,10 @@ impl Outcome {
                 }
             ),
             Self::Tagged(plan) => {
-                let mut s = if plan.unchanged {
-                    format!("{} already on {}", plan.tag, &plan.commit[..7])
-                } else {
-                    format!("tagged {} as {}", &plan.commit[..7], plan.tag)
+                let mut s = match &plan.tag {
+                    None => format!("no tag for {}", &plan.commit[..7]),
+                    Some(tag) if plan.unchanged => format!("{tag} already on {}", &plan.commit[..7]),
+                    Some(tag) => format!("tagged {} as {tag}", &plan.commit[..7]),
                 };
                 if let Some(old) = &plan.delete {
                     s.push_str(&format!(", deleted {old}"));

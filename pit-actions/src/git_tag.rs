@@ -22,12 +22,15 @@ pub struct TagPlan {
     pub repository: String,
     /// The commit tagged.
     pub commit: String,
-    /// The tag set on it.
-    pub tag: String,
+    /// The tag set on it (none when the verdict's tag template is empty: then the opposite
+    /// tag is only removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// The opposite tag, when the repository has it: deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delete: Option<String>,
-    /// Whether the tag is there already, on this commit (nothing to push for it).
+    /// Whether the tag is there already, on this commit, or there is none to set (nothing to
+    /// push for it).
     pub unchanged: bool,
 }
 
@@ -114,8 +117,8 @@ pub fn tag(tagging: &Tagging<'_>, summary: &Summary, dry_run: bool) -> Result<Ta
     if let Some(repo) = working_copy {
         let (plan, commit) = plan_in(&repo, tagging, summary)?;
         if !dry_run {
-            if !plan.unchanged {
-                repo.reference(&format!("refs/tags/{}", plan.tag), commit, true, "pit git-tag")?;
+            if let Some(tag) = plan.tag.as_ref().filter(|_| !plan.unchanged) {
+                repo.reference(&format!("refs/tags/{tag}"), commit, true, "pit git-tag")?;
             }
             if let Some(old) = &plan.delete {
                 repo.find_reference(&format!("refs/tags/{old}"))?.delete()?;
@@ -142,9 +145,9 @@ pub fn tag(tagging: &Tagging<'_>, summary: &Summary, dry_run: bool) -> Result<Ta
         return Ok(plan);
     }
     let mut refspecs = Vec::new();
-    if !plan.unchanged {
-        repo.reference(&format!("refs/tags/{}", plan.tag), commit, true, "pit git-tag")?;
-        refspecs.push(format!("+refs/tags/{0}:refs/tags/{0}", plan.tag));
+    if let Some(tag) = plan.tag.as_ref().filter(|_| !plan.unchanged) {
+        repo.reference(&format!("refs/tags/{tag}"), commit, true, "pit git-tag")?;
+        refspecs.push(format!("+refs/tags/{tag}:refs/tags/{tag}"));
     }
     if let Some(old) = &plan.delete {
         refspecs.push(format!(":refs/tags/{old}"));
@@ -175,19 +178,29 @@ fn plan_in(repo: &Repository, tagging: &Tagging<'_>, summary: &Summary) -> Resul
     let commit = resolve(repo, tagging.git_ref)?;
     let sha = commit.to_string();
     let context = minijinja::context! { sha => &sha, sha7 => &sha[..7], summary => summary };
-    let name = |template: &str| -> Result<String, TagError> {
+    // An empty template sets no tag; its default name is still removed as the opposite.
+    let name = |template: &str, default: &str| -> Result<Option<String>, TagError> {
         let tag = crate::template::render_str("tag name", template.to_owned(), context.clone())?;
         let tag = tag.trim().to_owned();
-        if tag.is_empty() || !git2::Reference::is_valid_name(&format!("refs/tags/{tag}")) {
+        if tag.is_empty() && default.is_empty() {
+            return Ok(None);
+        }
+        if tag.is_empty() {
+            let fallback = crate::template::render_str("tag name", default.to_owned(), context.clone())?;
+            return Ok(Some(fallback));
+        }
+        if !git2::Reference::is_valid_name(&format!("refs/tags/{tag}")) {
             return Err(TagError::Setting(format!("`{tag}` is not a valid tag name")));
         }
-        Ok(tag)
+        Ok(Some(tag))
     };
-    let (tag, opposite) = if summary.verdict == "passed" {
-        (name(tagging.pass_tag)?, name(tagging.fail_tag)?)
+    let (own, other, other_default) = if summary.verdict == "passed" {
+        (tagging.pass_tag, tagging.fail_tag, DEFAULT_FAIL_TAG)
     } else {
-        (name(tagging.fail_tag)?, name(tagging.pass_tag)?)
+        (tagging.fail_tag, tagging.pass_tag, DEFAULT_PASS_TAG)
     };
+    let tag = name(own, "")?;
+    let opposite = name(other, other_default)?.unwrap_or_default();
     let existing = |t: &str| {
         repo.find_reference(&format!("refs/tags/{t}"))
             .ok()
@@ -197,9 +210,9 @@ fn plan_in(repo: &Repository, tagging: &Tagging<'_>, summary: &Summary) -> Resul
     let plan = TagPlan {
         repository: pit_git::redact_url(tagging.repository),
         commit: sha,
-        unchanged: existing(&tag) == Some(commit),
+        unchanged: tag.as_deref().is_none_or(|t| existing(t) == Some(commit)),
         delete: existing(&opposite)
-            .filter(|_| opposite != tag)
+            .filter(|_| Some(&opposite) != tag.as_ref())
             .map(|_| opposite.clone()),
         tag,
     };

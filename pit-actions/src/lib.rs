@@ -26,6 +26,7 @@ pub mod action;
 pub mod deliver;
 pub mod git_tag;
 pub mod github;
+pub mod hook;
 /// Secrets, named in pitfiles and flags (pit-core's, so the pitfile model shares them).
 pub use pit_core::secret;
 pub mod sign;

@@ -17,6 +17,17 @@ pub enum Trigger {
     OnRegression,
 }
 
+impl Trigger {
+    /// As written in a pitfile: `onPass`, `onFail`, `onRegression`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnPass => "onPass",
+            Self::OnFail => "onFail",
+            Self::OnRegression => "onRegression",
+        }
+    }
+}
+
 /// A requirement of a failing stream, with what was observed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {

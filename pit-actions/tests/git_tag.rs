@@ -65,16 +65,13 @@ async fn a_pass_then_a_fail_moves_the_tag_on_the_served_repository() {
     let Outcome::Tagged(plan) = runner().run(&action, &summary("passed", &sha)).await.unwrap() else {
         panic!("not tagged")
     };
-    assert_eq!(
-        (plan.tag.as_str(), plan.delete.as_deref()),
-        (format!("dpt-pass-{sha7}").as_str(), None)
-    );
+    assert_eq!((plan.tag, plan.delete), (Some(format!("dpt-pass-{sha7}")), None));
     assert_eq!(tags(&bare), format!("dpt-pass-{sha7} {sha}\n"));
 
     let Outcome::Tagged(plan) = runner().run(&action, &summary("failed", &sha)).await.unwrap() else {
         panic!("not tagged")
     };
-    assert_eq!(plan.tag, format!("dpt-fail-{sha7}"));
+    assert_eq!(plan.tag, Some(format!("dpt-fail-{sha7}")));
     assert_eq!(plan.delete, Some(format!("dpt-pass-{sha7}")));
     assert_eq!(tags(&bare), format!("dpt-fail-{sha7} {sha}\n"));
 
@@ -164,11 +161,12 @@ async fn tag_templates_name_the_tags_and_bad_names_are_refused() {
     let Outcome::Tagged(plan) = runner().run(&custom, &s).await.unwrap() else {
         panic!("not tagged")
     };
+    let tag = plan.tag.unwrap();
     assert!(
-        plan.tag.starts_with("perf/") && plan.tag.ends_with(&format!("/ok-{}", &sha[..10])),
-        "{plan:?}"
+        tag.starts_with("perf/") && tag.ends_with(&format!("/ok-{}", &sha[..10])),
+        "{tag}"
     );
-    assert_eq!(tags(&bare), format!("{} {sha}\n", plan.tag));
+    assert_eq!(tags(&bare), format!("{tag} {sha}\n"));
     let bad = Action::GitTag {
         repository: Some(bare.display().to_string()),
         git_ref: None,
@@ -202,4 +200,27 @@ async fn without_a_repository_the_origin_of_the_working_folder_is_tagged() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no repository to tag"), "{e}");
+}
+
+#[tokio::test]
+async fn an_empty_tag_template_sets_no_tag_but_still_removes_the_opposite_one() {
+    // The existing toolkit's `--test-pass-actions tag-git-repository` alone: a failure removes
+    // the pass tag and adds none.
+    let base = tempfile::tempdir().unwrap();
+    let sha = repository(base.path());
+    let bare = base.path().join("app.git");
+    let pass_only = Action::GitTag {
+        repository: Some(bare.display().to_string()),
+        git_ref: None,
+        pass_tag: None,
+        fail_tag: Some(String::new()),
+        token: None,
+    };
+    runner().run(&pass_only, &summary("passed", &sha)).await.unwrap();
+    assert!(tags(&bare).starts_with("dpt-pass-"));
+    let Outcome::Tagged(plan) = runner().run(&pass_only, &summary("failed", &sha)).await.unwrap() else {
+        panic!("not tagged")
+    };
+    assert_eq!((plan.tag, plan.delete), (None, Some(format!("dpt-pass-{}", &sha[..7]))));
+    assert_eq!(tags(&bare), "");
 }

@@ -353,6 +353,17 @@ pub fn compare(current: &Report, baselines: &[Report], thresholds: &Thresholds) 
     }
 }
 
+/// `current` compared with its baseline among `earlier` (the last
+/// [`crate::store::BASELINE_RUNS`] fair runs, default thresholds), as every stored report and
+/// page is; `None` without earlier runs.
+pub fn against_earlier(current: &Report, earlier: &[Report]) -> Option<Comparison> {
+    let base: Vec<Report> = baseline_of(current, earlier, crate::store::BASELINE_RUNS)
+        .into_iter()
+        .cloned()
+        .collect();
+    (!base.is_empty()).then(|| compare(current, &base, &Thresholds::default()))
+}
+
 /// The reports among `history` that are a fair baseline for `current`: other runs on the same
 /// branch with the same spec hash (where those are known), the last `n` of them.
 pub fn baseline_of<'a>(current: &Report, history: &'a [Report], n: usize) -> Vec<&'a Report> {

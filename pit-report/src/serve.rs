@@ -17,9 +17,9 @@ use axum::http::header::{HeaderValue, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REF
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::compare::{baseline_of, compare, history, Thresholds};
+use crate::compare::{against_earlier, history};
 use crate::html::{relative_link, render_index, render_report, IndexRun, CONTENT_SECURITY_POLICY as CSP};
-use crate::store::{DirStore, ReportCache, BASELINE_RUNS};
+use crate::store::{DirStore, ReportCache};
 use crate::{to_junit, Report};
 
 type Store = Arc<ReportCache>;
@@ -116,9 +116,7 @@ async fn run_page(State(store): State<Store>, UrlPath((p, s, run)): UrlPath<(Str
         Err(missing) => return not_found(missing),
     };
     let r = &reports[at];
-    let base: Vec<Report> = baseline_of(r, &reports, BASELINE_RUNS).into_iter().cloned().collect();
-    let c = (!base.is_empty()).then(|| compare(r, &base, &Thresholds::default()));
-    page(render_report(r, c.as_ref()))
+    page(render_report(r, against_earlier(r, &reports).as_ref()))
 }
 
 async fn run_file(

@@ -206,6 +206,18 @@ pub struct Engine {
     events: Option<mpsc::UnboundedSender<Event>>,
     lock_manager: Option<LockStoreFactory>,
     toolkit_args: bool,
+    after_report: Option<Arc<dyn AfterReport>>,
+}
+
+/// What runs once a suite's report is stored: the post-test actions (pit-run gives
+/// pit-actions'; the engine knows nothing of them). It never changes the stored report.
+#[async_trait::async_trait]
+pub trait AfterReport: Send + Sync {
+    /// Called once per suite that was not interrupted, after its report was stored (`stored`
+    /// is `None` when storing failed, or there is no store). Returns one timeline entry per
+    /// thing done, step `post-test-action`; an entry whose outcome is `failed` is an action
+    /// error ([`SuiteResult::action_errors`]).
+    async fn after_report(&self, report: &SuiteReport, stored: Option<&StoredReport>) -> Vec<TimelineEntry>;
 }
 
 impl Engine {
@@ -220,7 +232,15 @@ impl Engine {
             events: None,
             lock_manager: None,
             toolkit_args: false,
+            after_report: None,
         }
+    }
+
+    /// Runs `hook` once each suite's report is stored (the post-test actions).
+    #[must_use]
+    pub fn with_after_report(mut self, hook: Arc<dyn AfterReport>) -> Self {
+        self.after_report = Some(hook);
+        self
     }
 
     /// Calls every command as the existing toolkit's deployer does: the environment's name

@@ -256,6 +256,10 @@ pub struct SuiteResult {
     /// Problems during teardown (already logged; the environment may need a look).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub teardown_errors: Vec<String>,
+    /// Post-test actions that failed (see [`super::AfterReport`]): warnings, unless the
+    /// frontend is told to fail on them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub action_errors: Vec<String>,
     /// Commands that remove a kept environment (with `keep`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<String>,
@@ -274,6 +278,20 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// Whether a post-test action failed in any suite.
+    pub fn has_action_errors(&self) -> bool {
+        self.suites.iter().any(|s| !s.action_errors.is_empty())
+    }
+
+    /// The exit code, where a failed post-test action counts as an infrastructure failure
+    /// when the outcome is otherwise a pass (`--fail-on-action-error`).
+    pub fn exit_code_failing_on_actions(&self) -> i32 {
+        match self.exit_code() {
+            crate::exit::OK if self.has_action_errors() => crate::exit::INFRASTRUCTURE,
+            code => code,
+        }
+    }
+
     /// The documented exit code: 130 if interrupted, else 3 if any suite had an infrastructure
     /// failure, else 1 if any tests failed, else 0.
     pub fn exit_code(&self) -> i32 {

@@ -28,6 +28,7 @@ impl Engine {
             outcome: SuiteOutcome::Passed,
             stored: None,
             teardown_errors: Vec::new(),
+            action_errors: Vec::new(),
             kept: Vec::new(),
             report: SuiteReport {
                 schema: "pit.suite-report/v1".into(),
@@ -240,6 +241,20 @@ impl Engine {
                     .teardown_errors
                     .push(format!("the report was not stored: {}", error_chain(&e))),
             }
+        }
+        // After the store, so a failed action can neither lose nor change the stored report;
+        // its entries join the run's copy of the timeline.
+        if let (Some(hook), false) = (
+            &self.after_report,
+            matches!(result.outcome, SuiteOutcome::Cancelled { .. }),
+        ) {
+            let entries = hook.after_report(&result.report, result.stored.as_ref()).await;
+            result.action_errors = entries
+                .iter()
+                .filter(|e| e.outcome == "failed")
+                .map(|e| e.detail.clone().unwrap_or_else(|| e.step.clone()))
+                .collect();
+            result.report.timeline.extend(entries);
         }
         self.emit(
             &sid,

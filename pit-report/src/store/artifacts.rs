@@ -11,11 +11,7 @@ use super::*;
 /// `report.json`).
 pub fn artifacts(report: &Report, earlier: &[Report]) -> Result<Vec<(String, Vec<u8>)>, serde_json::Error> {
     let run = path_safe(report.run_id.as_deref().unwrap_or("run"));
-    let baseline: Vec<Report> = baseline_of(report, earlier, BASELINE_RUNS)
-        .into_iter()
-        .cloned()
-        .collect();
-    let comparison = (!baseline.is_empty()).then(|| compare(report, &baseline, &Thresholds::default()));
+    let comparison = crate::compare::against_earlier(report, earlier);
     let mut files = vec![
         (format!("{run}/report.json"), serde_json::to_vec_pretty(report)?),
         (format!("{run}/junit.xml"), to_junit(report).into_bytes()),

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use pit_core::sink::{ReportSink, SinkError, StoredReport, SuiteReport};
 use pit_git::git2::{self, build::TreeUpdateBuilder, FileMode, Repository};
 
-use crate::compare::{baseline_of, compare, history, Thresholds};
+use crate::compare::history;
 use crate::html::{render_index, render_report, IndexRun};
 use crate::{to_junit, Report};
 
@@ -37,7 +37,8 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    fn apply(&self, report: &mut Report) {
+    /// Fills in what `report` does not say itself.
+    pub fn apply(&self, report: &mut Report) {
         if report.branch.is_none() {
             report.branch.clone_from(&self.branch);
         }

@@ -1,0 +1,180 @@
+//! Post-test actions inside a run: [`PostTestActions`] is the engine's
+//! [`AfterReport`] hook. Once a suite's report is stored it compares the report with the
+//! suite's earlier runs, picks the actions its verdict and regressions call for, and runs each;
+//! what each did becomes a `post-test-action` step of the suite's timeline.
+
+use std::sync::Arc;
+
+use pit_core::engine::AfterReport;
+use pit_core::lock::now_ms;
+use pit_core::sink::{ReportSink, StoredReport, SuiteReport, TimelineEntry};
+use pit_report::store::RunContext;
+use pit_report::Report;
+
+use crate::action::{Action, Outcome, Runner};
+use crate::summary::{Links, Summary, Trigger};
+
+/// The actions of a run, per trigger, and how they run.
+pub struct PostTestActions {
+    runner: Runner,
+    actions: Vec<(Trigger, Action)>,
+    reports: Option<Arc<dyn ReportSink>>,
+    context: RunContext,
+    report_url: Option<String>,
+    job: Option<String>,
+    printed: Option<Box<dyn Fn(&str, &Outcome) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for PostTestActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostTestActions")
+            .field("runner", &self.runner)
+            .field("actions", &self.actions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostTestActions {
+    /// Runs `actions` (each under its trigger) with `runner`.
+    pub fn new(runner: Runner, actions: Vec<(Trigger, Action)>) -> Self {
+        Self {
+            runner,
+            actions,
+            reports: None,
+            context: RunContext::default(),
+            report_url: None,
+            job: None,
+            printed: None,
+        }
+    }
+
+    /// Compares each report with the suite's earlier runs in `reports` (for `onRegression`
+    /// and the messages' regressions).
+    #[must_use]
+    pub fn with_reports(mut self, reports: Arc<dyn ReportSink>) -> Self {
+        self.reports = Some(reports);
+        self
+    }
+
+    /// The branch and commit tested, where a report does not say.
+    #[must_use]
+    pub fn with_context(mut self, context: RunContext) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Links every message to the report at `url`, where `{project}`, `{suite}` and `{run}`
+    /// stand for the report's (such as `https://reports.example.com/{project}/{suite}/{run}/report.html`),
+    /// and to the CI job at `job`.
+    #[must_use]
+    pub fn with_links(mut self, url: Option<String>, job: Option<String>) -> Self {
+        self.report_url = url;
+        self.job = job;
+        self
+    }
+
+    /// Calls `print` with each outcome (a dry run's body, GitHub's annotations are for stdout).
+    #[must_use]
+    pub fn with_printer(mut self, print: impl Fn(&str, &Outcome) + Send + Sync + 'static) -> Self {
+        self.printed = Some(Box::new(print));
+        self
+    }
+
+    /// Whether any action is configured.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The summary of `report` as stored (`stored`: where).
+    async fn summary(&self, suite: &SuiteReport) -> Summary {
+        let mut report = Report::from_suite(suite);
+        self.context.apply(&mut report);
+        let comparison = match &self.reports {
+            Some(sink) => match sink.list(&suite.project, &suite.suite_id).await {
+                Ok(earlier) => {
+                    let earlier: Vec<Report> = earlier.iter().map(Report::from_suite).collect();
+                    pit_report::compare::against_earlier(&report, &earlier)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %pit_core::engine::error_chain(&e), "no baseline for the post-test actions");
+                    None
+                }
+            },
+            None => None,
+        };
+        let links = Links {
+            report: self.report_url.as_ref().map(|u| {
+                u.replace("{project}", &suite.project)
+                    .replace("{suite}", &suite.suite_id)
+                    .replace("{run}", &suite.run_id)
+            }),
+            job: self.job.clone(),
+        };
+        Summary::of(&report, comparison.as_ref(), links)
+    }
+
+    /// Runs the actions `summary` calls for; one timeline entry each.
+    pub async fn run(&self, summary: &Summary) -> Vec<TimelineEntry> {
+        let mut entries = Vec::new();
+        for (trigger, action) in self.actions.iter().filter(|(t, _)| summary.triggers(*t)) {
+            let start_ms = now_ms();
+            let label = format!("{} ({})", action.name(), trigger.as_str());
+            let (outcome, detail) = match self.runner.run(action, summary).await {
+                Ok(out) => {
+                    if let Some(print) = &self.printed {
+                        print(&label, &out);
+                    }
+                    let outcome = if matches!(out, Outcome::DryRun { .. }) {
+                        "dry-run"
+                    } else {
+                        "ok"
+                    };
+                    (outcome, format!("{label}: {}", out.describe()))
+                }
+                Err(e) => ("failed", format!("{label}: {}", pit_core::engine::error_chain(&e))),
+            };
+            entries.push(TimelineEntry {
+                step: "post-test-action".into(),
+                component: None,
+                start_ms,
+                end_ms: now_ms(),
+                outcome: outcome.into(),
+                detail: Some(detail),
+            });
+        }
+        entries
+    }
+}
+
+/// The actions of a pitfile's `postTestActions` section, each under its trigger; template
+/// files are found relative to `dir` (the pitfile's folder).
+///
+/// # Errors
+/// An action the pitfile's validation let through but pit-actions cannot run (a bug).
+pub fn actions_of(
+    section: &pit_core::pitfile::PostTestActions,
+    dir: &std::path::Path,
+) -> Result<Vec<(Trigger, Action)>, String> {
+    let mut out = Vec::new();
+    for (trigger, specs) in [
+        (Trigger::OnPass, &section.on_pass),
+        (Trigger::OnFail, &section.on_fail),
+        (Trigger::OnRegression, &section.on_regression),
+    ] {
+        for spec in specs {
+            out.push((trigger, Action::try_from(spec)?.relative_to(dir)));
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl AfterReport for PostTestActions {
+    async fn after_report(&self, report: &SuiteReport, _stored: Option<&StoredReport>) -> Vec<TimelineEntry> {
+        if self.actions.is_empty() {
+            return Vec::new();
+        }
+        let summary = self.summary(report).await;
+        self.run(&summary).await
+    }
+}
