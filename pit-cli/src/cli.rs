@@ -153,9 +153,53 @@ pub struct RunArgs {
     /// the deployer's `--commit-sha` or `--parent-ns` is given.
     #[arg(long)]
     pub toolkit_args: bool,
+    #[command(flatten)]
+    pub actions: ActionFlags,
+    /// Render each post-test action's message instead of sending it (nothing is tagged).
+    #[arg(long)]
+    pub actions_dry_run: bool,
     /// The existing toolkit's deployer flags, accepted as it takes them.
     #[command(flatten)]
     pub toolkit: ToolkitArgs,
+}
+
+/// Post-test actions beside the pitfile's `postTestActions` (see docs/actions.md).
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Post-test actions (see docs/actions.md)")]
+pub struct ActionFlags {
+    /// An action when every stream passed (repeatable): `teams:env:VAR`, `slack:env:VAR`,
+    /// `webhook:env:URL_VAR[:env:SECRET_VAR]`, `github[:env:TOKEN_VAR]`,
+    /// `git-tag[:env:TOKEN_VAR]`; `file:PATH` in place of `env:VAR`.
+    #[arg(long = "on-pass", value_name = "ACTION", value_parser = ActionParser)]
+    pub on_pass: Vec<pit_actions::action::Action>,
+    /// An action when a stream failed or the run failed (repeatable).
+    #[arg(long = "on-fail", value_name = "ACTION", value_parser = ActionParser)]
+    pub on_fail: Vec<pit_actions::action::Action>,
+    /// An action when a metric regressed against the baseline (repeatable).
+    #[arg(long = "on-regression", value_name = "ACTION", value_parser = ActionParser)]
+    pub on_regression: Vec<pit_actions::action::Action>,
+    /// Exit 3 when an action fails (by default a failed action is a warning).
+    #[arg(long)]
+    pub fail_on_action_error: bool,
+    /// The HTML report's URL, linked from each message; `{project}`, `{suite}` and `{run}`
+    /// stand for the report's.
+    #[arg(long, value_name = "URL")]
+    pub report_url: Option<String>,
+}
+
+impl ActionFlags {
+    /// The actions, each under its trigger.
+    pub fn actions(&self) -> Vec<(pit_actions::summary::Trigger, pit_actions::action::Action)> {
+        use pit_actions::summary::Trigger;
+        [
+            (Trigger::OnPass, &self.on_pass),
+            (Trigger::OnFail, &self.on_fail),
+            (Trigger::OnRegression, &self.on_regression),
+        ]
+        .into_iter()
+        .flat_map(|(t, list)| list.iter().map(move |a| (t, a.clone())))
+        .collect()
+    }
 }
 
 /// How PIT reaches a test app on Kubernetes when its deploy publishes no URL.
@@ -365,34 +409,110 @@ pub enum ActionsCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ActionsRunArgs {
-    /// The reports (`report.json`).
-    #[arg(required = true)]
+    /// The reports (`report.json`); or --workspace-dir.
+    #[arg(required_unless_present = "workspace_dir")]
     pub reports: Vec<PathBuf>,
-    /// An action when every stream passed (repeatable): `teams:env:VAR`, `slack:env:VAR`,
-    /// `webhook:env:URL_VAR[:env:SECRET_VAR]`; `file:PATH` in place of `env:VAR`.
-    #[arg(long = "on-pass", value_name = "ACTION", value_parser = ActionParser)]
-    pub on_pass: Vec<pit_actions::action::Action>,
-    /// An action when a stream failed or the run failed (repeatable).
-    #[arg(long = "on-fail", value_name = "ACTION", value_parser = ActionParser)]
-    pub on_fail: Vec<pit_actions::action::Action>,
-    /// An action when a metric regressed against the baseline (repeatable; needs
-    /// `--baseline` or `--store`).
-    #[arg(long = "on-regression", value_name = "ACTION", value_parser = ActionParser)]
-    pub on_regression: Vec<pit_actions::action::Action>,
-    /// Print each message instead of sending it (no secret is read).
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Exit 3 when an action fails (by default a failed action is a warning).
-    #[arg(long)]
-    pub fail_on_action_error: bool,
-    /// The HTML report's URL, linked from each message.
-    #[arg(long, value_name = "URL")]
-    pub report_url: Option<String>,
+    #[command(flatten)]
+    pub actions: ActionFlags,
+    /// Print each message instead of sending it (no secret is read, nothing is tagged). The
+    /// existing toolkit's `--dry-run false` turns it off.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = toolkit_bool)]
+    pub dry_run: Option<bool>,
     /// Also run the actions of this pitfile's `postTestActions` section.
     #[arg(long, value_name = "FILE")]
     pub pitfile: Option<PathBuf>,
     #[command(flatten)]
     pub baseline: BaselineArgs,
+    /// The existing toolkit's post-test-actions flags, accepted as it takes them.
+    #[command(flatten)]
+    pub toolkit: ToolkitActionArgs,
+}
+
+/// The flags of the existing PIT toolkit's post-test-actions app, each `--flag value`. Hidden
+/// from `-h`; docs/actions.md maps each to PIT's own.
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Flags of the existing PIT toolkit (see docs/actions.md)")]
+pub struct ToolkitActionArgs {
+    /// Actions when every stream passed, comma separated: `post-to-teams`,
+    /// `tag-git-repository`.
+    #[arg(
+        long = "test-pass-actions",
+        value_name = "IDS",
+        value_delimiter = ',',
+        hide_short_help = true
+    )]
+    pub test_pass_actions: Vec<ToolkitAction>,
+    /// Actions when a stream failed, comma separated.
+    #[arg(
+        long = "test-fail-actions",
+        value_name = "IDS",
+        value_delimiter = ',',
+        hide_short_help = true
+    )]
+    pub test_fail_actions: Vec<ToolkitAction>,
+    /// The Teams webhook URL of `post-to-teams` (default: TEAMS_WEBHOOK). Prefer the
+    /// variable: a flag's value shows in process lists.
+    #[arg(
+        long = "teams-webhook",
+        value_name = "URL",
+        env = "TEAMS_WEBHOOK",
+        hide_env_values = true,
+        hide_short_help = true
+    )]
+    pub teams_webhook: Option<String>,
+    /// The repository `tag-git-repository` tags (default: GIT_REPOSITORY_URL).
+    #[arg(
+        long = "git-repository-url",
+        value_name = "URL",
+        env = "GIT_REPOSITORY_URL",
+        hide_short_help = true
+    )]
+    pub git_repository_url: Option<String>,
+    /// The commit, branch or tag it tags (default: GIT_REF).
+    #[arg(long = "git-ref", value_name = "REF", env = "GIT_REF", hide_short_help = true)]
+    pub git_ref: Option<String>,
+    /// Where to look for reports (`pit-report.json`, `report.json`) in place of REPORT
+    /// arguments.
+    #[arg(
+        long = "workspace-dir",
+        alias = "workspace",
+        value_name = "DIR",
+        hide_short_help = true
+    )]
+    pub workspace_dir: Option<PathBuf>,
+    /// Accepted, not used: PIT needs no scripts of its own.
+    #[arg(long = "app-root-dir", value_name = "DIR", hide_short_help = true)]
+    pub app_root_dir: Option<PathBuf>,
+    /// Exit with this code when a report's tests failed (after the actions ran).
+    #[arg(long = "exit-code-on-test-failure", value_name = "CODE", hide_short_help = true)]
+    pub exit_code_on_test_failure: Option<i32>,
+}
+
+/// `pit actions run … --dry-run false` (the existing toolkit's form) as `--dry-run=false`, so
+/// that a bare `--dry-run` before a REPORT still means yes.
+pub fn joined_dry_run(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if argv.get(1).and_then(|a| a.to_str()) != Some("actions") {
+        return argv;
+    }
+    let mut i = 0;
+    while i + 1 < argv.len() {
+        let value = argv[i + 1].to_str().unwrap_or_default();
+        if argv[i] == "--dry-run" && matches!(value, "true" | "false") {
+            let joined = format!("--dry-run={value}");
+            argv.splice(i..i + 2, [joined.into()]);
+        }
+        i += 1;
+    }
+    argv
+}
+
+/// The existing toolkit's action ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ToolkitAction {
+    /// The `teams` action.
+    PostToTeams,
+    /// The `git-tag` action.
+    TagGitRepository,
 }
 
 #[derive(Debug, clap::Args)]

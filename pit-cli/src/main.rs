@@ -21,7 +21,7 @@ fn main() {
             unsafe { std::env::remove_var(&name) };
         }
     }
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::joined_dry_run(std::env::args_os().collect()));
     // The Lock Manager sets up its own (JSON) logging.
     if !matches!(cli.command, cli::Command::LockManager { .. }) {
         tracing_subscriber::fmt()

@@ -154,6 +154,23 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         namespace_timeout: t.namespace_timeout.map(std::time::Duration::from_secs),
         context: job_context(t),
         env,
+        actions: pit_run::ActionSettings {
+            extra: args.actions.actions(),
+            dry_run: args.actions_dry_run,
+            report_url: args.actions.report_url.clone(),
+            env: None,
+            // A dry run's body goes to stderr: stdout is the run's summary.
+            printer: Some(pit_run::Custom(std::sync::Arc::new(
+                |label: &str, out: &pit_actions::action::Outcome| {
+                    if let pit_actions::action::Outcome::DryRun { body } = out {
+                        eprintln!(
+                            "{label}, would send:\n{}",
+                            serde_json::to_string_pretty(body).unwrap_or_default()
+                        );
+                    }
+                },
+            ))),
+        },
         ..RunSettings::new(&pitfile.file)
     };
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
@@ -213,7 +230,11 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         Output::Json => stdout(&crate::commands::redacted_json(&summary, &loaded.redactions))?,
         Output::Human => stdout(&loaded.redactions.apply(&human_summary(&summary)))?,
     }
-    Ok(summary.exit_code())
+    Ok(if args.actions.fail_on_action_error {
+        summary.exit_code_failing_on_actions()
+    } else {
+        summary.exit_code()
+    })
 }
 
 /// Prints what every command writes to its log, prefixed with `suite-env/component.step`, as it
@@ -343,6 +364,13 @@ fn human_summary(summary: &RunSummary) -> String {
         }
         for e in &s.teardown_errors {
             out.push_str(&format!("  teardown: {e}\n"));
+        }
+        for a in s.report.timeline.iter().filter(|e| e.step == "post-test-action") {
+            let detail = a.detail.as_deref().unwrap_or_default();
+            match a.outcome.as_str() {
+                "failed" => out.push_str(&format!("  action failed: {detail}\n")),
+                _ => out.push_str(&format!("  action: {detail}\n")),
+            }
         }
         if !s.kept.is_empty() {
             out.push_str("  kept up (--keep); to remove it run:\n");

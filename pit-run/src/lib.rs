@@ -20,6 +20,7 @@
 
 /// What a program that embeds a run needs, so that it depends on this crate and tokio only.
 pub use async_trait::async_trait;
+pub use pit_actions;
 pub use pit_core;
 /// How a test app that publishes no URL is reached on Kubernetes.
 pub use pit_k8s::ServiceAccess;
@@ -111,7 +112,29 @@ pub struct RunSettings {
     pub runner: Option<Custom<RunnerFn>>,
     /// How REMOTE suites and components are fetched, in place of git.
     pub fetcher: Option<Custom<dyn SourceFetcher>>,
+    /// The post-test actions: the pitfile's `postTestActions`, and more.
+    pub actions: ActionSettings,
 }
+
+/// How a run's post-test actions run (see `docs/actions.md`): the pitfile's
+/// `postTestActions` section, these `extra` actions, and how.
+#[derive(Debug, Clone, Default)]
+pub struct ActionSettings {
+    /// Actions beside the pitfile's, each under its trigger (`pit run --on-fail …`).
+    pub extra: Vec<(pit_actions::summary::Trigger, pit_actions::action::Action)>,
+    /// Render each message instead of sending it (nothing is tagged either).
+    pub dry_run: bool,
+    /// The report's URL for the messages; `{project}`, `{suite}` and `{run}` stand for the
+    /// report's.
+    pub report_url: Option<String>,
+    /// Where secrets named `{env: NAME}` are read (default: the process environment).
+    pub env: Option<Custom<pit_actions::secret::Env>>,
+    /// Gets each action's label and outcome as it ends (a dry run's body is in it).
+    pub printer: Option<Custom<ActionPrinter>>,
+}
+
+/// Gets a post-test action's label (`teams (onFail)`) and outcome.
+pub type ActionPrinter = dyn Fn(&str, &pit_actions::action::Outcome) + Send + Sync;
 
 /// Makes the client of a test app from its URL (a [`pit_core::engine::RunnerFactory`] is an
 /// `Arc` of it).
@@ -161,6 +184,7 @@ impl RunSettings {
             reports: None,
             runner: None,
             fetcher: None,
+            actions: ActionSettings::default(),
         }
     }
 
@@ -324,6 +348,9 @@ pub enum DriverError {
     /// The mock Lock Manager could not start.
     #[error("cannot start the mock Lock Manager on loopback")]
     MockLockManager(#[source] std::io::Error),
+    /// A post-test action of the pitfile cannot run.
+    #[error("postTestActions: {0}")]
+    Actions(String),
 }
 
 impl DriverError {
@@ -331,7 +358,7 @@ impl DriverError {
     pub fn exit_code(&self) -> i32 {
         use pit_core::exit;
         match self {
-            DriverError::Load(_) => exit::INVALID,
+            DriverError::Load(_) | DriverError::Actions(_) => exit::INVALID,
             DriverError::Resolve(pit_core::resolve::ResolveError::Fetch { .. }) => exit::INFRASTRUCTURE,
             DriverError::Resolve(_) => exit::INVALID,
             DriverError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
@@ -353,6 +380,48 @@ pub struct PreparedRun {
     /// The Lock Manager started for this run ([`RunSettings::lock_manager_mock`]); it stops
     /// when this is dropped, so keep it until the run has ended.
     pub lock_manager_mock: Option<pit_lock::testing::MockLockManager>,
+}
+
+/// The run's post-test actions, if it has any: the pitfile's (templates relative to its
+/// folder) and the settings' extra ones.
+fn post_test_actions(
+    settings: &RunSettings,
+    loaded: &Loaded,
+    reports: Arc<dyn ReportSink>,
+) -> Result<Option<pit_actions::hook::PostTestActions>, DriverError> {
+    let dir = settings.pitfile.parent().unwrap_or(std::path::Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let mut actions = match &loaded.pitfile.post_test_actions {
+        Some(section) => pit_actions::hook::actions_of(section, dir).map_err(DriverError::Actions)?,
+        None => Vec::new(),
+    };
+    actions.extend(settings.actions.extra.iter().cloned());
+    if actions.is_empty() {
+        return Ok(None);
+    }
+    let a = &settings.actions;
+    let runner = match &a.env {
+        Some(Custom(env)) => {
+            let env = env.clone();
+            pit_actions::action::Runner::new(move |n| env(n))
+        }
+        None => pit_actions::action::Runner::new(|n| std::env::var(n).ok()),
+    };
+    let hook = pit_actions::hook::PostTestActions::new(runner.dry_run(a.dry_run).with_workdir(dir), actions)
+        .with_reports(reports)
+        .with_context(settings.context.report_context())
+        .with_links(a.report_url.clone(), settings.context.job.clone());
+    Ok(Some(match &a.printer {
+        Some(Custom(print)) => {
+            let print = print.clone();
+            hook.with_printer(move |label, out| print(label, out))
+        }
+        None => hook,
+    }))
 }
 
 /// The Lock Manager client for `url`, with `token`.
@@ -492,9 +561,13 @@ pub async fn prepare(
         None => Arc::new(|url: &str| Arc::new(HttpTestRunnerClient::new(url)) as _),
     };
     let engine = Engine::new(deployer, locks, runner)
-        .with_reports(reports)
+        .with_reports(reports.clone())
         .with_events(events)
         .with_toolkit_args(settings.toolkit_args);
+    let engine = match post_test_actions(settings, loaded, reports)? {
+        Some(hook) => engine.with_after_report(Arc::new(hook)),
+        None => engine,
+    };
     let engine = if deploy_lock_manager {
         let token = job.lock_token.clone();
         engine.with_deployed_lock_manager(Arc::new(move |url: &str| {

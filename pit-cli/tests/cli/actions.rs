@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use pit_git::testing::{git, git_output, GitDaemon};
+
 use crate::{pit, repo, run};
 
 fn report() -> std::path::PathBuf {
@@ -36,7 +38,10 @@ fn a_dry_run_prints_the_message_of_the_reports_verdict_only() {
         .args(["--on-pass", "slack:env:PIT_TEST_NO_SUCH_HOOK"])
         .args(["--on-fail", "webhook:env:PIT_TEST_NO_SUCH_HOOK", "--dry-run"]));
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("webhook (dry run)") && !err.contains("slack"), "{err}");
+    assert!(
+        err.contains("webhook (onFail): dry run") && !err.contains("slack"),
+        "{err}"
+    );
     let body: serde_json::Value = serde_json::from_str(&out).expect("stdout is the JSON payload");
     assert_eq!(body["type"], "pit.run.finished");
     assert_eq!(body["data"]["failing"][0]["stream"], "POST /orders");
@@ -57,7 +62,7 @@ fn actions_are_sent_and_a_failing_one_warns_or_fails_the_job_without_showing_its
         ])
         .env("PIT_TEST_TEAMS", format!("{url}/workflow?sig=s3cret")));
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("teams sent (HTTP 200, 1 call(s))"), "{err}");
+    assert!(err.contains("teams (onFail): sent (HTTP 200, 1 call(s))"), "{err}");
     let card = got.lock().unwrap()[0].clone();
     assert_eq!(card["attachments"][0]["content"]["type"], "AdaptiveCard");
     assert!(card.to_string().contains("https://reports.example.com/1/"));
@@ -71,7 +76,10 @@ fn actions_are_sent_and_a_failing_one_warns_or_fails_the_job_without_showing_its
             .args(flag)
             .env("PIT_TEST_HOOK", gone));
         assert_eq!(code, expected, "{err}");
-        assert!(err.contains("warning: ") && err.contains("webhook failed"), "{err}");
+        assert!(
+            err.contains("warning: ") && err.contains("webhook (onFail): the receiver could not be reached"),
+            "{err}"
+        );
         assert!(!out.contains("s3cret") && !err.contains("s3cret"), "{err}");
     }
 }
@@ -110,4 +118,121 @@ fn the_pitfiles_post_test_actions_run_with_templates_from_its_folder() {
     let body: serde_json::Value = serde_json::from_str(&out).expect("the payload");
     assert!(body["text"].as_str().unwrap().ends_with(" failed"), "{body}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A passed copy of the toolkit report, written into `dir` as `pit-report.json`.
+fn passed_report(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report()).unwrap()).unwrap();
+    for sc in r["scenarios"].as_array_mut().unwrap() {
+        for st in sc["streams"].as_array_mut().unwrap() {
+            st["outcome"] = "PASS".into();
+        }
+    }
+    let path = dir.join("passed/pit-report.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, r.to_string()).unwrap();
+    path
+}
+
+/// A bare repository `app.git` under `base` with one commit on `main`; its id.
+fn tagged_repository(base: &std::path::Path) -> String {
+    let work = base.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(base, &["init", "-q", "--bare", "-b", "main", "app.git"]);
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("f"), "x").unwrap();
+    git(&work, &["add", "f"]);
+    git(&work, &["commit", "-q", "-m", "x"]);
+    git(&work, &["push", "-q", base.join("app.git").to_str().unwrap(), "main"]);
+    git_output(&work, &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
+#[test]
+fn the_existing_toolkits_flags_post_to_teams_and_tag_the_repository_end_to_end() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, got) = receiver(&rt);
+    let base = tempfile::tempdir().unwrap();
+    let sha = tagged_repository(base.path());
+    let daemon = GitDaemon::start(base.path());
+    let workspace = base.path().join("workspace");
+    passed_report(&workspace);
+    let hook = format!("{url}/workflow?sig=s3cret");
+    let toolkit = |dry_run: &str| {
+        let mut cmd = pit();
+        cmd.args(["actions", "run", "--app-root-dir", "/opt/pta", "--dry-run", dry_run])
+            .arg("--workspace")
+            .arg(&workspace)
+            .args(["--test-pass-actions", "tag-git-repository"])
+            .args(["--test-fail-actions", "post-to-teams,tag-git-repository"])
+            .args(["--teams-webhook", &hook])
+            .args(["--git-repository-url", &daemon.url("app.git")])
+            .args(["--git-ref", "refs/remotes/origin/main"])
+            .args(["--exit-code-on-test-failure", "7"]);
+        cmd
+    };
+    let tags = || git_output(&base.path().join("app.git"), &["tag", "--list"]);
+
+    // A dry run (`--dry-run true`) changes nothing and sends nothing.
+    let (code, out, err) = run(&mut toolkit("true"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--app-root-dir is accepted but not used"), "{err}");
+    assert!(out.contains(&format!("\"tag\": \"dpt-pass-{}\"", &sha[..7])), "{out}");
+    assert_eq!(tags(), "");
+    assert!(got.lock().unwrap().is_empty());
+
+    // For real: the passed report tags the commit.
+    let (code, _, err) = run(&mut toolkit("false"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("tagged {} as dpt-pass-{}", &sha[..7], &sha[..7])),
+        "{err}"
+    );
+    assert_eq!(tags(), format!("dpt-pass-{}\n", &sha[..7]));
+
+    // A failed report joins it: reports are taken passed first, failed last, so the failure's
+    // tag wins, Teams hears of it, and the job exits with the code asked for.
+    let failed = workspace.join("failed/pit-report.json");
+    std::fs::create_dir_all(failed.parent().unwrap()).unwrap();
+    std::fs::copy(report(), &failed).unwrap();
+    let (code, out, err) = run(&mut toolkit("false"));
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(tags(), format!("dpt-fail-{}\n", &sha[..7]));
+    let cards = got.lock().unwrap().clone();
+    assert_eq!(cards.len(), 1, "{err}");
+    assert_eq!(cards[0]["attachments"][0]["content"]["type"], "AdaptiveCard");
+    assert!(!out.contains("s3cret") && !err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn the_toolkits_flags_without_dry_run_false_are_a_dry_run_as_there() {
+    let base = tempfile::tempdir().unwrap();
+    let sha = tagged_repository(base.path());
+    let (code, out, err) = run(pit()
+        .args(["actions", "run"])
+        .arg(report())
+        .args(["--test-fail-actions", "tag-git-repository", "--git-ref", &sha])
+        .arg("--git-repository-url")
+        .arg(base.path().join("app.git")));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("a dry run, as there"), "{err}");
+    assert!(out.contains("dpt-fail-"), "{out}");
+    assert_eq!(git_output(&base.path().join("app.git"), &["tag", "--list"]), "");
+    // post-to-teams without a webhook is skipped with a warning, as there.
+    let (code, _, err) = run(pit()
+        .args(["actions", "run"])
+        .arg(report())
+        .args(["--test-fail-actions", "post-to-teams"])
+        .env_remove("TEAMS_WEBHOOK"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("post-to-teams is not run"), "{err}");
+    // An unknown id is a usage error naming the ids.
+    let (code, _, err) = run(pit()
+        .args(["actions", "run"])
+        .arg(report())
+        .args(["--test-fail-actions", "post-to-slack"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("post-to-teams") && err.contains("tag-git-repository"),
+        "{err}"
+    );
 }
