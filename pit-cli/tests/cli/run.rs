@@ -317,3 +317,39 @@ fn the_lock_manager_mock_serves_the_runs_locks_and_its_commands() {
     );
     assert!(!state.join("locks").exists(), "the embedded store was not used: {err}");
 }
+
+#[test]
+fn post_test_actions_run_after_the_report_and_show_in_the_summary() {
+    // The suite errs (its status check fails): `--on-fail` runs, in a dry run here, and the
+    // summary says so; a failed real action adds `action failed`.
+    let state = state_dir("actions");
+    let (code, out, err) = run(pit()
+        .args([
+            "run",
+            "--actions-dry-run",
+            "--on-fail",
+            "webhook:env:PIT_TEST_HOOK",
+            "--on-pass",
+            "slack:env:NEVER",
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(fixture("failing-check.yml")));
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("  action: webhook (onFail): dry run"), "{out}");
+    assert!(!out.contains("slack"), "{out}");
+    assert!(err.contains("webhook (onFail), would send:"), "{err}");
+    assert!(err.contains("\"verdict\": \"error\""), "{err}");
+    let (code, out, _) = run(pit()
+        .args(["run", "--on-fail", "webhook:env:PIT_TEST_HOOK"])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(fixture("failing-check.yml"))
+        .env("PIT_TEST_HOOK", "http://127.0.0.1:9/hook?sig=s3cret"));
+    assert_eq!(code, 3);
+    assert!(
+        out.contains("  action failed: webhook (onFail): the receiver could not be reached"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
+}
