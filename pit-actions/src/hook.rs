@@ -11,7 +11,7 @@ use pit_core::sink::{ReportSink, StoredReport, SuiteReport, TimelineEntry};
 use pit_report::store::RunContext;
 use pit_report::Report;
 
-use crate::action::{Action, Outcome, Runner};
+use crate::action::{Action, ActionError, Outcome, Runner};
 use crate::summary::{Links, Summary, Trigger};
 
 /// The actions of a run, per trigger, and how they run.
@@ -113,36 +113,79 @@ impl PostTestActions {
         Summary::of(&report, comparison.as_ref(), links)
     }
 
-    /// Runs the actions `summary` calls for; one timeline entry each.
-    pub async fn run(&self, summary: &Summary) -> Vec<TimelineEntry> {
-        let mut entries = Vec::new();
+    /// Runs the actions `summary` calls for, one after another; how each went.
+    pub async fn run_each(&self, summary: &Summary) -> Vec<Ran> {
+        let mut ran = Vec::new();
         for (trigger, action) in self.actions.iter().filter(|(t, _)| summary.triggers(*t)) {
             let start_ms = now_ms();
             let label = format!("{} ({})", action.name(), trigger.as_str());
-            let (outcome, detail) = match self.runner.run(action, summary).await {
-                Ok(out) => {
-                    if let Some(print) = &self.printed {
-                        print(&label, &out);
-                    }
-                    let outcome = if matches!(out, Outcome::DryRun { .. }) {
-                        "dry-run"
-                    } else {
-                        "ok"
-                    };
-                    (outcome, format!("{label}: {}", out.describe()))
-                }
-                Err(e) => ("failed", format!("{label}: {}", pit_core::engine::error_chain(&e))),
-            };
-            entries.push(TimelineEntry {
-                step: "post-test-action".into(),
-                component: None,
+            let result = self.runner.run(action, summary).await;
+            if let (Ok(out), Some(print)) = (&result, &self.printed) {
+                print(&label, out);
+            }
+            ran.push(Ran {
+                trigger: *trigger,
+                action: action.name(),
+                label,
+                result,
                 start_ms,
                 end_ms: now_ms(),
-                outcome: outcome.into(),
-                detail: Some(detail),
             });
         }
-        entries
+        ran
+    }
+
+    /// Runs the actions `summary` calls for; one timeline entry each.
+    pub async fn run(&self, summary: &Summary) -> Vec<TimelineEntry> {
+        self.run_each(summary).await.iter().map(Ran::entry).collect()
+    }
+}
+
+/// How one action went.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its trigger.
+    pub trigger: Trigger,
+    /// Its name (`teams`).
+    pub action: &'static str,
+    /// `teams (onFail)`.
+    pub label: String,
+    /// Its outcome, or why it failed.
+    pub result: Result<Outcome, ActionError>,
+    /// Unix ms at the start.
+    pub start_ms: u64,
+    /// Unix ms at the end.
+    pub end_ms: u64,
+}
+
+impl Ran {
+    /// `ok`, `dry-run` or `failed`.
+    pub fn outcome(&self) -> &'static str {
+        match &self.result {
+            Ok(Outcome::DryRun { .. }) => "dry-run",
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        }
+    }
+
+    /// `label: what happened` (never a secret).
+    pub fn detail(&self) -> String {
+        match &self.result {
+            Ok(out) => format!("{}: {}", self.label, out.describe()),
+            Err(e) => format!("{}: {}", self.label, pit_core::engine::error_chain(e)),
+        }
+    }
+
+    /// Its step in a suite's timeline.
+    pub fn entry(&self) -> TimelineEntry {
+        TimelineEntry {
+            step: "post-test-action".into(),
+            component: None,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            outcome: self.outcome().into(),
+            detail: Some(self.detail()),
+        }
     }
 }
 

@@ -67,6 +67,12 @@ create_exception!(
     PitError,
     "A report could not be read, compared or rendered."
 );
+create_exception!(
+    pit,
+    ActionFailed,
+    PitError,
+    "A post-test action failed (with `fail_on_error=True`); `results` has every action's dict."
+);
 
 create_exception!(
     pit,

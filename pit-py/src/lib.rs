@@ -9,6 +9,7 @@
 //! - [`lock`]: `LockClient` (the Lock Manager), `MemoryLockStore`, leases as context managers;
 //! - [`report`]: `Report.load`, `.to_html()`, `.to_junit()`, `.compare(…)`;
 //! - [`testapp`]: serving a Python function as a Test Runner App;
+//! - [`actions`]: post-test actions on a report (`pit.actions`);
 //! - [`errors`]: the exception classes, with the messages the CLI prints.
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ use pyo3::prelude::*;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub mod actions;
 pub mod errors;
 pub mod lock;
 pub mod pitfile;
@@ -145,6 +147,7 @@ where
 #[pymodule]
 fn _pit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
+    actions::register(m)?;
     pitfile::register(m)?;
     run::register(m)?;
     lock::register(m)?;

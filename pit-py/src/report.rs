@@ -18,7 +18,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyclass(module = "pit", frozen)]
 #[derive(Clone)]
 pub struct Report {
-    inner: pit_report::Report,
+    pub(crate) inner: pit_report::Report,
 }
 
 fn verdict_name(v: pit_report::Verdict) -> &'static str {
@@ -30,7 +30,7 @@ fn verdict_name(v: pit_report::Verdict) -> &'static str {
 }
 
 /// The baseline reports out of `baseline`: one `Report` or a list of them.
-fn baselines(baseline: &Bound<'_, PyAny>) -> PyResult<Vec<pit_report::Report>> {
+pub(crate) fn baselines(baseline: &Bound<'_, PyAny>) -> PyResult<Vec<pit_report::Report>> {
     if let Ok(one) = baseline.cast::<Report>() {
         return Ok(vec![one.get().inner.clone()]);
     }

@@ -51,6 +51,9 @@ pub struct SuiteResult {
     /// With `keep=True`: the commands that remove what was left up.
     #[pyo3(get)]
     pub kept: Vec<String>,
+    /// Post-test actions that failed (each `action (trigger): why`).
+    #[pyo3(get)]
+    pub action_errors: Vec<String>,
     /// The engine's result, for `error()`.
     core: pit_core::engine::SuiteResult,
 }
@@ -123,6 +126,7 @@ impl RunResult {
                 report_path: s.stored.as_ref().map(|r| r.location.clone()),
                 teardown_errors: s.teardown_errors.clone(),
                 kept: s.kept.clone(),
+                action_errors: s.action_errors.clone(),
                 core: s.clone(),
             })
             .collect()
@@ -135,6 +139,13 @@ impl RunResult {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Whether a post-test action failed (`SuiteResult.action_errors` says which). A failed
+    /// action does not change `status`: check this where it should fail the job.
+    #[getter]
+    fn has_action_errors(&self) -> bool {
+        self.summary.has_action_errors()
     }
 
     /// Where the suites' reports were stored.
@@ -168,6 +179,7 @@ impl RunResult {
     report_dir=None, report_store=None, lock_manager=None, kubeconfig=None, parent_namespace=None,
     keep=false, parallel_suites=false, run_id=None, strict=false, workspace=None,
     test_app_access="api-proxy", cluster_url=None, test_app_port=80, commit=None, toolkit_args=false,
+    actions=None, actions_dry_run=false, report_url=None,
 ))]
 #[allow(clippy::too_many_arguments)] // keyword arguments, one per `pit run` flag
 fn run(
@@ -192,6 +204,9 @@ fn run(
     test_app_port: u16,
     commit: Option<String>,
     toolkit_args: bool,
+    actions: Option<&Bound<'_, pyo3::types::PyDict>>,
+    actions_dry_run: bool,
+    report_url: Option<String>,
 ) -> PyResult<RunResult> {
     let value_error =
         |what: &str, e: &dyn std::fmt::Display| pyo3::exceptions::PyValueError::new_err(format!("{what}: {e}"));
@@ -251,6 +266,12 @@ fn run(
             context
         },
         toolkit_args,
+        actions: pit_run::ActionSettings {
+            extra: crate::actions::actions_from(actions)?,
+            dry_run: actions_dry_run,
+            report_url,
+            ..pit_run::ActionSettings::default()
+        },
         ..RunSettings::new(path)
     };
     let loaded = settings.load().map_err(|e| errors::driver_error(py, &e))?;

@@ -9,6 +9,7 @@ from typing_extensions import disjoint_base, final
 _StrPath = Union[str, "PathLike[str]"]
 __version__: str
 __all__ = [
+    "ActionFailed",
     "BackendFailed",
     "CommandFailed",
     "Comparison",
@@ -40,6 +41,7 @@ __all__ = [
     "TimedOut",
     "__version__",
     "run",
+    "run_actions",
     "serve_testapp",
 ]
 
@@ -72,6 +74,12 @@ class LeaseLost(LockError):
 
 class ReportError(PitError):
     """A report could not be read, compared or rendered."""
+
+class ActionFailed(PitError):
+    """A post-test action failed (``fail_on_error=True``)."""
+
+    results: list[dict[str, Any]]
+    """Every action's result, as :func:`run_actions` returns them."""
 
 class SuiteError(PitError):
     """A suite did not pass (see :meth:`RunResult.raise_for_status`, :meth:`SuiteResult.error`)."""
@@ -173,6 +181,8 @@ class SuiteResult:
     report_path: Optional[str]
     teardown_errors: list[str]
     kept: list[str]
+    action_errors: list[str]
+    """Post-test actions that failed (each ``action (trigger): why``)."""
     def error(self) -> Optional[SuiteError]:
         """The exception for this suite's outcome (a :class:`SuiteError` subclass), or None if it passed."""
 
@@ -191,6 +201,9 @@ class RunResult:
     def passed(self) -> bool: ...
     @property
     def suites(self) -> list[SuiteResult]: ...
+    @property
+    def has_action_errors(self) -> bool:
+        """Whether a post-test action failed; it does not change :attr:`status`."""
     @property
     def report_paths(self) -> list[str]:
         """Where the suites' reports were stored."""
@@ -222,6 +235,9 @@ def run(
     test_app_port: int = 80,
     commit: Optional[str] = None,
     toolkit_args: bool = False,
+    actions: Optional[Mapping[str, Sequence[Union[str, Mapping[str, Any]]]]] = None,
+    actions_dry_run: bool = False,
+    report_url: Optional[str] = None,
 ) -> RunResult:
     """Runs the pitfile as ``pit run`` does, with the GIL released.
 
@@ -230,7 +246,10 @@ def run(
     --workspace``). On Kubernetes, a test app that publishes no URL is reached as
     ``test_app_access`` says: through the API server's service proxy (port ``test_app_port``),
     the ingress at ``cluster_url``, or not at all. ``commit`` is recorded in reports. ``toolkit_args`` calls
-    every command as the existing toolkit's deployer does (the namespace first). Ctrl-C (KeyboardInterrupt) cancels the run: everything is torn down and
+    every command as the existing toolkit's deployer does (the namespace first). ``actions``
+    adds post-test actions to the pitfile's (``{"onFail": ["teams:env:TEAMS_WEBHOOK"]}``, see
+    :mod:`pit.actions`); ``actions_dry_run`` renders them without sending; ``report_url`` links
+    the messages to the report (``{project}``, ``{suite}``, ``{run}`` are filled in). Ctrl-C (KeyboardInterrupt) cancels the run: everything is torn down and
     the locks released before the KeyboardInterrupt reaches the caller; a second Ctrl-C cuts
     the teardown short. Raises PitfileError for an invalid pitfile, RunError when the run
     cannot start; a run that starts returns its result whatever the suites' outcomes."""
@@ -373,3 +392,15 @@ def serve_testapp(
     on_listening: Optional[Callable[[str], None]] = None,
 ) -> None:
     """Serves ``tests`` over the Test Runner protocol until Ctrl-C (see :mod:`pit.testapp`)."""
+
+def run_actions(
+    report: Report,
+    actions: Mapping[str, Sequence[Union[str, Mapping[str, Any]]]],
+    *,
+    dry_run: bool = False,
+    baseline: Union[Report, Sequence[Report], None] = None,
+    report_url: Optional[str] = None,
+    job_url: Optional[str] = None,
+    fail_on_error: bool = False,
+) -> list[dict[str, Any]]:
+    """Runs the post-test actions ``report`` calls for (see :func:`pit.actions.run`)."""
