@@ -468,7 +468,16 @@ impl Runner {
             minijinja::context! { summary => summary, context => context },
         )?;
         if self.dry_run {
-            return Ok(Outcome::DryRun { body });
+            // Both of its payloads, and what it would print.
+            let (_, markdown) =
+                template::render_text("github-summary", None, minijinja::context! { summary => summary })?;
+            return Ok(Outcome::DryRun {
+                body: serde_json::json!({
+                    "status": body,
+                    "stepSummary": markdown,
+                    "annotations": crate::github::annotations(summary),
+                }),
+            });
         }
         let token = token
             .cloned()

@@ -420,6 +420,8 @@ async fn a_github_dry_run_shows_the_status_and_writes_nothing() {
     let Outcome::DryRun { body } = out else {
         panic!("not a dry run")
     };
-    assert_eq!(body["state"], "failure");
+    assert_eq!(body["status"]["state"], "failure");
+    assert!(body["stepSummary"].as_str().unwrap().contains("#### Failing streams"));
+    assert_eq!(body["annotations"].as_array().unwrap().len(), s.failing.len());
     assert!(!step_summary.exists());
 }

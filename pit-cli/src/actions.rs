@@ -120,13 +120,16 @@ pub fn run(ui: &Ui, args: &ActionsRunArgs) -> Result<i32, CliError> {
         _ => std::env::var(name).ok(),
     })
     .dry_run(dry_run);
-    let job = pit_run::JobContext::from_env().job;
+    let context = pit_run::JobContext::from_env();
+    let job = context.job.clone();
     let hook = PostTestActions::new(runner, chosen).with_printer(|label, out| print(label, out));
     let (mut action_errors, mut tests_failed) = (0, false);
     runtime.block_on(async {
         let mut loaded = Vec::new();
         for path in &paths {
-            let report = Report::load(path)?;
+            let mut report = Report::load(path)?;
+            // The commit and branch of the CI job, where the report does not name them.
+            context.report_context().apply(&mut report);
             let comparison = crate::report::comparison(&report, &args.baseline).await?;
             let links = Links {
                 report: args.actions.report_url.clone(),

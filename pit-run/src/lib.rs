@@ -311,7 +311,7 @@ impl JobContext {
     }
 
     /// The branch and commit, for reports.
-    fn report_context(&self) -> pit_report::store::RunContext {
+    pub fn report_context(&self) -> pit_report::store::RunContext {
         pit_report::store::RunContext {
             branch: self.branch.clone(),
             git_commit: self.commit.clone(),
