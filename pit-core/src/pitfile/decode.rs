@@ -590,6 +590,24 @@ impl<'a> Decoder<'a> {
                 );
             }
         }
+        // A repository URL with credentials in it is a secret written inline.
+        if let Some(n) = obj.get("repository") {
+            let text = scalar_text(n).unwrap_or_default();
+            if crate::naming::redact_url(text) != text {
+                self.secrets.push(n.span);
+                let d = self.error(
+                    "pit::inline-secret",
+                    &path.key("repository"),
+                    n.span,
+                    "`repository` carries credentials, but they are a secret",
+                );
+                d.label = Some("credentials written in the pitfile".into());
+                d.help = Some(
+                    "write the URL without them and name the token: `token: {env: VARIABLE}` (git-tag's default is PIT_GIT_TOKEN)"
+                        .into(),
+                );
+            }
+        }
         let secret = |this: &mut Self, key: &'static str| obj.get(key).and_then(|n| this.secret(n, &path.key(key)));
         Some(ActionSpec {
             webhook: secret(self, "webhook"),
