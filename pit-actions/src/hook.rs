@@ -22,8 +22,12 @@ pub struct PostTestActions {
     context: RunContext,
     report_url: Option<String>,
     job: Option<String>,
-    printed: Option<Box<dyn Fn(&str, &Outcome) + Send + Sync>>,
+    printed: Option<Arc<Printer>>,
 }
+
+/// Gets each action's label (`teams (onFail)`) and outcome as it ends: a frontend prints a dry
+/// run's body with it.
+pub type Printer = dyn Fn(&str, &Outcome) + Send + Sync;
 
 impl std::fmt::Debug for PostTestActions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,8 +79,8 @@ impl PostTestActions {
 
     /// Calls `print` with each outcome (a dry run's body, GitHub's annotations are for stdout).
     #[must_use]
-    pub fn with_printer(mut self, print: impl Fn(&str, &Outcome) + Send + Sync + 'static) -> Self {
-        self.printed = Some(Box::new(print));
+    pub fn with_printer(mut self, print: Arc<Printer>) -> Self {
+        self.printed = Some(print);
         self
     }
 

@@ -28,7 +28,7 @@ fn toolkit_actions(ui: &Ui, t: &ToolkitActionArgs) -> Vec<(Trigger, Action)> {
                 template: None,
             };
             out.extend(pass.then(|| (Trigger::OnPass, teams.clone())));
-            out.extend(fail.then(|| (Trigger::OnFail, teams)));
+            out.extend(fail.then_some((Trigger::OnFail, teams)));
         }
     }
     let (pass, fail) = on(ToolkitAction::TagGitRepository);
@@ -122,7 +122,7 @@ pub fn run(ui: &Ui, args: &ActionsRunArgs) -> Result<i32, CliError> {
     .dry_run(dry_run);
     let context = pit_run::JobContext::from_env();
     let job = context.job.clone();
-    let hook = PostTestActions::new(runner, chosen).with_printer(|label, out| print(label, out));
+    let hook = PostTestActions::new(runner, chosen).with_printer(std::sync::Arc::new(print));
     let (mut action_errors, mut tests_failed) = (0, false);
     runtime.block_on(async {
         let mut loaded = Vec::new();

@@ -404,7 +404,7 @@ impl clap::builder::TypedValueParser for ActionParser {
 #[derive(Debug, Subcommand)]
 pub enum ActionsCommand {
     /// Run actions on stored reports: each report's verdict picks the actions to run.
-    Run(ActionsRunArgs),
+    Run(Box<ActionsRunArgs>),
 }
 
 #[derive(Debug, clap::Args)]

@@ -134,7 +134,7 @@ pub struct ActionSettings {
 }
 
 /// Gets a post-test action's label (`teams (onFail)`) and outcome.
-pub type ActionPrinter = dyn Fn(&str, &pit_actions::action::Outcome) + Send + Sync;
+pub type ActionPrinter = pit_actions::hook::Printer;
 
 /// Makes the client of a test app from its URL (a [`pit_core::engine::RunnerFactory`] is an
 /// `Arc` of it).
@@ -416,10 +416,7 @@ fn post_test_actions(
         .with_context(settings.context.report_context())
         .with_links(a.report_url.clone(), settings.context.job.clone());
     Ok(Some(match &a.printer {
-        Some(Custom(print)) => {
-            let print = print.clone();
-            hook.with_printer(move |label, out| print(label, out))
-        }
+        Some(Custom(print)) => hook.with_printer(print.clone()),
         None => hook,
     }))
 }
