@@ -32,3 +32,5 @@ pub use pit_core::secret;
 pub mod sign;
 pub mod summary;
 pub mod template;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,72 +1,15 @@
 //! Every action against a real HTTP receiver on loopback: the exact bodies and headers, the
 //! webhook signature checked with the secret, retries, timeouts, and no secret in any error.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use base64::Engine as _;
 use hmac::Mac as _;
 use pit_actions::action::{Action, ActionError, Outcome, Runner};
 use pit_actions::deliver::Policy;
 use pit_actions::secret::SecretRef;
 use pit_actions::summary::{Links, Summary};
-
-/// What the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: serde_json::Value,
-}
-
-/// An answer: a status with headers; `None` never answers.
-type Answer = Option<(u16, Vec<(&'static str, &'static str)>)>;
-
-/// A receiver on loopback answering each call with the next of `answers` (the last one
-/// repeats).
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-async fn receiver(answers: Vec<Answer>) -> Receiver {
-    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let answers = Arc::new(answers);
-    let app = axum::Router::new().fallback({
-        let got = got.clone();
-        move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
-            let (got, answers) = (got.clone(), answers.clone());
-            async move {
-                let n = {
-                    let mut got = got.lock().unwrap();
-                    got.push(Received {
-                        path: uri.path().to_owned(),
-                        headers,
-                        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-                    });
-                    got.len()
-                };
-                let answer = answers[(n - 1).min(answers.len() - 1)].clone();
-                match answer {
-                    Some((status, headers)) => {
-                        let mut map = HeaderMap::new();
-                        for (k, v) in headers {
-                            map.insert(k, v.parse().unwrap());
-                        }
-                        (StatusCode::from_u16(status).unwrap(), map, "answer").into_response()
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Receiver { url, got }
-}
+use pit_actions::testing::Receiver;
 
 fn summary() -> Summary {
     let report =
@@ -94,7 +37,7 @@ fn runner(vars: &[(&str, String)]) -> Runner {
 
 #[tokio::test]
 async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
-    let r = receiver(vec![Some((202, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((202, vec![]))]).await;
     let hook = format!("{}/workflows/abc?sig=s3cret", r.url);
     let action = Action::Teams {
         webhook: SecretRef::Env("TEAMS_WEBHOOK".into()),
@@ -105,7 +48,7 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Sent(d) if d.status == 202 && d.attempts == 1));
-    let got = r.got.lock().unwrap()[0].clone();
+    let got = r.calls()[0].clone();
     assert_eq!(got.path, "/workflows/abc");
     assert_eq!(got.headers["content-type"], "application/json");
     let b = &got.body;
@@ -139,7 +82,7 @@ async fn teams_gets_an_adaptive_card_in_the_workflows_envelope() {
 
 #[tokio::test]
 async fn slack_gets_blocks_with_a_text_fallback() {
-    let r = receiver(vec![Some((200, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((200, vec![]))]).await;
     let action = Action::Slack {
         webhook: SecretRef::Env("SLACK_WEBHOOK".into()),
         template: None,
@@ -148,7 +91,7 @@ async fn slack_gets_blocks_with_a_text_fallback() {
         .run(&action, &summary())
         .await
         .unwrap();
-    let body = r.got.lock().unwrap()[0].body.clone();
+    let body = r.calls()[0].body.clone();
     assert!(body["text"].as_str().unwrap().contains(": failed in "), "{body}");
     let blocks = body["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
@@ -160,7 +103,7 @@ async fn slack_gets_blocks_with_a_text_fallback() {
 
 #[tokio::test]
 async fn a_webhook_is_signed_per_standard_webhooks_and_the_signature_checks_out() {
-    let r = receiver(vec![Some((204, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((204, vec![]))]).await;
     let key = b"a signing key of the receiver";
     let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
     let dir = std::env::temp_dir().join(format!("pit-actions-secret-{}", std::process::id()));
@@ -175,7 +118,7 @@ async fn a_webhook_is_signed_per_standard_webhooks_and_the_signature_checks_out(
         .run(&action, &summary())
         .await
         .unwrap();
-    let got = r.got.lock().unwrap()[0].clone();
+    let got = r.calls()[0].clone();
     assert_eq!(got.body["type"], "pit.run.finished");
     assert_eq!(got.body["data"]["verdict"], "failed");
     // The receiver's check: HMAC-SHA256 over "id.timestamp.body" with the decoded key.
@@ -210,7 +153,7 @@ fn webhook() -> Action {
 
 #[tokio::test]
 async fn a_500_then_a_200_is_delivered_on_the_second_call() {
-    let r = receiver(vec![Some((500, vec![])), Some((200, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((500, vec![])), Some((200, vec![]))]).await;
     let outcome = runner(&[("HOOK_URL", r.url.clone())])
         .run(&webhook(), &summary())
         .await
@@ -220,7 +163,7 @@ async fn a_500_then_a_200_is_delivered_on_the_second_call() {
 
 #[tokio::test]
 async fn a_429_is_retried_after_what_retry_after_says() {
-    let r = receiver(vec![Some((429, vec![("retry-after", "1")])), Some((200, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((429, vec![("retry-after", "1")])), Some((200, vec![]))]).await;
     let started = std::time::Instant::now();
     let outcome = runner(&[("HOOK_URL", r.url.clone())])
         .run(&webhook(), &summary())
@@ -232,7 +175,7 @@ async fn a_429_is_retried_after_what_retry_after_says() {
 
 #[tokio::test]
 async fn other_4xx_are_not_retried_and_no_error_shows_the_url() {
-    let r = receiver(vec![Some((404, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((404, vec![]))]).await;
     let url = format!("{}/hooks/t0k3n-in-the-path", r.url);
     let err = runner(&[("HOOK_URL", url)])
         .run(&webhook(), &summary())
@@ -241,13 +184,13 @@ async fn other_4xx_are_not_retried_and_no_error_shows_the_url() {
     assert!(matches!(err, ActionError::Delivery(_)), "{err}");
     let text = pit_core::engine::error_chain(&err);
     assert!(text.contains("HTTP 404 after 1 call"), "{text}");
-    assert_eq!(r.got.lock().unwrap().len(), 1, "not retried");
+    assert_eq!(r.calls().len(), 1, "not retried");
     assert!(!text.contains("t0k3n"), "{text}");
 }
 
 #[tokio::test]
 async fn a_receiver_that_hangs_times_out_on_every_call_without_showing_the_url() {
-    let r = receiver(vec![None]).await;
+    let r = Receiver::answering(vec![None]).await;
     let url = format!("{}/hooks/t0k3n-in-the-path", r.url);
     let err = runner(&[("HOOK_URL", url)])
         .run(&webhook(), &summary())
@@ -256,18 +199,18 @@ async fn a_receiver_that_hangs_times_out_on_every_call_without_showing_the_url()
     let text = pit_core::engine::error_chain(&err);
     assert!(text.contains("after 3 call(s): no answer within 0.5s"), "{text}");
     assert!(!text.contains("t0k3n") && !text.contains("127.0.0.1"), "{text}");
-    assert_eq!(r.got.lock().unwrap().len(), 3);
+    assert_eq!(r.calls().len(), 3);
 }
 
 #[tokio::test]
 async fn a_dry_run_sends_nothing_and_reads_no_secret() {
-    let r = receiver(vec![Some((200, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((200, vec![]))]).await;
     let outcome = runner(&[]).dry_run(true).run(&webhook(), &summary()).await.unwrap();
     let Outcome::DryRun { body } = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(body["data"]["suite"], summary().suite);
-    assert!(r.got.lock().unwrap().is_empty());
+    assert!(r.calls().is_empty());
 }
 
 #[tokio::test]
@@ -308,7 +251,7 @@ async fn an_unset_secret_is_named_and_a_broken_template_says_where() {
 
 #[tokio::test]
 async fn github_sets_a_commit_status_and_writes_the_step_summary_and_annotations() {
-    let r = receiver(vec![Some((201, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((201, vec![]))]).await;
     let mut s = summary();
     s.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
     let dir = tempfile::tempdir().unwrap();
@@ -332,7 +275,7 @@ async fn github_sets_a_commit_status_and_writes_the_step_summary_and_annotations
         panic!("not a github outcome")
     };
     assert_eq!(delivered.status, 201);
-    let got = r.got.lock().unwrap().clone();
+    let got = r.calls();
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].path,
@@ -376,7 +319,7 @@ async fn github_sets_a_commit_status_and_writes_the_step_summary_and_annotations
 
 #[tokio::test]
 async fn github_without_a_repository_or_token_says_what_to_set_and_calls_nothing() {
-    let r = receiver(vec![Some((201, vec![]))]).await;
+    let r = Receiver::answering(vec![Some((201, vec![]))]).await;
     let mut s = summary();
     s.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
     let action: Action = "github".parse().unwrap();
@@ -400,7 +343,7 @@ async fn github_without_a_repository_or_token_says_what_to_set_and_calls_nothing
     };
     let e = runner(&[("GITHUB_TOKEN", "t".into())]).run(&bad, &s).await.unwrap_err();
     assert!(e.to_string().contains("owner/name"), "{e}");
-    assert!(r.got.lock().unwrap().is_empty());
+    assert!(r.calls().is_empty());
 }
 
 #[tokio::test]

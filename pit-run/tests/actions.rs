@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use pit_core::testing::{MemoryReportSink, MockLockStore, ScriptedDeployer, ScriptedRunner, Session};
 use pit_run::pit_actions::action::Outcome;
+use pit_run::pit_actions::testing::Receiver;
 use pit_run::{ActionSettings, CancellationToken, Custom, RunSettings};
 
 const PITFILE: &str = r#"
@@ -24,25 +25,6 @@ testSuites:
       graph:
         testApp: { name: T, id: t, deploy: { command: ./deploy.sh } }
 "#;
-
-/// A receiver on loopback answering 200; the bodies it got.
-async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let app = axum::Router::new().fallback({
-        let got = got.clone();
-        move |body: axum::body::Bytes| {
-            let got = got.clone();
-            async move {
-                got.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-                "ok"
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, got)
-}
 
 /// A passing run of [`PITFILE`] with `actions`; its summary and what the store kept.
 async fn passing_run(
@@ -90,17 +72,17 @@ fn action_steps(summary: &pit_core::engine::RunSummary) -> Vec<(String, String)>
 
 #[tokio::test]
 async fn a_passed_suites_actions_run_after_its_report_is_stored_and_join_its_timeline() {
-    let (url, got) = receiver().await;
+    let r = Receiver::ok().await;
     let (summary, stored) = passing_run(
         "sent",
         ActionSettings {
-            env: env(vec![("HOOK_URL", url)]),
+            env: env(vec![("HOOK_URL", format!("{}/hook", r.url))]),
             ..ActionSettings::default()
         },
     )
     .await;
     assert_eq!(summary.exit_code(), 0, "{:?}", summary.suites);
-    let got = got.lock().unwrap().clone();
+    let got = r.bodies();
     assert_eq!(got.len(), 1, "only onPass ran");
     assert_eq!(got[0]["data"]["verdict"], "passed");
     assert_eq!(got[0]["data"]["run_id"], summary.run_id);
@@ -141,14 +123,14 @@ async fn a_failed_action_is_a_warning_unless_the_run_fails_on_action_errors() {
 
 #[tokio::test]
 async fn a_dry_run_gives_each_body_to_the_printer_and_sends_nothing() {
-    let (url, got) = receiver().await;
+    let r = Receiver::ok().await;
     let printed: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
     let (summary, _) = passing_run(
         "dry",
         ActionSettings {
             dry_run: true,
             report_url: Some("https://reports.example.com/{project}/{suite}/{run}/".into()),
-            env: env(vec![("HOOK_URL", url)]),
+            env: env(vec![("HOOK_URL", r.url.clone())]),
             printer: Some(Custom(Arc::new({
                 let printed = printed.clone();
                 move |label: &str, out: &Outcome| {
@@ -161,7 +143,7 @@ async fn a_dry_run_gives_each_body_to_the_printer_and_sends_nothing() {
         },
     )
     .await;
-    assert!(got.lock().unwrap().is_empty());
+    assert!(r.calls().is_empty());
     let printed = printed.lock().unwrap().clone();
     assert_eq!(printed.len(), 1);
     assert_eq!(printed[0].0, "webhook (onPass)");

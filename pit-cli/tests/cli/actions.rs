@@ -1,8 +1,7 @@
 //! `pit actions run` on a stored report: dry runs, a real receiver on loopback, failures that
 //! warn or fail the job, and secrets that are never written.
 
-use std::sync::{Arc, Mutex};
-
+use pit_actions::testing::Receiver;
 use pit_git::testing::{git, git_output, GitDaemon};
 
 use crate::{pit, repo, run};
@@ -11,23 +10,9 @@ fn report() -> std::path::PathBuf {
     repo().join("pit-report/tests/testdata/existing-toolkit-report.json")
 }
 
-/// A receiver on loopback answering 200 to every POST; what it got.
-fn receiver(rt: &tokio::runtime::Runtime) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let got: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let app = axum::Router::new().fallback({
-        let got = got.clone();
-        move |body: axum::body::Bytes| {
-            let got = got.clone();
-            async move {
-                got.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-                "ok"
-            }
-        }
-    });
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (url, got)
+/// A receiver on loopback answering 200 to every call, served by `rt`.
+fn receiver(rt: &tokio::runtime::Runtime) -> Receiver {
+    rt.block_on(Receiver::ok())
 }
 
 #[test]
@@ -50,7 +35,8 @@ fn a_dry_run_prints_the_message_of_the_reports_verdict_only() {
 #[test]
 fn actions_are_sent_and_a_failing_one_warns_or_fails_the_job_without_showing_its_url() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, got) = receiver(&rt);
+    let r = receiver(&rt);
+    let url = r.url.clone();
     let (code, _, err) = run(pit()
         .args(["actions", "run"])
         .arg(report())
@@ -63,7 +49,7 @@ fn actions_are_sent_and_a_failing_one_warns_or_fails_the_job_without_showing_its
         .env("PIT_TEST_TEAMS", format!("{url}/workflow?sig=s3cret")));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("teams (onFail): sent (HTTP 200, 1 call(s))"), "{err}");
-    let card = got.lock().unwrap()[0].clone();
+    let card = r.bodies()[0].clone();
     assert_eq!(card["attachments"][0]["content"]["type"], "AdaptiveCard");
     assert!(card.to_string().contains("https://reports.example.com/1/"));
     // A receiver that is gone: a warning, exit 0; with --fail-on-action-error, exit 3.
@@ -150,7 +136,8 @@ fn tagged_repository(base: &std::path::Path) -> String {
 #[test]
 fn the_existing_toolkits_flags_post_to_teams_and_tag_the_repository_end_to_end() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, got) = receiver(&rt);
+    let r = receiver(&rt);
+    let url = r.url.clone();
     let base = tempfile::tempdir().unwrap();
     let sha = tagged_repository(base.path());
     let daemon = GitDaemon::start(base.path());
@@ -178,7 +165,7 @@ fn the_existing_toolkits_flags_post_to_teams_and_tag_the_repository_end_to_end()
     assert!(err.contains("--app-root-dir is accepted but not used"), "{err}");
     assert!(out.contains(&format!("\"tag\": \"dpt-pass-{}\"", &sha[..7])), "{out}");
     assert_eq!(tags(), "");
-    assert!(got.lock().unwrap().is_empty());
+    assert!(r.calls().is_empty());
 
     // For real: the passed report tags the commit.
     let (code, _, err) = run(&mut toolkit("false"));
@@ -197,7 +184,7 @@ fn the_existing_toolkits_flags_post_to_teams_and_tag_the_repository_end_to_end()
     let (code, out, err) = run(&mut toolkit("false"));
     assert_eq!(code, 7, "{err}");
     assert_eq!(tags(), format!("dpt-fail-{}\n", &sha[..7]));
-    let cards = got.lock().unwrap().clone();
+    let cards = r.bodies();
     assert_eq!(cards.len(), 1, "{err}");
     assert_eq!(cards[0]["attachments"][0]["content"]["type"], "AdaptiveCard");
     assert!(!out.contains("s3cret") && !err.contains("s3cret"), "{err}");
