@@ -594,15 +594,11 @@ impl<'a> Decoder<'a> {
         if let Some(n) = obj.get("repository") {
             let text = scalar_text(n).unwrap_or_default();
             if crate::naming::redact_url(text) != text {
-                self.secrets.push(n.span);
-                let d = self.error(
-                    "pit::inline-secret",
+                self.inline_secret(
                     &path.key("repository"),
                     n.span,
-                    "`repository` carries credentials, but they are a secret",
-                );
-                d.label = Some("credentials written in the pitfile".into());
-                d.help = Some(
+                    "`repository` carries credentials, but they are a secret".into(),
+                    "credentials written in the pitfile",
                     "write the URL without them and name the token: `token: {env: VARIABLE}` (git-tag's default is PIT_GIT_TOKEN)"
                         .into(),
                 );
@@ -627,20 +623,26 @@ impl<'a> Decoder<'a> {
 
     /// A secret's name: `{env: NAME}` or `{file: PATH}`. A value written inline is refused: it
     /// would be in the repository, and in every log that shows the pitfile.
+    /// `pit::inline-secret` at `span`, whose text is masked wherever the file is quoted.
+    fn inline_secret(&mut self, path: &FieldPath, span: Span, message: String, label: &str, help: String) {
+        self.secrets.push(span);
+        let d = self.error("pit::inline-secret", path, span, message);
+        d.label = Some(label.into());
+        d.help = Some(help);
+    }
+
     fn secret(&mut self, node: &Node, path: &FieldPath) -> Option<SecretRef> {
         if let NodeValue::Scalar(..) = node.value {
-            self.secrets.push(node.span);
             let key = path.last_key().unwrap_or("the secret").to_owned();
-            let d = self.error(
-                "pit::inline-secret",
+            self.inline_secret(
                 path,
                 node.span,
                 format!("`{key}` is written inline, but it is a secret"),
+                "a secret written in the pitfile",
+                format!(
+                    "name it instead, and keep the value in the CI's secrets: `{key}: {{env: VARIABLE}}` or `{key}: {{file: /run/secrets/NAME}}`"
+                ),
             );
-            d.label = Some("a secret written in the pitfile".into());
-            d.help = Some(format!(
-                "name it instead, and keep the value in the CI's secrets: `{key}: {{env: VARIABLE}}` or `{key}: {{file: /run/secrets/NAME}}`"
-            ));
             return None;
         }
         let obj = self.map(node, path, SECRET_KEYS)?;
