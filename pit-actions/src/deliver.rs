@@ -13,7 +13,8 @@ pub struct Policy {
     pub timeout: Duration,
     /// How many calls at most.
     pub attempts: u32,
-    /// The first pause between calls; it doubles, with jitter (half to all of it).
+    /// The first pause between calls; it doubles up to [`MAX_BACKOFF`], with jitter (half to
+    /// all of it).
     pub backoff: Duration,
     /// The longest pause a `Retry-After` may ask for; longer ones give up.
     pub max_retry_after: Duration,
@@ -29,6 +30,10 @@ impl Default for Policy {
         }
     }
 }
+
+/// The longest pause between calls the doubling reaches (a `Retry-After` may ask for longer,
+/// up to [`Policy::max_retry_after`]).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A message that was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +180,7 @@ pub async fn post(
             }
         };
         tokio::time::sleep(wait).await;
-        pause *= 2;
+        pause = (pause * 2).min(MAX_BACKOFF);
     }
 }
 
