@@ -5,14 +5,48 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a secret is: `{env: NAME}` or `{file: PATH}` in a pitfile.
+/// Where a secret is: `{env: NAME}` or `{file: PATH}` in a pitfile (a map in YAML and JSON
+/// alike).
+///
+/// ```
+/// use pit_core::secret::SecretRef;
+/// let r: SecretRef = serde_yaml::from_str("{file: /run/secrets/hook}").unwrap();
+/// assert_eq!(r, SecretRef::File("/run/secrets/hook".into()));
+/// assert_eq!(serde_yaml::to_string(&SecretRef::Env("HOOK".into())).unwrap(), "env: HOOK\n");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(from = "SecretMap", into = "SecretMap")]
 pub enum SecretRef {
     /// An environment variable.
     Env(String),
     /// A file (its first line; surrounding white space is dropped).
     File(PathBuf),
+}
+
+/// [`SecretRef`] as written: one key, `env` or `file`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SecretMap {
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl From<SecretMap> for SecretRef {
+    fn from(m: SecretMap) -> Self {
+        match m {
+            SecretMap::Env { env } => Self::Env(env),
+            SecretMap::File { file } => Self::File(file),
+        }
+    }
+}
+
+impl From<SecretRef> for SecretMap {
+    fn from(r: SecretRef) -> Self {
+        match r {
+            SecretRef::Env(env) => Self::Env { env },
+            SecretRef::File(file) => Self::File { file },
+        }
+    }
 }
 
 /// Where secrets are looked up: a variable's value by name (a frontend gives the process
