@@ -172,7 +172,12 @@ fn now_secs() -> i64 {
 ///
 /// # Errors
 /// [`ModuleError`] when the module cannot list; a failed delete is in the report.
-pub async fn clean(module: &dyn Module, rules: &Rules, live: &Live, options: &Options) -> Result<ModuleReport, ModuleError> {
+pub async fn clean(
+    module: &dyn Module,
+    rules: &Rules,
+    live: &Live,
+    options: &Options,
+) -> Result<ModuleReport, ModuleError> {
     let started = Instant::now();
     let now = now_secs();
     let mut report = ModuleReport {

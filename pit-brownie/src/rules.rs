@@ -201,10 +201,18 @@ mod tests {
     #[test]
     fn pit_must_be_a_word() {
         let rules = Rules::defaults();
-        for theirs in ["spitfire_ts20240101000000", "pitstop_ts20240101000000", "capital_pit2_ts20240101000000"] {
+        for theirs in [
+            "spitfire_ts20240101000000",
+            "pitstop_ts20240101000000",
+            "capital_pit2_ts20240101000000",
+        ] {
             assert_eq!(rules.evaluate(theirs, NOW), Verdict::NotOurs, "{theirs}");
         }
-        for ours in ["pit_ts20240101000000", "orders-pit-shop-ts20240101000000", "a.pit.b_ts20240101000000x"] {
+        for ours in [
+            "pit_ts20240101000000",
+            "orders-pit-shop-ts20240101000000",
+            "a.pit.b_ts20240101000000x",
+        ] {
             assert!(matches!(rules.evaluate(ours, NOW), Verdict::Stale { .. }), "{ours}");
         }
     }
@@ -226,12 +234,18 @@ mod tests {
         let optional = Rules::new(r"^pit_(ts[0-9]{14})?", DEFAULT_RETENTION).unwrap();
         assert!(matches!(optional.evaluate("pit_db", NOW), Verdict::Unreadable { .. }));
         // A pattern without a group is refused up front.
-        assert!(matches!(Rules::new("^pit_.*", DEFAULT_RETENTION), Err(RuleError::NoGroup(_))));
+        assert!(matches!(
+            Rules::new("^pit_.*", DEFAULT_RETENTION),
+            Err(RuleError::NoGroup(_))
+        ));
     }
 
     #[test]
     fn a_time_in_the_future_is_young() {
         let rules = Rules::defaults();
-        assert_eq!(rules.evaluate("pit_x_ts20260102000000", NOW), Verdict::Young { age_secs: 0 });
+        assert_eq!(
+            rules.evaluate("pit_x_ts20260102000000", NOW),
+            Verdict::Young { age_secs: 0 }
+        );
     }
 }
