@@ -488,10 +488,11 @@ pub struct ToolkitActionArgs {
     pub exit_code_on_test_failure: Option<i32>,
 }
 
-/// `pit actions run … --dry-run false` (the existing toolkit's form) as `--dry-run=false`, so
-/// that a bare `--dry-run` before a REPORT still means yes.
+/// `pit actions run … --dry-run false` and `pit brownie --dry-run false` (the existing
+/// toolkit's form) as `--dry-run=false`, so that a bare `--dry-run` before a REPORT still
+/// means yes.
 pub fn joined_dry_run(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    if argv.get(1).and_then(|a| a.to_str()) != Some("actions") {
+    if !matches!(argv.get(1).and_then(|a| a.to_str()), Some("actions" | "brownie")) {
         return argv;
     }
     let mut i = 0;
@@ -620,12 +621,17 @@ impl From<Backend> for pit_run::Backend {
 
 #[derive(Debug, clap::Args)]
 pub struct BrownieArgs {
+    /// What to clean, comma separated: `namespaces` (Kubernetes), `postgresql` (databases).
+    /// The existing toolkit's form.
+    #[arg(long, env = "ENABLED_MODULES", value_delimiter = ',', default_value = "namespaces")]
+    pub enabled_modules: Vec<BrownieModule>,
     /// Delete PIT namespaces older than this (default: each namespace's own TTL).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub older_than: Option<std::time::Duration>,
-    /// Say what would be deleted and why; delete nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// Say what would be deleted and why; delete nothing. The existing toolkit's
+    /// `--dry-run true|false` (or DRY_RUN) works too.
+    #[arg(long, env = "DRY_RUN", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = toolkit_bool)]
+    pub dry_run: Option<bool>,
     /// Sweep once and exit (the default).
     #[arg(long, conflicts_with = "every")]
     pub once: bool,
@@ -635,7 +641,7 @@ pub struct BrownieArgs {
     /// Only namespaces that also match this label selector (such as `pit.dev/project=shop`).
     #[arg(long, short = 'l')]
     pub selector: Option<String>,
-    /// Namespaces deleted at once.
+    /// Deletes at once (per module).
     #[arg(long, default_value_t = 32)]
     pub parallel: usize,
     /// How long to wait for each namespace to be gone.
@@ -647,6 +653,57 @@ pub struct BrownieArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    #[command(flatten)]
+    pub resources: BrownieResourceArgs,
+}
+
+/// What `pit brownie` cleans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BrownieModule {
+    /// PIT's namespaces on Kubernetes.
+    Namespaces,
+    /// Stale PostgreSQL databases.
+    Postgresql,
+}
+
+/// The settings of the modules beyond namespaces: the existing toolkit's flags and variables.
+#[derive(Debug, Default, clap::Args)]
+#[command(next_help_heading = "Databases, topics, indices (the existing toolkit's settings; see docs/brownie.md)")]
+pub struct BrownieResourceArgs {
+    /// Resources older than this are deleted: `3days`, `12hours`, `30minutes` (or `72h`).
+    #[arg(long, env = "RETENTION_PERIOD", default_value = "3days")]
+    pub retention_period: String,
+    /// A regular expression whose first group is the creation time, `ts` and 14 digits
+    /// (`yyyyMMddHHmmss`, UTC) (default: PIT's, which takes `pit` as a word and the first
+    /// timestamp after it).
+    #[arg(long, env = "TIMESTAMP_PATTERN")]
+    pub timestamp_pattern: Option<String>,
+    /// Drop databases with their open connections (`DROP DATABASE … WITH (FORCE)`).
+    #[arg(long)]
+    pub force: bool,
+    /// PostgreSQL: the host.
+    #[arg(long, env = "PGHOST")]
+    pub pghost: Option<String>,
+    /// PostgreSQL: the port.
+    #[arg(long, env = "PGPORT", default_value_t = 5432)]
+    pub pgport: u16,
+    /// PostgreSQL: the database to connect to (never dropped).
+    #[arg(long, env = "PGDATABASE", default_value = "postgres")]
+    pub pgdatabase: String,
+    /// PostgreSQL: the user.
+    #[arg(long, env = "PGUSER", default_value = "postgres")]
+    pub pguser: String,
+    /// PostgreSQL: the password. Prefer PGPASSWORD or --pgpassword-file: a flag's value shows
+    /// in process lists.
+    #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
+    pub pgpassword: Option<String>,
+    /// PostgreSQL: a file holding the password (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub pgpassword_file: Option<PathBuf>,
+    /// PostgreSQL: never drop this database, whatever its name says (repeatable; the Lock
+    /// Manager's, say).
+    #[arg(long = "protect-database", value_name = "NAME")]
+    pub protect_databases: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

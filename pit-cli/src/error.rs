@@ -39,6 +39,9 @@ pub enum CliError {
     /// A built-in template failed: a bug in PIT, not in the input.
     #[error("{0} (this is a bug in PIT: please report it with the report file)")]
     Render(#[from] pit_report::html::RenderError),
+    /// A janitor module failed as a whole (it could not list).
+    #[error(transparent)]
+    Brownie(#[from] pit_brownie::ModuleError),
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -56,7 +59,7 @@ impl CliError {
             CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
             CliError::Report(_) | CliError::Usage(_) => exit::INVALID,
             CliError::Store(_) | CliError::Cluster(_) | CliError::Kube(_) => exit::INFRASTRUCTURE,
-            CliError::Render(_) => exit::INFRASTRUCTURE,
+            CliError::Render(_) | CliError::Brownie(_) => exit::INFRASTRUCTURE,
             CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
             CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
             CliError::Lock(_) => exit::INFRASTRUCTURE,

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `pit` binary: exit codes, streams, formats.
 
 mod actions;
+mod brownie;
 mod k8s;
 mod lock;
 mod plan;
