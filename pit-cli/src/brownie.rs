@@ -163,15 +163,16 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
             let mut problems = 0;
             let mut all = serde_json::Map::new();
             let mut text = String::new();
+            // The namespaces left alone are the environments of runs that may be alive: their
+            // databases are kept whatever their age.
+            let mut live = pit_brownie::Live::default();
             if let Some(client) = &client {
                 let report = sweep(client, &how).await?;
                 problems += report.problems();
                 text.push_str(&human(&report, dry_run));
+                live.environments.clone_from(&report.live);
                 all.insert("namespaces".into(), serde_json::to_value(&report).unwrap_or_default());
             }
-            // Live runs' environments are not yet gathered (docs/brownie.md): every name is
-            // judged by its time alone.
-            let live = pit_brownie::Live::default();
             if let Some(pg) = &pg {
                 let report = pit_brownie::clean(pg, &rules, &live, &options).await?;
                 problems += report.failed();

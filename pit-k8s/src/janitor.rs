@@ -82,6 +82,9 @@ pub struct SweepReport {
     pub fresh: usize,
     /// The ones acted on.
     pub swept: Vec<Swept>,
+    /// The namespaces left alone (fresh or kept): the environments of runs that may be alive,
+    /// whose databases and topics brownie's other modules keep.
+    pub live: Vec<String>,
     /// Seconds the sweep took.
     pub seconds: f64,
 }
@@ -165,11 +168,19 @@ pub async fn sweep(client: &Client, how: &Sweep) -> Result<SweepReport, kube::Er
     let list = api.list(&ListParams::default().labels(&selector)).await?;
     let now = SystemTime::now();
     let (mut kept, mut fresh) = (0, 0);
-    let mut stale = Vec::new();
+    let (mut stale, mut live) = (Vec::new(), Vec::new());
     for ns in &list.items {
         match staleness(ns, how.older_than, now) {
-            Err(_) => kept += 1,
-            Ok(None) => fresh += 1,
+            Err(why) => {
+                kept += 1;
+                if why != "system" {
+                    live.push(ns.name_any());
+                }
+            }
+            Ok(None) => {
+                fresh += 1;
+                live.push(ns.name_any());
+            }
             Ok(Some(reason)) => stale.push((ns.clone(), reason)),
         }
     }
@@ -222,6 +233,7 @@ pub async fn sweep(client: &Client, how: &Sweep) -> Result<SweepReport, kube::Er
         kept,
         fresh,
         swept,
+        live,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -147,6 +147,10 @@ async fn brownie_deletes_stale_pit_namespaces_and_leaves_fresh_kept_and_unlabell
     .await
     .unwrap();
     assert_eq!(mine(&dry), vec![(stale.clone(), Action::WouldDelete)]);
+    // The fresh and the kept one are the environments of runs that may be alive.
+    let mut live = dry.live.clone();
+    live.sort();
+    assert_eq!(live, [fresh.clone(), kept.clone()]);
     let api: Api<Namespace> = Api::all(client.clone());
     assert!(
         api.get_opt(&stale).await.unwrap().is_some(),
