@@ -249,3 +249,28 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod suffix_tests {
+    use super::*;
+
+    #[test]
+    fn the_suffix_pit_gives_commands_is_read_back_by_the_default_rules() {
+        let run: pit_core::naming::RunId = "01kb8x3v4g0000000000000000".parse().unwrap();
+        let name = format!(
+            "orders_{}",
+            pit_core::naming::resource_suffix("pit-smoke-01kb8x3v4g", &run)
+        );
+        let created = 1_764_456_787; // 2025-11-29T22:53:07Z, the run id's time
+        let rules = Rules::defaults();
+        assert_eq!(rules.evaluate(&name, created + 60), Verdict::Young { age_secs: 60 });
+        assert_eq!(
+            rules.evaluate(&name, created + 4 * 86_400),
+            Verdict::Stale { age_secs: 4 * 86_400 }
+        );
+        let live = crate::Live {
+            environments: vec!["pit-smoke-01kb8x3v4g".into()],
+        };
+        assert_eq!(live.owner_of(&name), Some("pit-smoke-01kb8x3v4g"));
+    }
+}

@@ -25,6 +25,10 @@ pub(super) fn base_env(
         vars.insert("PIT_TEST_APP_ID".into(), test_app.id.to_string());
     }
     vars.insert("PIT_NAMESPACE".into(), env.name.clone());
+    vars.insert(
+        "PIT_RESOURCE_SUFFIX".into(),
+        crate::naming::resource_suffix(&env.name, &plan.run_id),
+    );
     vars.insert("PIT_WORKSPACE".into(), env.workspace.display().to_string());
     vars.insert(
         crate::process::PROCESS_TAG_ENV.into(),
