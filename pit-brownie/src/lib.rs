@@ -6,7 +6,8 @@
 //! by a live run, and deletes the rest in parallel, with a bound.
 //!
 //! - [`rules`]: the pattern and the retention (the existing toolkit's settings, safer defaults);
-//! - [`Module`]: one kind of resource on one server; [`postgres::Postgres`] drops databases;
+//! - [`Module`]: one kind of resource on one server; [`postgres::Postgres`] drops databases,
+//!   [`kafka::Kafka`] deletes topics;
 //! - [`clean`]: runs a module and reports what it found, kept, deleted and failed.
 //!
 //! ```no_run
@@ -19,6 +20,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod kafka;
 pub mod postgres;
 pub mod rules;
 

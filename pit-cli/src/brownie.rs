@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use pit_k8s::janitor::{sweep, Action, Sweep, SweepReport};
 
-use crate::cli::{BrownieArgs, BrownieModule, BrownieResourceArgs, Output};
+use std::path::PathBuf;
+
+use crate::cli::{BrownieArgs, BrownieModule, Output};
 use crate::commands::{json, stdout, Ui};
 use crate::error::CliError;
 
@@ -86,19 +88,64 @@ fn human_module(r: &pit_brownie::ModuleReport, dry_run: bool) -> String {
     out
 }
 
-/// The password: `--pgpassword`/PGPASSWORD, else the first line of `--pgpassword-file`.
-fn pg_password(r: &BrownieResourceArgs) -> Result<Option<String>, CliError> {
-    if let Some(p) = &r.pgpassword {
+/// A password: the flag's (or its variable's), else the first line of the file flag's file.
+fn password(value: Option<&String>, file: Option<&PathBuf>, flag: &str) -> Result<Option<String>, CliError> {
+    if let Some(p) = value {
         return Ok(Some(p.clone()));
     }
-    match &r.pgpassword_file {
+    match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("--pgpassword-file {}: {e}", path.display())))?;
+                .map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))?;
             Ok(Some(text.lines().next().unwrap_or_default().trim().to_owned()))
         }
         None => Ok(None),
     }
+}
+
+/// The kafka module, as the flags and the KAFKA_* variables say.
+async fn kafka(args: &BrownieArgs) -> Result<pit_brownie::kafka::Kafka, CliError> {
+    let r = &args.resources;
+    if r.kafka_brokers.is_empty() {
+        return Err(CliError::Usage(
+            "the kafka module needs the brokers: give --kafka-brokers or set KAFKA_BROKERS".into(),
+        ));
+    }
+    let brokers = r
+        .kafka_brokers
+        .iter()
+        .map(|b| b.trim())
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            if b.contains(':') {
+                b.to_owned()
+            } else {
+                format!("{b}:{}", r.kafka_port)
+            }
+        })
+        .collect();
+    let secret = password(
+        r.kafka_password.as_ref(),
+        r.kafka_password_file.as_ref(),
+        "--kafka-password-file",
+    )?;
+    let sasl = match (&r.kafka_username, secret) {
+        (Some(user), Some(secret)) => Some(
+            pit_brownie::kafka::Sasl::new(
+                r.kafka_sasl_mechanism.as_deref().unwrap_or("plain"),
+                user.clone(),
+                secret,
+            )
+            .map_err(CliError::Usage)?,
+        ),
+        (Some(_), None) => {
+            return Err(CliError::Usage(
+                "--kafka-username needs a password: set KAFKA_PASSWORD or give --kafka-password-file".into(),
+            ))
+        }
+        (None, _) => None,
+    };
+    Ok(pit_brownie::kafka::Kafka::connect(brokers, &r.kafka_client_id, sasl).await?)
 }
 
 /// The postgresql module, as the flags and the PG* variables say.
@@ -115,7 +162,7 @@ fn postgres(args: &BrownieArgs) -> Result<pit_brownie::postgres::Postgres, CliEr
         .dbname(&r.pgdatabase)
         .user(&r.pguser)
         .application_name("pit-brownie");
-    if let Some(password) = pg_password(r)? {
+    if let Some(password) = password(r.pgpassword.as_ref(), r.pgpassword_file.as_ref(), "--pgpassword-file")? {
         config.password(password);
     }
     Ok(pit_brownie::postgres::Postgres::new(config, args.parallel, r.force)?
@@ -143,6 +190,18 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
         } else {
             None
         };
+        let kafka = if enabled(BrownieModule::Kafka) {
+            Some(kafka(args).await?)
+        } else {
+            None
+        };
+        let modules: Vec<&dyn pit_brownie::Module> = [
+            pg.as_ref().map(|m| m as &dyn pit_brownie::Module),
+            kafka.as_ref().map(|m| m as &dyn pit_brownie::Module),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let client = if enabled(BrownieModule::Namespaces) {
             Some(pit_k8s::client(args.kubeconfig.as_deref()).await?)
         } else {
@@ -173,8 +232,8 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
                 live.environments.clone_from(&report.live);
                 all.insert("namespaces".into(), serde_json::to_value(&report).unwrap_or_default());
             }
-            if let Some(pg) = &pg {
-                let report = pit_brownie::clean(pg, &rules, &live, &options).await?;
+            for module in &modules {
+                let report = pit_brownie::clean(*module, &rules, &live, &options).await?;
                 problems += report.failed();
                 text.push_str(&human_module(&report, dry_run));
                 all.insert(report.module.clone(), serde_json::to_value(&report).unwrap_or_default());

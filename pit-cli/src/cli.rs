@@ -40,7 +40,7 @@ pub enum Command {
         command: K8sCommand,
     },
     /// Delete the namespaces crashed runs left behind (PIT's labels, past their TTL).
-    Brownie(BrownieArgs),
+    Brownie(Box<BrownieArgs>),
     /// Run the Lock Manager service.
     LockManager {
         #[command(subcommand)]
@@ -621,7 +621,8 @@ impl From<Backend> for pit_run::Backend {
 
 #[derive(Debug, clap::Args)]
 pub struct BrownieArgs {
-    /// What to clean, comma separated: `namespaces` (Kubernetes), `postgresql` (databases).
+    /// What to clean, comma separated: `namespaces` (Kubernetes), `postgresql` (databases),
+    /// `kafka` (topics).
     /// The existing toolkit's form.
     #[arg(long, env = "ENABLED_MODULES", value_delimiter = ',', default_value = "namespaces")]
     pub enabled_modules: Vec<BrownieModule>,
@@ -664,6 +665,8 @@ pub enum BrownieModule {
     Namespaces,
     /// Stale PostgreSQL databases.
     Postgresql,
+    /// Stale Kafka topics.
+    Kafka,
 }
 
 /// The settings of the modules beyond namespaces: the existing toolkit's flags and variables.
@@ -704,6 +707,27 @@ pub struct BrownieResourceArgs {
     /// Manager's, say).
     #[arg(long = "protect-database", value_name = "NAME")]
     pub protect_databases: Vec<String>,
+    /// Kafka: the brokers, comma separated, `host[:port]`.
+    #[arg(long, env = "KAFKA_BROKERS", value_delimiter = ',')]
+    pub kafka_brokers: Vec<String>,
+    /// Kafka: the port of brokers given without one.
+    #[arg(long, env = "KAFKA_PORT", default_value_t = 9092)]
+    pub kafka_port: u16,
+    /// Kafka: the client id brownie connects as.
+    #[arg(long, env = "KAFKA_CLIENT_ID", default_value = "pit-brownie")]
+    pub kafka_client_id: String,
+    /// Kafka: the SASL user (none: no SASL).
+    #[arg(long, env = "KAFKA_USERNAME")]
+    pub kafka_username: Option<String>,
+    /// Kafka: the SASL password. Prefer KAFKA_PASSWORD or --kafka-password-file.
+    #[arg(long, env = "KAFKA_PASSWORD", hide_env_values = true)]
+    pub kafka_password: Option<String>,
+    /// Kafka: a file holding the SASL password (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub kafka_password_file: Option<PathBuf>,
+    /// Kafka: `plain`, `scram-sha-256` or `scram-sha-512` (default `plain` with a user).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

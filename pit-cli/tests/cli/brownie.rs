@@ -126,3 +126,46 @@ fn bad_settings_say_what_to_do_and_a_password_never_shows() {
     assert_eq!(code, 3, "{err}");
     assert!(!out.contains("s3cret-pw") && !err.contains("s3cret-pw"), "{err}");
 }
+
+#[test]
+fn the_kafka_module_logs_in_as_the_toolkits_variables_say() {
+    let brokers =
+        std::env::var("KAFKA_SASL_BROKERS").expect("KAFKA_SASL_BROKERS is not set: scripts/test starts Kafka");
+    let password_file = std::env::var("KAFKA_SASL_PASSWORD_FILE").unwrap();
+    let password = std::fs::read_to_string(&password_file).unwrap().trim().to_owned();
+    // Only this test's topics (there are none): a dry run that logs in with SCRAM and lists.
+    let pattern = format!("^kc{}x_.*pit.*(ts[0-9]{{14,14}}).*", std::process::id());
+    let (code, out, err) = run(pit()
+        .args(["brownie", "-o", "json"])
+        .env("ENABLED_MODULES", "kafka")
+        .env("KAFKA_BROKERS", &brokers)
+        .env("KAFKA_USERNAME", "pit-brownie")
+        .env("KAFKA_PASSWORD", &password)
+        .env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+        .env("TIMESTAMP_PATTERN", &pattern)
+        .env("DRY_RUN", "true"));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kafka"]["found"], 0, "{out}");
+    assert!(!out.contains(&password) && !err.contains(&password));
+    // A user without a password, and a mechanism brownie does not speak: usage errors.
+    let (code, _, err) = run(pit()
+        .args([
+            "brownie",
+            "--enabled-modules",
+            "kafka",
+            "--kafka-brokers",
+            &brokers,
+            "--kafka-username",
+            "u",
+        ])
+        .env_remove("KAFKA_PASSWORD"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("needs a password"), "{err}");
+    let (code, _, err) = run(pit()
+        .args(["brownie", "--enabled-modules", "kafka", "--kafka-brokers", &brokers])
+        .args(["--kafka-username", "u", "--kafka-sasl-mechanism", "gssapi"])
+        .env("KAFKA_PASSWORD", "x"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("scram-sha-256"), "{err}");
+}

@@ -1,0 +1,132 @@
+//! The kafka module against a real single-node KRaft broker (`scripts/kafka start DIR`, which
+//! `scripts/test` runs: `KAFKA_BROKERS`, `KAFKA_SASL_BROKERS`, `KAFKA_SASL_PASSWORD_FILE`).
+
+use std::time::Duration;
+
+use pit_brownie::kafka::{Kafka, Sasl};
+use pit_brownie::rules::Rules;
+use pit_brownie::{clean, Action, Live, Module, Options};
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: start a broker with `scripts/kafka start DIR`"))
+}
+
+fn stamp(days_ago: i64) -> String {
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
+    t.strftime("%Y%m%d%H%M%S").to_string()
+}
+
+async fn topics(kafka: &Kafka, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = kafka
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .filter(|n| n.trim_start_matches('_').starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kept() {
+    let brokers = vec![var("KAFKA_BROKERS")];
+    let prefix = format!("kt{}x_", std::process::id());
+    let (old, young) = (stamp(10), stamp(1));
+    let names = [
+        format!("{prefix}orders_pit_a_ts{old}"),
+        format!("{prefix}orders.pit.b_ts{old}"),
+        format!("{prefix}orders_pit_c_ts{young}"),
+        format!("{prefix}pit_bad_ts20241399000000"),
+        format!("_{prefix}pit_internal_ts{old}"),
+    ];
+    let admin = rskafka::client::ClientBuilder::new(brokers.clone())
+        .build()
+        .await
+        .unwrap();
+    let controller = admin.controller_client().unwrap();
+    for n in &names {
+        controller.create_topic(n, 1, 1, 5_000).await.unwrap();
+    }
+    let kafka = Kafka::connect(brokers, "pit-brownie-test", None).await.unwrap();
+    let pattern =
+        format!(r"^_?{prefix}(?:.*?[^A-Za-z0-9])??pit[^A-Za-z0-9](?:.*?[^A-Za-z0-9])??(ts[0-9]{{14}})(?:[^0-9]|$)");
+    let rules = Rules::new(&pattern, Duration::from_secs(3 * 86_400)).unwrap();
+
+    let dry = clean(
+        &kafka,
+        &rules,
+        &Live::default(),
+        &Options {
+            dry_run: true,
+            parallel: 4,
+        },
+    )
+    .await
+    .unwrap();
+    let would: Vec<&str> = dry.candidates.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(would, [names[1].as_str(), names[0].as_str()]);
+    assert_eq!(
+        topics(&kafka, &prefix).await.len(),
+        names.len(),
+        "a dry run deletes nothing"
+    );
+
+    let report = clean(
+        &kafka,
+        &rules,
+        &Live::default(),
+        &Options {
+            dry_run: false,
+            parallel: 4,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.found, 5);
+    assert_eq!((report.kept_young, report.kept_unreadable.len()), (1, 1));
+    assert_eq!(report.kept_protected.len(), 1);
+    assert!(report.kept_protected[0].reason.contains("internal topic"), "{report:?}");
+    assert!(
+        report.candidates.iter().all(|c| c.action == Action::Deleted),
+        "{report:?}"
+    );
+    let mut left = vec![names[2].clone(), names[3].clone(), names[4].clone()];
+    left.sort();
+    // Deleting is asynchronous on the broker: wait (bounded) until the listing agrees.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while topics(&kafka, &prefix).await != left {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            topics(&kafka, &prefix).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for n in &left {
+        let _ = controller.delete_topic(n, 5_000).await;
+    }
+}
+
+#[tokio::test]
+async fn sasl_scram_logs_in_and_a_wrong_password_fails_without_showing_it() {
+    let brokers = vec![var("KAFKA_SASL_BROKERS")];
+    let password = std::fs::read_to_string(var("KAFKA_SASL_PASSWORD_FILE"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let sasl = Sasl::new("SCRAM-SHA-256", "pit-brownie".into(), password).unwrap();
+    let kafka = Kafka::connect(brokers.clone(), "pit-brownie-test", Some(sasl))
+        .await
+        .unwrap();
+    kafka.list().await.unwrap();
+    let wrong = Sasl::new("scram-sha-256", "pit-brownie".into(), "not-the-pa55word".into()).unwrap();
+    assert!(!format!("{wrong:?}").contains("not-the-pa55word"));
+    let e = match Kafka::connect(brokers, "pit-brownie-test", Some(wrong)).await {
+        Ok(k) => k.list().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(!e.to_string().contains("not-the-pa55word"), "{e}");
+    assert!(Sasl::new("gssapi", "u".into(), "p".into()).is_err());
+}
