@@ -88,10 +88,7 @@ impl std::fmt::Debug for Kafka {
 }
 
 fn failed(e: &dyn std::error::Error) -> ModuleError {
-    ModuleError {
-        module: NAME.into(),
-        message: pit_core::engine::error_chain(e),
-    }
+    ModuleError::of(NAME, e)
 }
 
 impl Kafka {

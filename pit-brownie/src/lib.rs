@@ -52,6 +52,17 @@ pub struct ModuleError {
     pub message: String,
 }
 
+impl ModuleError {
+    /// The error of `module`, as `e` and its causes say (never a password: the clients'
+    /// errors do not carry one).
+    pub fn of(module: &str, e: &dyn std::error::Error) -> Self {
+        Self {
+            module: module.to_owned(),
+            message: pit_core::engine::error_chain(e),
+        }
+    }
+}
+
 /// One kind of resource on one server.
 #[async_trait]
 pub trait Module: Send + Sync {

@@ -36,10 +36,7 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 fn failed(e: &dyn std::error::Error) -> ModuleError {
-    ModuleError {
-        module: NAME.into(),
-        message: pit_core::engine::error_chain(e),
-    }
+    ModuleError::of(NAME, e)
 }
 
 impl Postgres {

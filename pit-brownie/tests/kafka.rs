@@ -1,19 +1,15 @@
 //! The kafka module against a real single-node KRaft broker (`scripts/kafka start DIR`, which
 //! `scripts/test` runs: `KAFKA_BROKERS`, `KAFKA_SASL_BROKERS`, `KAFKA_SASL_PASSWORD_FILE`).
 
+mod common;
+
 use std::time::Duration;
 
 use pit_brownie::kafka::{Kafka, Sasl};
-use pit_brownie::rules::Rules;
-use pit_brownie::{clean, Action, Live, Module, Options};
+use pit_brownie::{Action, Live, Module};
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: start a broker with `scripts/kafka start DIR`"))
-}
-
-fn stamp(days_ago: i64) -> String {
-    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
-    t.strftime("%Y%m%d%H%M%S").to_string()
 }
 
 async fn topics(kafka: &Kafka, prefix: &str) -> Vec<String> {
@@ -33,7 +29,7 @@ async fn topics(kafka: &Kafka, prefix: &str) -> Vec<String> {
 async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kept() {
     let brokers = vec![var("KAFKA_BROKERS")];
     let prefix = format!("kt{}x_", std::process::id());
-    let (old, young) = (stamp(10), stamp(1));
+    let (old, young) = (common::stamp(10), common::stamp(1));
     let names = [
         format!("{prefix}orders_pit_a_ts{old}"),
         format!("{prefix}orders.pit.b_ts{old}"),
@@ -50,21 +46,9 @@ async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kep
         controller.create_topic(n, 1, 1, 5_000).await.unwrap();
     }
     let kafka = Kafka::connect(brokers, "pit-brownie-test", None).await.unwrap();
-    let pattern =
-        format!(r"^_?{prefix}(?:.*?[^A-Za-z0-9])??pit[^A-Za-z0-9](?:.*?[^A-Za-z0-9])??(ts[0-9]{{14}})(?:[^0-9]|$)");
-    let rules = Rules::new(&pattern, Duration::from_secs(3 * 86_400)).unwrap();
+    let rules = common::rules_for(&format!("_?{prefix}"));
 
-    let dry = clean(
-        &kafka,
-        &rules,
-        &Live::default(),
-        &Options {
-            dry_run: true,
-            parallel: 4,
-        },
-    )
-    .await
-    .unwrap();
+    let dry = common::run(&kafka, &rules, &Live::default(), true).await;
     let would: Vec<&str> = dry.candidates.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(would, [names[1].as_str(), names[0].as_str()]);
     assert_eq!(
@@ -73,17 +57,7 @@ async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kep
         "a dry run deletes nothing"
     );
 
-    let report = clean(
-        &kafka,
-        &rules,
-        &Live::default(),
-        &Options {
-            dry_run: false,
-            parallel: 4,
-        },
-    )
-    .await
-    .unwrap();
+    let report = common::run(&kafka, &rules, &Live::default(), false).await;
     assert_eq!(report.found, 5);
     assert_eq!((report.kept_young, report.kept_unreadable.len()), (1, 1));
     assert_eq!(report.kept_protected.len(), 1);

@@ -1,11 +1,13 @@
 //! The postgresql module against a real PostgreSQL server (`DATABASE_URL`, which
 //! `scripts/test` sets): many databases, one with an open connection.
 
+mod common;
+
 use std::time::Duration;
 
 use pit_brownie::postgres::{quote_ident, Postgres};
 use pit_brownie::rules::Rules;
-use pit_brownie::{clean, Action, Live, Options};
+use pit_brownie::{Action, Live};
 
 fn admin_url() -> String {
     std::env::var("DATABASE_URL")
@@ -18,12 +20,6 @@ async fn admin() -> tokio_postgres::Client {
         .expect("PostgreSQL is reachable");
     tokio::spawn(conn);
     client
-}
-
-/// `yyyyMMddHHmmss` of `days` ago, in UTC.
-fn stamp(days_ago: i64) -> String {
-    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
-    t.strftime("%Y%m%d%H%M%S").to_string()
 }
 
 async fn databases(client: &tokio_postgres::Client, prefix: &str) -> Vec<String> {
@@ -39,17 +35,10 @@ async fn databases(client: &tokio_postgres::Client, prefix: &str) -> Vec<String>
         .collect()
 }
 
-/// Only this test's databases: the shared server has others.
-fn rules(prefix: &str) -> Rules {
-    let pattern =
-        format!(r"^{prefix}(?:.*?[^A-Za-z0-9])??pit[^A-Za-z0-9](?:.*?[^A-Za-z0-9])??(ts[0-9]{{14}})(?:[^0-9]|$)");
-    Rules::new(&pattern, Duration::from_secs(3 * 86_400)).unwrap()
-}
-
 #[tokio::test]
 async fn stale_databases_are_dropped_and_everything_else_is_kept_with_its_reason() {
     let prefix = format!("bt{}x_", std::process::id());
-    let (old, young) = (stamp(10), stamp(1));
+    let (old, young) = (common::stamp(10), common::stamp(1));
     let names = [
         format!("{prefix}orders_pit_a_ts{old}"),
         format!("{prefix}orders_pit_b_ts{young}"),
@@ -86,20 +75,10 @@ async fn stale_databases_are_dropped_and_everything_else_is_kept_with_its_reason
     let live = Live {
         environments: vec!["shop_live-1".into()],
     };
-    let rules = rules(&prefix);
+    let rules = common::rules_for(&prefix);
 
     // A dry run lists the candidates with their age and rule, and drops nothing.
-    let dry = clean(
-        &pg,
-        &rules,
-        &live,
-        &Options {
-            dry_run: true,
-            parallel: 4,
-        },
-    )
-    .await
-    .unwrap();
+    let dry = common::run(&pg, &rules, &live, true).await;
     let would: Vec<&str> = dry.candidates.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(would, [names[3].as_str(), names[0].as_str(), names[6].as_str()]);
     assert!(dry
@@ -114,17 +93,7 @@ async fn stale_databases_are_dropped_and_everything_else_is_kept_with_its_reason
     assert_eq!(databases(&client, &prefix).await.len(), names.len());
 
     // For real: the busy one fails, with a hint, and is kept.
-    let report = clean(
-        &pg,
-        &rules,
-        &live,
-        &Options {
-            dry_run: false,
-            parallel: 4,
-        },
-    )
-    .await
-    .unwrap();
+    let report = common::run(&pg, &rules, &live, false).await;
     assert_eq!(report.found, 7, "all but spitfire: {report:?}");
     assert_eq!(report.kept_young, 1);
     assert_eq!(report.kept_unreadable.len(), 1);
@@ -160,17 +129,7 @@ async fn stale_databases_are_dropped_and_everything_else_is_kept_with_its_reason
         .await
         .unwrap()
         .protecting([names[7].clone()]);
-    let report = clean(
-        &forced,
-        &rules,
-        &live,
-        &Options {
-            dry_run: false,
-            parallel: 4,
-        },
-    )
-    .await
-    .unwrap();
+    let report = common::run(&forced, &rules, &live, false).await;
     assert_eq!((report.deleted(), report.failed()), (1, 0));
     assert!(!databases(&client, &prefix).await.contains(&names[6]));
     let _ = busy_conn.await;
@@ -188,17 +147,7 @@ async fn template_and_maintenance_databases_are_never_candidates() {
     // Even with a pattern that takes every name, and no retention.
     let rules = Rules::new("^(.*)$", Duration::ZERO).unwrap();
     let pg = Postgres::connect(&admin_url(), false).await.unwrap();
-    let report = clean(
-        &pg,
-        &rules,
-        &Live::default(),
-        &Options {
-            dry_run: true,
-            parallel: 1,
-        },
-    )
-    .await
-    .unwrap();
+    let report = common::run(&pg, &rules, &Live::default(), true).await;
     let kept: Vec<(&str, &str)> = report
         .kept_protected
         .iter()
