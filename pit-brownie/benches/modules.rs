@@ -1,0 +1,109 @@
+//! Brownie removing stale resources, per module: wall time against what the existing toolkit
+//! takes (it sleeps 2 s after every deletion: 2 s × N). The servers are the tests':
+//! `DATABASE_URL` (PostgreSQL) and `KAFKA_BROKERS` (Kafka); a module whose server is not set is
+//! skipped, saying so.
+//!
+//! `cargo bench -p pit-brownie --bench modules`: 1,000 resources per module with `--bench`,
+//! 10 otherwise (as `scripts/test` runs it).
+
+use std::time::{Duration, Instant};
+
+use pit_brownie::rules::Rules;
+use pit_brownie::{clean, Action, Live, Module, Options};
+
+const PARALLEL: usize = 32;
+
+fn stamp() -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 10))
+        .strftime("%Y%m%d%H%M%S")
+        .to_string()
+}
+
+fn rules(prefix: &str) -> Rules {
+    Rules::new(
+        &format!(r"^{prefix}_pit_[0-9]+_(ts[0-9]{{14}})$"),
+        Duration::from_secs(3 * 86_400),
+    )
+    .unwrap()
+}
+
+async fn measure(module: &dyn Module, prefix: &str, n: usize) {
+    let started = Instant::now();
+    let report = clean(
+        module,
+        &rules(prefix),
+        &Live::default(),
+        &Options {
+            dry_run: false,
+            parallel: PARALLEL,
+        },
+    )
+    .await
+    .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let deleted = report.candidates.iter().filter(|c| c.action == Action::Deleted).count();
+    assert_eq!(deleted, n, "{:?}", report.candidates.iter().find(|c| c.error.is_some()));
+    let toolkit = 2.0 * n as f64;
+    println!(
+        "{:<11} {n} stale, deleted in {wall:.1} s with {PARALLEL} at once ({:.1} ms each); the existing toolkit's 2 s pause alone: {toolkit:.0} s ({:.0} times longer)",
+        module.name(),
+        1000.0 * wall / n as f64,
+        toolkit / wall
+    );
+}
+
+async fn postgres(n: usize) {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("postgresql: skipped (DATABASE_URL is not set: scripts/postgres start DIR)");
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let prefix = format!("bb{}", std::process::id());
+    let ts = stamp();
+    // Made one after another: concurrent CREATE DATABASE would fight over template1.
+    for i in 0..n {
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{prefix}_pit_{i}_ts{ts}\""))
+            .await
+            .unwrap();
+    }
+    let pg = pit_brownie::postgres::Postgres::connect(&url, false).await.unwrap();
+    measure(&pg, &prefix, n).await;
+}
+
+async fn kafka(n: usize) {
+    let Ok(brokers) = std::env::var("KAFKA_BROKERS") else {
+        println!("kafka: skipped (KAFKA_BROKERS is not set: scripts/kafka start DIR)");
+        return;
+    };
+    let brokers: Vec<String> = brokers.split(',').map(str::to_owned).collect();
+    let admin = rskafka::client::ClientBuilder::new(brokers.clone())
+        .build()
+        .await
+        .unwrap();
+    let controller = admin.controller_client().unwrap();
+    let prefix = format!("kb{}", std::process::id());
+    let ts = stamp();
+    for i in 0..n {
+        controller
+            .create_topic(format!("{prefix}_pit_{i}_ts{ts}"), 1, 1, 10_000)
+            .await
+            .unwrap();
+    }
+    let kafka = pit_brownie::kafka::Kafka::connect(brokers, "pit-brownie-bench", None)
+        .await
+        .unwrap();
+    measure(&kafka, &prefix, n).await;
+}
+
+#[tokio::main]
+async fn main() {
+    let n = if std::env::args().any(|a| a == "--bench") {
+        1_000
+    } else {
+        10
+    };
+    postgres(n).await;
+    kafka(n).await;
+}
