@@ -76,8 +76,8 @@ pub trait Module: Send + Sync {
     async fn delete(&self, name: &str) -> Result<(), String>;
 }
 
-/// Runs still alive: a resource whose name carries one of their environment names is kept,
-/// whatever its age.
+/// Runs still alive: a resource whose name carries one of their environment names, or the run
+/// id an environment name ends with (as `PIT_RESOURCE_SUFFIX` does), is kept, whatever its age.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     /// Environment names (namespaces) of live runs.
@@ -92,7 +92,12 @@ impl Live {
         let name = norm(name);
         self.environments
             .iter()
-            .find(|env| !env.is_empty() && name.contains(&norm(env)))
+            .find(|env| {
+                let env_norm = norm(env);
+                // `pit-<suite>-<run id>`: the run id is its last part (a 26-character ULID).
+                let run = env_norm.rsplit('_').next().filter(|r| r.len() == 26);
+                !env.is_empty() && (name.contains(&env_norm) || run.is_some_and(|r| name.contains(r)))
+            })
             .map(String::as_str)
     }
 }

@@ -103,6 +103,24 @@ fn password(value: Option<&String>, file: Option<&PathBuf>, flag: &str) -> Resul
     }
 }
 
+/// The environments of the runs that hold or wait for locks in the Lock Manager at `url`.
+async fn lock_holders(url: &str) -> Result<Vec<String>, CliError> {
+    let client = pit_run::lock_client(url, std::env::var("PIT_LOCK_TOKEN").ok().filter(|t| !t.is_empty()))?;
+    let list = client.list().await?;
+    let owners = list
+        .locks
+        .iter()
+        .map(|l| &l.owner)
+        .chain(list.queue.iter().map(|q| &q.owner));
+    Ok(owners
+        .filter_map(|o| {
+            let run: pit_core::naming::RunId = o.run_id.as_deref()?.parse().ok()?;
+            let suite = pit_core::pitfile::SuiteId::from(o.suite.as_deref()?);
+            Some(pit_core::naming::environment_name(&run, &suite))
+        })
+        .collect())
+}
+
 /// The kafka module, as the flags and the KAFKA_* variables say.
 async fn kafka(args: &BrownieArgs) -> Result<pit_brownie::kafka::Kafka, CliError> {
     let r = &args.resources;
@@ -231,6 +249,11 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
                 text.push_str(&human(&report, dry_run));
                 live.environments.clone_from(&report.live);
                 all.insert("namespaces".into(), serde_json::to_value(&report).unwrap_or_default());
+            }
+            // So are the runs with locks: a Lock Manager that cannot be asked stops the run
+            // before anything is deleted (an error, exit 3).
+            if let (Some(url), false) = (&args.resources.lock_manager, modules.is_empty()) {
+                live.environments.extend(lock_holders(url).await?);
             }
             for module in &modules {
                 let report = pit_brownie::clean(*module, &rules, &live, &options).await?;

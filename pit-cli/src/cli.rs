@@ -707,6 +707,10 @@ pub struct BrownieResourceArgs {
     /// Manager's, say).
     #[arg(long = "protect-database", value_name = "NAME")]
     pub protect_databases: Vec<String>,
+    /// Keep the databases and topics of runs holding or waiting for locks in this Lock
+    /// Manager (token from PIT_LOCK_TOKEN); if it cannot be asked, nothing is deleted.
+    #[arg(long, env = "PIT_LOCK_MANAGER")]
+    pub lock_manager: Option<String>,
     /// Kafka: the brokers, comma separated, `host[:port]`.
     #[arg(long, env = "KAFKA_BROKERS", value_delimiter = ',')]
     pub kafka_brokers: Vec<String>,

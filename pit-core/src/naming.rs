@@ -30,23 +30,20 @@ impl RunId {
 }
 
 /// The suffix PIT gives every command as `PIT_RESOURCE_SUFFIX`, for the names of databases,
-/// topics and indices a suite creates: `pit_<environment>_ts<yyyyMMddHHmmss>` (UTC, the run's
-/// start; `-` as `_`, which every such server accepts). `pit brownie` reads the time back, and
-/// keeps the resource while the environment is alive.
+/// topics and indices a suite creates: `pit_<run id>_ts<yyyyMMddHHmmss>` (UTC, the run's start).
+/// `pit brownie` reads the time back, and keeps the resource while the run's environments are
+/// alive (their names end with the run id). 47 characters: PostgreSQL cuts names at 63, which
+/// leaves 16 for a prefix (`pit_<environment>_…` would leave none).
 ///
 /// ```
 /// use pit_core::naming::{resource_suffix, RunId};
 /// let run: RunId = "01kb8x3v4g0000000000000000".parse().unwrap();
-/// assert_eq!(resource_suffix("pit-smoke-01kb8x3v4g", &run), "pit_pit_smoke_01kb8x3v4g_ts20251129225307");
+/// assert_eq!(resource_suffix(&run), "pit_01kb8x3v4g0000000000000000_ts20251129225307");
 /// ```
-pub fn resource_suffix(environment: &str, run: &RunId) -> String {
+pub fn resource_suffix(run: &RunId) -> String {
     let at = jiff::Timestamp::from_millisecond(i64::try_from(run.timestamp_ms()).unwrap_or(i64::MAX))
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    format!(
-        "pit_{}_ts{}",
-        environment.replace('-', "_"),
-        at.strftime("%Y%m%d%H%M%S")
-    )
+    format!("pit_{run}_ts{}", at.strftime("%Y%m%d%H%M%S"))
 }
 
 impl fmt::Display for RunId {

@@ -169,3 +169,79 @@ fn the_kafka_module_logs_in_as_the_toolkits_variables_say() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("scram-sha-256"), "{err}");
 }
+
+#[test]
+fn the_databases_of_runs_with_locks_are_kept_and_an_unreachable_lock_manager_stops_the_deletes() {
+    use pit_core::lock::{LockOwner, LockRequest, LockStore};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lm = rt.block_on(pit_lock::testing::MockLockManager::start()).unwrap();
+    // An old run (its id's time is years ago), still holding a lock.
+    let run_id: pit_core::naming::RunId = "01hm0000000000000000000000".parse().unwrap();
+    let request = LockRequest {
+        ids: vec!["db".into()],
+        owner: LockOwner {
+            name: "pit run".into(),
+            run_id: Some(run_id.to_string()),
+            suite: Some("checkout".into()),
+            ci_job: None,
+        },
+        ttl: std::time::Duration::from_secs(600),
+        wait: std::time::Duration::ZERO,
+    };
+    rt.block_on(
+        lm.client()
+            .acquire(&request, &tokio_util::sync::CancellationToken::new()),
+    )
+    .unwrap();
+    let prefix = format!("cl{}x_", std::process::id());
+    let db = format!("{prefix}{}", pit_core::naming::resource_suffix(&run_id));
+    assert!(db.len() <= 63, "{db}");
+    psql(&format!("DROP DATABASE IF EXISTS \"{db}\""));
+    psql(&format!("CREATE DATABASE \"{db}\""));
+    let (host, port) = server();
+    let pattern = format!("^{prefix}.*pit.*(ts[0-9]{{14,14}}).*");
+    let brownie = |lock_manager: Option<&str>, dry_run: &str| {
+        let mut cmd = pit();
+        cmd.args([
+            "brownie",
+            "--enabled-modules",
+            "postgresql",
+            "--pghost",
+            &host,
+            "-o",
+            "json",
+        ])
+        .args([
+            "--pgport",
+            &port.to_string(),
+            "--timestamp-pattern",
+            &pattern,
+            "--dry-run",
+            dry_run,
+        ])
+        .env_remove("PIT_LOCK_MANAGER");
+        if let Some(url) = lock_manager {
+            cmd.args(["--lock-manager", url]);
+        }
+        run(&mut cmd)
+    };
+    // With the Lock Manager: the run is alive, its database kept.
+    let (code, out, err) = brownie(Some(lm.url()), "true");
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["postgresql"]["candidates"].as_array().unwrap().len(), 0, "{out}");
+    let reason = v["postgresql"]["kept_protected"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("in use by the live run of environment `pit-checkout-01hm"),
+        "{reason}"
+    );
+    // Without it, only the time counts.
+    let (_, out, _) = brownie(None, "true");
+    assert_eq!(candidates(&out), [format!("would-delete {db}")]);
+    // A Lock Manager that cannot be asked: nothing is deleted, exit 3.
+    let (code, _, err) = brownie(Some("http://127.0.0.1:9"), "false");
+    assert_eq!(code, 3, "{err}");
+    let (_, out, _) = brownie(None, "true");
+    assert_eq!(candidates(&out), [format!("would-delete {db}")], "still there");
+    psql(&format!("DROP DATABASE IF EXISTS \"{db}\""));
+}

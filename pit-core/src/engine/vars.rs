@@ -27,7 +27,7 @@ pub(super) fn base_env(
     vars.insert("PIT_NAMESPACE".into(), env.name.clone());
     vars.insert(
         "PIT_RESOURCE_SUFFIX".into(),
-        crate::naming::resource_suffix(&env.name, &plan.run_id),
+        crate::naming::resource_suffix(&plan.run_id),
     );
     vars.insert("PIT_WORKSPACE".into(), env.workspace.display().to_string());
     vars.insert(
