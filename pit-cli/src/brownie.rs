@@ -250,8 +250,8 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
                 live.environments.clone_from(&report.live);
                 all.insert("namespaces".into(), serde_json::to_value(&report).unwrap_or_default());
             }
-            // So are the runs with locks: a Lock Manager that cannot be asked stops the run
-            // before anything is deleted (an error, exit 3).
+            // So are the runs with locks: a Lock Manager that cannot be asked stops brownie
+            // before any database or topic is deleted (an error, exit 3).
             if let (Some(url), false) = (&args.resources.lock_manager, modules.is_empty()) {
                 live.environments.extend(lock_holders(url).await?);
             }
