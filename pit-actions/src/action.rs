@@ -406,6 +406,10 @@ impl Runner {
     /// [`ActionError`]: a secret, the template, or the delivery.
     pub async fn run(&self, action: &Action, summary: &Summary) -> Result<Outcome, ActionError> {
         match action {
+            Action::Teams { webhook, .. } | Action::Slack { webhook, .. } => {
+                self.post(action, webhook, None, summary).await
+            }
+            Action::Webhook { url, secret, .. } => self.post(action, url, secret.as_ref(), summary).await,
             Action::Github {
                 repository,
                 token,
@@ -413,36 +417,49 @@ impl Runner {
                 context,
                 ..
             } => {
-                return self
-                    .github(
-                        action,
-                        repository.as_deref(),
-                        token.as_ref(),
-                        api_url.as_deref(),
-                        context.as_deref(),
-                        summary,
-                    )
+                self.github(
+                    action,
+                    repository.as_deref(),
+                    token.as_ref(),
+                    api_url.as_deref(),
+                    context.as_deref(),
+                    summary,
+                )
+                .await
+            }
+            Action::GitTag {
+                repository,
+                git_ref,
+                pass_tag,
+                fail_tag,
+                token,
+            } => {
+                let tags = (pass_tag.as_deref(), fail_tag.as_deref());
+                self.git_tag(repository.as_deref(), git_ref.as_deref(), tags, token.as_ref(), summary)
                     .await
             }
-            Action::GitTag { .. } => return self.git_tag(action, summary).await,
-            _ => {}
         }
+    }
+
+    /// The actions that post their body to a URL (`teams`, `slack`, `webhook`), signed with
+    /// `signing` when given.
+    async fn post(
+        &self,
+        action: &Action,
+        url: &SecretRef,
+        signing: Option<&SecretRef>,
+        summary: &Summary,
+    ) -> Result<Outcome, ActionError> {
         let body = template::render(action.name(), action.template(), summary)?;
         if self.dry_run {
             return Ok(Outcome::DryRun { body });
         }
         let bytes = serde_json::to_vec(&body).expect("a JSON value serialises");
-        let (url, headers) = match action {
-            Action::Webhook { url, secret, .. } => {
-                let headers = match secret {
-                    Some(secret) => crate::sign::headers(&secret.read(&*self.env)?, &bytes),
-                    None => Vec::new(),
-                };
-                (url.read(&*self.env)?, headers)
-            }
-            Action::Teams { webhook, .. } | Action::Slack { webhook, .. } => (webhook.read(&*self.env)?, Vec::new()),
-            Action::Github { .. } | Action::GitTag { .. } => unreachable!("handled above"),
+        let headers = match signing {
+            Some(secret) => crate::sign::headers(&secret.read(&*self.env)?, &bytes),
+            None => Vec::new(),
         };
+        let url = url.read(&*self.env)?;
         Ok(Outcome::Sent(
             deliver::post(&self.client, &url, &headers, &bytes, &self.policy).await?,
         ))
@@ -521,23 +538,23 @@ impl Runner {
     }
 
     /// The `git-tag` action, off the async threads (git2 blocks).
-    async fn git_tag(&self, action: &Action, summary: &Summary) -> Result<Outcome, ActionError> {
-        let Action::GitTag {
-            repository,
-            git_ref,
-            pass_tag,
-            fail_tag,
-            token,
-        } = action
-        else {
-            unreachable!("called for git-tag")
-        };
-        let repository = crate::git_tag::repository_or_origin(repository.as_deref(), &self.workdir)?;
-        let git_ref = git_ref.clone().or_else(|| summary.commit.clone()).ok_or_else(|| {
-            ActionError::Setting(
-                "nothing to tag: the report names no commit (set `ref`, --git-ref or PIT_COMMIT)".into(),
-            )
-        })?;
+    async fn git_tag(
+        &self,
+        repository: Option<&str>,
+        git_ref: Option<&str>,
+        (pass_tag, fail_tag): (Option<&str>, Option<&str>),
+        token: Option<&SecretRef>,
+        summary: &Summary,
+    ) -> Result<Outcome, ActionError> {
+        let repository = crate::git_tag::repository_or_origin(repository, &self.workdir)?;
+        let git_ref = git_ref
+            .map(str::to_owned)
+            .or_else(|| summary.commit.clone())
+            .ok_or_else(|| {
+                ActionError::Setting(
+                    "nothing to tag: the report names no commit (set `ref`, --git-ref or PIT_COMMIT)".into(),
+                )
+            })?;
         let token = match token {
             Some(t) => Some(t.read(&*self.env)?.expose().to_owned()),
             // The default token is optional: SSH and local repositories need none.
@@ -548,12 +565,8 @@ impl Runner {
             token,
         };
         let (pass_tag, fail_tag) = (
-            pass_tag
-                .clone()
-                .unwrap_or_else(|| crate::git_tag::DEFAULT_PASS_TAG.into()),
-            fail_tag
-                .clone()
-                .unwrap_or_else(|| crate::git_tag::DEFAULT_FAIL_TAG.into()),
+            pass_tag.unwrap_or(crate::git_tag::DEFAULT_PASS_TAG).to_owned(),
+            fail_tag.unwrap_or(crate::git_tag::DEFAULT_FAIL_TAG).to_owned(),
         );
         let (summary, dry_run) = (summary.clone(), self.dry_run);
         let plan = tokio::task::spawn_blocking(move || {
