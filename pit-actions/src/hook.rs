@@ -89,7 +89,7 @@ impl PostTestActions {
         self.actions.is_empty()
     }
 
-    /// The summary of `report` as stored (`stored`: where).
+    /// The summary of the suite's report, compared with its earlier runs in the store.
     async fn summary(&self, suite: &SuiteReport) -> Summary {
         let mut report = Report::from_suite(suite);
         self.context.apply(&mut report);
@@ -218,7 +218,7 @@ pub fn actions_of(
 #[async_trait::async_trait]
 impl AfterReport for PostTestActions {
     async fn after_report(&self, report: &SuiteReport, _stored: Option<&StoredReport>) -> Vec<TimelineEntry> {
-        if self.actions.is_empty() {
+        if self.is_empty() {
             return Vec::new();
         }
         let summary = self.summary(report).await;
