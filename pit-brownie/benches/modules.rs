@@ -1,6 +1,6 @@
 //! Brownie removing stale resources, per module: wall time against what the existing toolkit
 //! takes (it sleeps 2 s after every deletion: 2 s × N). The servers are the tests':
-//! `DATABASE_URL` (PostgreSQL) and `KAFKA_BROKERS` (Kafka); a module whose server is not set is
+//! `DATABASE_URL` (PostgreSQL), `KAFKA_BROKERS` (Kafka) and `OPENSEARCH_URL` (OpenSearch); a module whose server is not set is
 //! skipped, saying so.
 //!
 //! `cargo bench -p pit-brownie --bench modules`: 1,000 resources per module with `--bench`,
@@ -97,6 +97,30 @@ async fn kafka(n: usize) {
     measure(&kafka, &prefix, n).await;
 }
 
+async fn elasticsearch(n: usize) {
+    let Ok(url) = std::env::var("OPENSEARCH_URL") else {
+        println!("elasticsearch: skipped (OPENSEARCH_URL is not set: scripts/opensearch start DIR)");
+        return;
+    };
+    let http = reqwest::Client::new();
+    let prefix = format!("eb{}", std::process::id());
+    let ts = stamp();
+    // Made one after another: each is a cluster state update on the one node.
+    for i in 0..n {
+        let r = http
+            .put(format!("{url}/{prefix}_pit_{i}_ts{ts}?wait_for_active_shards=0"))
+            .json(&serde_json::json!({"settings": {"number_of_replicas": 0}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    let es = pit_brownie::elasticsearch::Elasticsearch::connect(&url, None, None)
+        .await
+        .unwrap();
+    measure(&es, &prefix, n).await;
+}
+
 #[tokio::main]
 async fn main() {
     let n = if std::env::args().any(|a| a == "--bench") {
@@ -106,4 +130,5 @@ async fn main() {
     };
     postgres(n).await;
     kafka(n).await;
+    elasticsearch(n).await;
 }

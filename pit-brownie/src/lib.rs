@@ -7,7 +7,7 @@
 //!
 //! - [`rules`]: the pattern and the retention (the existing toolkit's settings, safer defaults);
 //! - [`Module`]: one kind of resource on one server; [`postgres::Postgres`] drops databases,
-//!   [`kafka::Kafka`] deletes topics;
+//!   [`kafka::Kafka`] deletes topics, [`elasticsearch::Elasticsearch`] deletes indices;
 //! - [`clean`]: runs a module and reports what it found, kept, deleted and failed.
 //!
 //! ```no_run
@@ -20,6 +20,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod elasticsearch;
 pub mod kafka;
 pub mod postgres;
 pub mod rules;

@@ -6,7 +6,9 @@ use pit_k8s::janitor::{sweep, Action, Sweep, SweepReport};
 
 use std::path::PathBuf;
 
-use crate::cli::{BrownieArgs, BrownieModule, Output};
+use clap::{Args as _, FromArgMatches as _};
+
+use crate::cli::{BrownieArgs, BrownieModule, BrownieResourceArgs, Output};
 use crate::commands::{json, stdout, Ui};
 use crate::error::CliError;
 
@@ -121,79 +123,292 @@ async fn lock_holders(url: &str) -> Result<Vec<String>, CliError> {
         .collect())
 }
 
-/// The kafka module, as the flags and the KAFKA_* variables say.
-async fn kafka(args: &BrownieArgs) -> Result<pit_brownie::kafka::Kafka, CliError> {
-    let r = &args.resources;
-    if r.kafka_brokers.is_empty() {
-        return Err(CliError::Usage(
-            "the kafka module needs the brokers: give --kafka-brokers or set KAFKA_BROKERS".into(),
-        ));
-    }
-    let brokers = r
-        .kafka_brokers
-        .iter()
-        .map(|b| b.trim())
-        .filter(|b| !b.is_empty())
-        .map(|b| {
-            if b.contains(':') {
-                b.to_owned()
-            } else {
-                format!("{b}:{}", r.kafka_port)
-            }
-        })
-        .collect();
-    let secret = password(
-        r.kafka_password.as_ref(),
-        r.kafka_password_file.as_ref(),
-        "--kafka-password-file",
-    )?;
-    let sasl = match (&r.kafka_username, secret) {
-        (Some(user), Some(secret)) => Some(
-            pit_brownie::kafka::Sasl::new(
-                r.kafka_sasl_mechanism.as_deref().unwrap_or("plain"),
-                user.clone(),
-                secret,
-            )
-            .map_err(CliError::Usage)?,
-        ),
-        (Some(_), None) => {
-            return Err(CliError::Usage(
-                "--kafka-username needs a password: set KAFKA_PASSWORD or give --kafka-password-file".into(),
-            ))
-        }
-        (None, _) => None,
-    };
-    Ok(pit_brownie::kafka::Kafka::connect(brokers, &r.kafka_client_id, sasl).await?)
+/// The variable that sets `flag` of server `id` when no flag does: `PG1_PGHOST` for `pghost`
+/// of `pg1` (the existing toolkit's names).
+fn server_variable(id: &str, flag: &str) -> String {
+    format!("{id}_{flag}").replace('-', "_").to_ascii_uppercase()
 }
 
-/// The postgresql module, as the flags and the PG* variables say.
-fn postgres(args: &BrownieArgs) -> Result<pit_brownie::postgres::Postgres, CliError> {
-    let r = &args.resources;
-    let host = r
-        .pghost
-        .clone()
-        .ok_or_else(|| CliError::Usage("the postgresql module needs the server: give --pghost or set PGHOST".into()))?;
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(&host)
-        .port(r.pgport)
-        .dbname(&r.pgdatabase)
-        .user(&r.pguser)
-        .application_name("pit-brownie");
-    if let Some(password) = password(r.pgpassword.as_ref(), r.pgpassword_file.as_ref(), "--pgpassword-file")? {
-        config.password(password);
+/// The settings of server `id` of `module`: the unprefixed flags and variables for the server
+/// named as its module (`postgresql`), else its own `--<id>-<flag>` flags and `<ID>_<FLAG>`
+/// variables only (never another server's). `--force` and `--protect-database` hold for all.
+fn server_settings(args: &BrownieArgs, module: BrownieModule, id: &str) -> Result<BrownieResourceArgs, CliError> {
+    if id == module.name() {
+        return Ok(args.resources.clone());
     }
-    Ok(pit_brownie::postgres::Postgres::new(config, args.parallel, r.force)?
-        .protecting(r.protect_databases.iter().cloned()))
+    let mut argv = vec!["pit brownie".to_owned()];
+    for flag in module.server_flags() {
+        let given = args
+            .server_flags
+            .iter()
+            .rev()
+            .find(|f| f.server == id && f.flag == *flag)
+            .map(|f| f.value.clone());
+        let value = given.or_else(|| {
+            std::env::var(server_variable(id, flag))
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        });
+        if let Some(value) = value {
+            argv.push(format!("--{flag}={value}"));
+        }
+    }
+    // The unprefixed variables (PGHOST) belong to the server named as its module.
+    let command = BrownieResourceArgs::augment_args(clap::Command::new("pit brownie")).mut_args(|a| a.env(None));
+    let refused = |e: clap::Error| {
+        let text = e.to_string();
+        let mut first = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_owned();
+        for flag in module.server_flags() {
+            first = first.replace(&format!("'--{flag} "), &format!("'--{id}-{flag} "));
+        }
+        CliError::Usage(format!("{} server `{id}`: {first}", module.name()))
+    };
+    let matches = command.try_get_matches_from(argv).map_err(refused)?;
+    let mut settings = BrownieResourceArgs::from_arg_matches(&matches).map_err(refused)?;
+    settings.force = args.resources.force;
+    settings.protect_databases.clone_from(&args.resources.protect_databases);
+    Ok(settings)
+}
+
+/// A server to clean, its settings read and checked; connected on each sweep.
+enum Server {
+    Postgres {
+        config: Box<tokio_postgres::Config>,
+        force: bool,
+        protected: Vec<String>,
+    },
+    Kafka {
+        brokers: Vec<String>,
+        client_id: String,
+        sasl: Option<pit_brownie::kafka::Sasl>,
+    },
+    Elasticsearch {
+        url: String,
+        auth: Option<pit_brownie::elasticsearch::BasicAuth>,
+        ca: Option<Vec<u8>>,
+    },
+}
+
+impl Server {
+    /// Server `id` of `module` as `r` sets it.
+    fn read(module: BrownieModule, id: &str, r: &BrownieResourceArgs) -> Result<Self, CliError> {
+        // How the user sets `flag` of this server: `--pghost or PGHOST`, `--pg1-pghost or PG1_PGHOST`.
+        let how = |flag: &str| {
+            if id == module.name() {
+                let var = flag.replace('-', "_").to_ascii_uppercase();
+                format!("--{flag} or {var}")
+            } else {
+                format!("--{id}-{flag} or {}", server_variable(id, flag))
+            }
+        };
+        let missing = |what: &str, flag: &str| {
+            CliError::Usage(format!(
+                "the {} server `{id}` needs {what}: give {}",
+                module.name(),
+                how(flag)
+            ))
+        };
+        let file_flag = |flag: &str| {
+            if id == module.name() {
+                format!("--{flag}")
+            } else {
+                format!("--{id}-{flag}")
+            }
+        };
+        match module {
+            BrownieModule::Postgresql => {
+                let host = r.pghost.clone().ok_or_else(|| missing("its host", "pghost"))?;
+                let mut config = tokio_postgres::Config::new();
+                config
+                    .host(&host)
+                    .port(r.pgport)
+                    .dbname(&r.pgdatabase)
+                    .user(&r.pguser)
+                    .application_name("pit-brownie");
+                if let Some(p) = password(
+                    r.pgpassword.as_ref(),
+                    r.pgpassword_file.as_ref(),
+                    &file_flag("pgpassword-file"),
+                )? {
+                    config.password(p);
+                }
+                Ok(Self::Postgres {
+                    config: Box::new(config),
+                    force: r.force,
+                    protected: r.protect_databases.clone(),
+                })
+            }
+            BrownieModule::Kafka => {
+                let brokers: Vec<String> = r
+                    .kafka_brokers
+                    .iter()
+                    .map(|b| b.trim())
+                    .filter(|b| !b.is_empty())
+                    .map(|b| {
+                        if b.contains(':') {
+                            b.to_owned()
+                        } else {
+                            format!("{b}:{}", r.kafka_port)
+                        }
+                    })
+                    .collect();
+                if brokers.is_empty() {
+                    return Err(missing("its brokers", "kafka-brokers"));
+                }
+                let secret = password(
+                    r.kafka_password.as_ref(),
+                    r.kafka_password_file.as_ref(),
+                    &file_flag("kafka-password-file"),
+                )?;
+                let sasl = match (&r.kafka_username, secret) {
+                    (Some(user), Some(secret)) => Some(
+                        pit_brownie::kafka::Sasl::new(
+                            r.kafka_sasl_mechanism.as_deref().unwrap_or("plain"),
+                            user.clone(),
+                            secret,
+                        )
+                        .map_err(CliError::Usage)?,
+                    ),
+                    (Some(_), None) => return Err(missing("a password for its user", "kafka-password")),
+                    (None, _) => None,
+                };
+                Ok(Self::Kafka {
+                    brokers,
+                    client_id: r.kafka_client_id.clone(),
+                    sasl,
+                })
+            }
+            BrownieModule::Elasticsearch => {
+                let url = r
+                    .elasticsearch_url
+                    .clone()
+                    .ok_or_else(|| missing("its nodes", "elasticsearch-url"))?;
+                let secret = password(
+                    r.elasticsearch_password.as_ref(),
+                    r.elasticsearch_password_file.as_ref(),
+                    &file_flag("elasticsearch-password-file"),
+                )?;
+                let auth = match (&r.elasticsearch_username, secret) {
+                    (Some(user), Some(secret)) => Some(pit_brownie::elasticsearch::BasicAuth {
+                        username: user.clone(),
+                        password: secret,
+                    }),
+                    (Some(_), None) => return Err(missing("a password for its user", "elasticsearch-password")),
+                    (None, Some(_)) => return Err(missing("the user of its password", "elasticsearch-username")),
+                    (None, None) => None,
+                };
+                let ca = match &r.elasticsearch_ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        CliError::Usage(format!(
+                            "{} {}: {e}",
+                            file_flag("elasticsearch-ca-file"),
+                            path.display()
+                        ))
+                    })?),
+                    None => None,
+                };
+                Ok(Self::Elasticsearch { url, auth, ca })
+            }
+            BrownieModule::Namespaces => Err(CliError::Usage("namespaces have no servers".into())),
+        }
+    }
+
+    /// Connects (PostgreSQL: a pool that connects on first use).
+    async fn connect(&self, parallel: usize) -> Result<Box<dyn pit_brownie::Module>, pit_brownie::ModuleError> {
+        Ok(match self {
+            Self::Postgres {
+                config,
+                force,
+                protected,
+            } => Box::new(
+                pit_brownie::postgres::Postgres::new((**config).clone(), parallel, *force)?
+                    .protecting(protected.iter().cloned()),
+            ),
+            Self::Kafka {
+                brokers,
+                client_id,
+                sasl,
+            } => Box::new(pit_brownie::kafka::Kafka::connect(brokers.clone(), client_id, sasl.clone()).await?),
+            Self::Elasticsearch { url, auth, ca } => {
+                Box::new(pit_brownie::elasticsearch::Elasticsearch::connect(url, auth.clone(), ca.as_deref()).await?)
+            }
+        })
+    }
+}
+
+/// Every server of every module enabled beyond namespaces, labelled `postgresql` or
+/// `postgresql/pg1`, its settings checked; a per-server flag of no enabled server is refused.
+fn servers(args: &BrownieArgs) -> Result<Vec<(String, Server)>, CliError> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for spec in &args.enabled_modules {
+        let name = spec.module.name();
+        if seen.contains(&spec.module) {
+            return Err(CliError::Usage(format!(
+                "--enabled-modules names `{name}` twice: list its servers once, as `{name}=id1;id2`"
+            )));
+        }
+        seen.push(spec.module);
+        if spec.module == BrownieModule::Namespaces {
+            continue;
+        }
+        for id in &spec.servers {
+            let settings = server_settings(args, spec.module, id)?;
+            let label = if id == name { id.clone() } else { format!("{name}/{id}") };
+            out.push((label, Server::read(spec.module, id, &settings)?));
+        }
+    }
+    for f in &args.server_flags {
+        let known = args
+            .enabled_modules
+            .iter()
+            .any(|s| s.servers.contains(&f.server) && s.module.server_flags().contains(&f.flag.as_str()));
+        if !known {
+            return Err(CliError::Usage(format!(
+                "--{}-{}: no enabled module has a server `{}` with that setting (hint: name the server in --enabled-modules, such as `postgresql={}`)",
+                f.server, f.flag, f.server, f.server
+            )));
+        }
+    }
+    Ok(out)
 }
 
 pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
     let dry_run = args.dry_run.unwrap_or(false);
-    let enabled = |m: BrownieModule| args.enabled_modules.contains(&m);
+    let enabled = |m: BrownieModule| args.enabled_modules.iter().any(|s| s.module == m);
     let r = &args.resources;
-    if r.pgpassword.is_some() && std::env::var_os("PGPASSWORD").is_none() {
-        ui.message("warning: --pgpassword shows in process lists: prefer PGPASSWORD or --pgpassword-file");
+    let in_process_list = [
+        (r.pgpassword.is_some(), "PGPASSWORD", "--pgpassword"),
+        (r.kafka_password.is_some(), "KAFKA_PASSWORD", "--kafka-password"),
+        (
+            r.elasticsearch_password.is_some(),
+            "ELASTICSEARCH_PASSWORD",
+            "--elasticsearch-password",
+        ),
+    ];
+    for (given, var, flag) in in_process_list {
+        if given && std::env::var_os(var).is_none() {
+            ui.message(&format!(
+                "warning: {flag} shows in process lists: prefer {var} or {flag}-file"
+            ));
+        }
     }
+    if let Some(f) = args.server_flags.iter().find(|f| f.flag.ends_with("password")) {
+        ui.message(&format!(
+            "warning: --{}-{} shows in process lists: prefer {} or --{}-{}-file",
+            f.server,
+            f.flag,
+            server_variable(&f.server, &f.flag),
+            f.server,
+            f.flag
+        ));
+    }
+    let servers = servers(args)?;
     let rules = pit_brownie::rules::Rules::new(
         r.timestamp_pattern
             .as_deref()
@@ -203,23 +418,6 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     runtime.block_on(async {
-        let pg = if enabled(BrownieModule::Postgresql) {
-            Some(postgres(args)?)
-        } else {
-            None
-        };
-        let kafka = if enabled(BrownieModule::Kafka) {
-            Some(kafka(args).await?)
-        } else {
-            None
-        };
-        let modules: Vec<&dyn pit_brownie::Module> = [
-            pg.as_ref().map(|m| m as &dyn pit_brownie::Module),
-            kafka.as_ref().map(|m| m as &dyn pit_brownie::Module),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
         let client = if enabled(BrownieModule::Namespaces) {
             Some(pit_k8s::client(args.kubeconfig.as_deref()).await?)
         } else {
@@ -252,14 +450,32 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
             }
             // So are the runs with locks: a Lock Manager that cannot be asked stops brownie
             // before any database or topic is deleted (an error, exit 3).
-            if let (Some(url), false) = (&args.resources.lock_manager, modules.is_empty()) {
+            if let (Some(url), false) = (&args.resources.lock_manager, servers.is_empty()) {
                 live.environments.extend(lock_holders(url).await?);
             }
-            for module in &modules {
-                let report = pit_brownie::clean(*module, &rules, &live, &options).await?;
-                problems += report.failed();
-                text.push_str(&human_module(&report, dry_run));
-                all.insert(report.module.clone(), serde_json::to_value(&report).unwrap_or_default());
+            // A server that cannot be reached does not stop the others: it is reported, and
+            // the exit code says so.
+            for (label, server) in &servers {
+                let outcome = match server.connect(args.parallel).await {
+                    Ok(module) => pit_brownie::clean(module.as_ref(), &rules, &live, &options).await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(mut report) => {
+                        label.clone_into(&mut report.module);
+                        problems += report.failed();
+                        text.push_str(&human_module(&report, dry_run));
+                        all.insert(label.clone(), serde_json::to_value(&report).unwrap_or_default());
+                    }
+                    Err(e) => {
+                        problems += 1;
+                        let _ = writeln!(text, "{label}: FAILED: {}", e.message);
+                        all.insert(
+                            label.clone(),
+                            serde_json::json!({ "module": label, "error": e.message }),
+                        );
+                    }
+                }
             }
             match args.output {
                 // Namespaces alone: the shape `pit brownie -o json` always had.

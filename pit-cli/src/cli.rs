@@ -622,10 +622,11 @@ impl From<Backend> for pit_run::Backend {
 #[derive(Debug, clap::Args)]
 pub struct BrownieArgs {
     /// What to clean, comma separated: `namespaces` (Kubernetes), `postgresql` (databases),
-    /// `kafka` (topics).
-    /// The existing toolkit's form.
-    #[arg(long, env = "ENABLED_MODULES", value_delimiter = ',', default_value = "namespaces")]
-    pub enabled_modules: Vec<BrownieModule>,
+    /// `kafka` (topics), `elasticsearch` (indices). Several servers of a module, in the
+    /// existing toolkit's form: `postgresql=pg1;pg2`, each set by its own prefixed flags and
+    /// variables (`--pg1-pghost`, `PG1_PGHOST`; see docs/brownie.md).
+    #[arg(long, env = "ENABLED_MODULES", value_delimiter = ',', default_value = "namespaces", value_parser = module_spec)]
+    pub enabled_modules: Vec<ModuleSpec>,
     /// Delete PIT namespaces older than this (default: each namespace's own TTL).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub older_than: Option<std::time::Duration>,
@@ -656,6 +657,10 @@ pub struct BrownieArgs {
     pub output: Output,
     #[command(flatten)]
     pub resources: BrownieResourceArgs,
+    /// The per-server settings (`--pg1-pghost HOST`), taken out of the command line by
+    /// [`server_flags`] before clap parses it.
+    #[arg(skip)]
+    pub server_flags: Vec<ServerFlag>,
 }
 
 /// What `pit brownie` cleans.
@@ -664,13 +669,169 @@ pub enum BrownieModule {
     /// PIT's namespaces on Kubernetes.
     Namespaces,
     /// Stale PostgreSQL databases.
+    #[value(alias = "postgres")]
     Postgresql,
     /// Stale Kafka topics.
     Kafka,
+    /// Stale Elasticsearch or OpenSearch indices.
+    Elasticsearch,
+}
+
+impl BrownieModule {
+    /// Its name in `--enabled-modules`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Namespaces => "namespaces",
+            Self::Postgresql => "postgresql",
+            Self::Kafka => "kafka",
+            Self::Elasticsearch => "elasticsearch",
+        }
+    }
+
+    /// The flags (of [`BrownieResourceArgs`]) each of its servers sets for itself, prefixed
+    /// with the server's id.
+    pub fn server_flags(self) -> &'static [&'static str] {
+        match self {
+            Self::Namespaces => &[],
+            Self::Postgresql => &[
+                "pghost",
+                "pgport",
+                "pgdatabase",
+                "pguser",
+                "pgpassword",
+                "pgpassword-file",
+            ],
+            Self::Kafka => &[
+                "kafka-brokers",
+                "kafka-port",
+                "kafka-client-id",
+                "kafka-username",
+                "kafka-password",
+                "kafka-password-file",
+                "kafka-sasl-mechanism",
+            ],
+            Self::Elasticsearch => &[
+                "elasticsearch-url",
+                "elasticsearch-username",
+                "elasticsearch-password",
+                "elasticsearch-password-file",
+                "elasticsearch-ca-file",
+            ],
+        }
+    }
+}
+
+/// A module in `--enabled-modules` and its servers: `postgresql` (one server, set by the
+/// unprefixed flags: its id is the module's name) or `postgresql=pg1;pg2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// The module.
+    pub module: BrownieModule,
+    /// Its servers' ids, unique.
+    pub servers: Vec<String>,
+}
+
+fn module_spec(s: &str) -> Result<ModuleSpec, String> {
+    let (name, ids) = match s.split_once('=') {
+        Some((name, ids)) => (name.trim(), Some(ids)),
+        None => (s.trim(), None),
+    };
+    let module = BrownieModule::from_str(name, true)
+        .map_err(|_| format!("`{name}` is not a module: namespaces, postgresql, kafka or elasticsearch"))?;
+    let Some(ids) = ids else {
+        return Ok(ModuleSpec {
+            module,
+            servers: vec![module.name().to_owned()],
+        });
+    };
+    let servers: Vec<String> = ids
+        .split(';')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if servers.is_empty() || module == BrownieModule::Namespaces {
+        return Err(format!(
+            "`{s}`: give a module's servers as `postgresql=pg1;pg2` (namespaces takes none)"
+        ));
+    }
+    for (i, id) in servers.iter().enumerate() {
+        let valid = id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(format!(
+                "`{id}` is not a server id: letters, digits, `-` and `_`, starting with a letter or digit"
+            ));
+        }
+        if servers[..i].contains(id) {
+            return Err(format!("`{s}`: the server `{id}` is named twice"));
+        }
+    }
+    Ok(ModuleSpec { module, servers })
+}
+
+/// A per-server setting of the existing toolkit's form: `--pg1-pghost HOST` is server `pg1`'s
+/// `pghost`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFlag {
+    /// The server's id (`pg1`).
+    pub server: String,
+    /// The flag without the prefix (`pghost`).
+    pub flag: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// Takes the per-server settings (`--<id>-<flag> VALUE` or `--<id>-<flag>=VALUE`, where
+/// `<flag>` is one of a module's [`BrownieModule::server_flags`]) out of `pit brownie`'s
+/// command line, which clap cannot declare: the ids are the user's.
+pub fn server_flags(mut argv: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsString>, Vec<ServerFlag>) {
+    let mut found = Vec::new();
+    if argv.get(1).and_then(|a| a.to_str()) != Some("brownie") {
+        return (argv, found);
+    }
+    let flags: Vec<&str> = [
+        BrownieModule::Postgresql,
+        BrownieModule::Kafka,
+        BrownieModule::Elasticsearch,
+    ]
+    .iter()
+    .flat_map(|m| m.server_flags())
+    .copied()
+    .collect();
+    let mut i = 2;
+    while i < argv.len() {
+        let Some(arg) = argv[i].to_str().and_then(|a| a.strip_prefix("--")) else {
+            i += 1;
+            continue;
+        };
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (arg, None),
+        };
+        let split = flags.iter().find_map(|f| {
+            let server = name.strip_suffix(f)?.strip_suffix('-')?;
+            (!server.is_empty()).then(|| (server.to_owned(), (*f).to_owned()))
+        });
+        let Some((server, flag)) = split else {
+            i += 1;
+            continue;
+        };
+        let taken = if inline.is_some() { 1 } else { 2 };
+        let value = inline.or_else(|| argv.get(i + 1).and_then(|v| v.to_str()).map(str::to_owned));
+        let Some(value) = value else {
+            // No value: leave it for clap to refuse.
+            i += 1;
+            continue;
+        };
+        found.push(ServerFlag { server, flag, value });
+        argv.drain(i..i + taken);
+    }
+    (argv, found)
 }
 
 /// The settings of the modules beyond namespaces: the existing toolkit's flags and variables.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Databases, topics, indices (the existing toolkit's settings; see docs/brownie.md)")]
 pub struct BrownieResourceArgs {
     /// Resources older than this are deleted: `3days`, `12hours`, `30minutes` (or `72h`).
@@ -732,6 +893,23 @@ pub struct BrownieResourceArgs {
     /// Kafka: `plain`, `scram-sha-256` or `scram-sha-512` (default `plain` with a user).
     #[arg(long, env = "KAFKA_SASL_MECHANISM")]
     pub kafka_sasl_mechanism: Option<String>,
+    /// Elasticsearch/OpenSearch: the nodes' URLs, comma separated (`https://es1:9200,https://es2:9200`).
+    #[arg(long, env = "ELASTICSEARCH_URL")]
+    pub elasticsearch_url: Option<String>,
+    /// Elasticsearch/OpenSearch: the user (none: no authentication).
+    #[arg(long, env = "ELASTICSEARCH_USERNAME")]
+    pub elasticsearch_username: Option<String>,
+    /// Elasticsearch/OpenSearch: the password. Prefer ELASTICSEARCH_PASSWORD or
+    /// --elasticsearch-password-file.
+    #[arg(long, env = "ELASTICSEARCH_PASSWORD", hide_env_values = true)]
+    pub elasticsearch_password: Option<String>,
+    /// Elasticsearch/OpenSearch: a file holding the password (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub elasticsearch_password_file: Option<PathBuf>,
+    /// Elasticsearch/OpenSearch: a CA certificate (PEM) to trust besides the system's, for
+    /// clusters with their own CA. Certificates are always verified.
+    #[arg(long, value_name = "FILE")]
+    pub elasticsearch_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

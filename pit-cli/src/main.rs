@@ -21,7 +21,11 @@ fn main() {
             unsafe { std::env::remove_var(&name) };
         }
     }
-    let cli = cli::Cli::parse_from(cli::joined_dry_run(std::env::args_os().collect()));
+    let (argv, server_flags) = cli::server_flags(cli::joined_dry_run(std::env::args_os().collect()));
+    let mut cli = cli::Cli::parse_from(argv);
+    if let cli::Command::Brownie(args) = &mut cli.command {
+        args.server_flags = server_flags;
+    }
     // The Lock Manager sets up its own (JSON) logging.
     if !matches!(cli.command, cli::Command::LockManager { .. }) {
         tracing_subscriber::fmt()
