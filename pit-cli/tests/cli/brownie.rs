@@ -1,6 +1,8 @@
-//! `pit brownie --enabled-modules postgresql` against the real PostgreSQL server
-//! (`DATABASE_URL`): the existing toolkit's configuration (variables) and PIT's flags give the
-//! same result; a dry run changes nothing; the exit code says whether anything failed.
+//! `pit brownie` against the real servers `scripts/test` starts: PostgreSQL (`DATABASE_URL`),
+//! Kafka (`KAFKA_BROKERS`), OpenSearch (`OPENSEARCH_URL`) and the control plane
+//! (`PIT_TEST_KUBECONFIG`): the existing toolkit's configuration (variables, per-server
+//! settings) and PIT's flags give the same result; a dry run changes nothing; the exit code says
+//! whether anything failed.
 
 use crate::{pit, run};
 
@@ -105,7 +107,7 @@ fn bad_settings_say_what_to_do_and_a_password_never_shows() {
         .args(["brownie", "--enabled-modules", "postgresql"])
         .env_remove("PGHOST"));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("give --pghost or set PGHOST"), "{err}");
+    assert!(err.contains("give --pghost or PGHOST"), "{err}");
     let (code, _, err) = run(pit()
         .args(["brownie", "--enabled-modules", "postgresql", "--pghost", "127.0.0.1"])
         .args(["--timestamp-pattern", "^pit_.*"]));
@@ -244,4 +246,229 @@ fn the_databases_of_runs_with_locks_are_kept_and_an_unreachable_lock_manager_sto
     let (_, out, _) = brownie(None, "true");
     assert_eq!(candidates(&out), [format!("would-delete {db}")], "still there");
     psql(&format!("DROP DATABASE IF EXISTS \"{db}\""));
+}
+
+/// What a `-o json` run did, per module kind: `(module, action, name)`, sorted.
+fn actions(json: &str) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    let mut out = Vec::new();
+    for (label, report) in v.as_object().unwrap() {
+        if label == "namespaces" {
+            continue;
+        }
+        let kind = label.split('/').next().unwrap().to_owned();
+        assert!(report.get("error").is_none(), "{label}: {report}");
+        for c in report["candidates"].as_array().unwrap() {
+            out.push((
+                kind.clone(),
+                c["action"].as_str().unwrap().to_owned(),
+                c["name"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_module_in_the_toolkits_per_server_form_cleans_what_pits_flags_clean() {
+    let kubeconfig = std::env::var("PIT_TEST_KUBECONFIG")
+        .expect("PIT_TEST_KUBECONFIG is not set: scripts/test starts a control plane");
+    let kubectl = std::env::var("PIT_KUBECTL").unwrap();
+    let brokers = std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is not set: scripts/test starts Kafka");
+    let opensearch =
+        std::env::var("OPENSEARCH_URL").expect("OPENSEARCH_URL is not set: scripts/test starts OpenSearch");
+    let (host, port) = server();
+    let tag = format!("ca{}x", std::process::id());
+    // A run still alive: its namespace is young, so its resources are kept whatever their age.
+    let live_ns = format!("{tag}-live");
+    let kube = |args: &[&str]| {
+        let out = std::process::Command::new(&kubectl)
+            .args(["--kubeconfig", &kubeconfig])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    kube(&["create", "namespace", &live_ns]);
+    kube(&[
+        "label",
+        "namespace",
+        &live_ns,
+        "app.kubernetes.io/managed-by=pit",
+        &format!("pit.dev/run-id={tag}"),
+    ]);
+    kube(&["annotate", "namespace", &live_ns, "pit.dev/ttl=1h"]);
+    let stale = format!("{tag}_orders_pit_a_ts20240101000000");
+    let live = format!("{tag}_pit_{tag}_live_ts20240101000000");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for db in [&stale, &live] {
+        psql(&format!("DROP DATABASE IF EXISTS \"{db}\""));
+        psql(&format!("CREATE DATABASE \"{db}\""));
+    }
+    rt.block_on(async {
+        let kafka = rskafka::client::ClientBuilder::new(vec![brokers.clone()])
+            .build()
+            .await
+            .unwrap();
+        let controller = kafka.controller_client().unwrap();
+        let http = reqwest::Client::new();
+        for name in [&stale, &live] {
+            controller.create_topic(name.as_str(), 1, 1, 5_000).await.unwrap();
+            let r = http
+                .put(format!("{opensearch}/{name}?wait_for_active_shards=0"))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+    });
+    let pattern = format!("^{tag}_.*pit.*(ts[0-9]{{14,14}}).*");
+    let selector = format!("pit.dev/run-id={tag}");
+
+    // The existing toolkit's form: one named server per module, set by prefixed variables.
+    let (code, out, err) = run(pit()
+        .args(["brownie", "-o", "json", "-l", &selector, "--kubeconfig", &kubeconfig])
+        .env(
+            "ENABLED_MODULES",
+            "namespaces,postgresql=pg1,kafka=k1,elasticsearch=es1",
+        )
+        .env("PG1_PGHOST", &host)
+        .env("PG1_PGPORT", port.to_string())
+        .env("PG1_PGDATABASE", "postgres")
+        .env("PG1_PGUSER", "postgres")
+        .env("K1_KAFKA_BROKERS", &brokers)
+        .env("K1_KAFKA_CLIENT_ID", "brownie")
+        .env("ES1_ELASTICSEARCH_URL", &opensearch)
+        .env("TIMESTAMP_PATTERN", &pattern)
+        .env("DRY_RUN", "true"));
+    assert_eq!(code, 0, "{err}");
+    let expected = |action: &str| -> Vec<(String, String, String)> {
+        ["elasticsearch", "kafka", "postgresql"]
+            .iter()
+            .map(|m| ((*m).to_owned(), action.to_owned(), stale.clone()))
+            .collect()
+    };
+    assert_eq!(actions(&out), expected("would-delete"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for label in ["postgresql/pg1", "kafka/k1", "elasticsearch/es1"] {
+        let reason = v[label]["kept_protected"][0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(&format!("`{live_ns}`")), "{label}: {out}");
+    }
+    assert!(
+        v["namespaces"]["live"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == live_ns.as_str()),
+        "{out}"
+    );
+
+    // PIT's flags, for real: the same resources deleted.
+    let (code, out, err) = run(pit()
+        .args(["brownie", "-o", "json", "-l", &selector, "--kubeconfig", &kubeconfig])
+        .args(["--enabled-modules", "namespaces,postgresql,kafka,elasticsearch"])
+        .args(["--pghost", &host, "--pgport", &port.to_string()])
+        .args(["--kafka-brokers", &brokers, "--elasticsearch-url", &opensearch])
+        .args(["--timestamp-pattern", &pattern, "--dry-run=false"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(actions(&out), expected("deleted"), "{out}");
+
+    // Gone (Kafka deletes in the background: wait, bounded), and the live run's kept.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, out, err) = run(pit()
+            .args([
+                "brownie",
+                "-o",
+                "json",
+                "--enabled-modules",
+                "postgresql,kafka,elasticsearch",
+            ])
+            .args(["--pghost", &host, "--pgport", &port.to_string()])
+            .args(["--kafka-brokers", &brokers, "--elasticsearch-url", &opensearch])
+            .args(["--timestamp-pattern", &pattern, "--dry-run"]));
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let left: Vec<u64> = ["postgresql", "kafka", "elasticsearch"]
+            .iter()
+            .map(|m| v[m]["found"].as_u64().unwrap())
+            .collect();
+        if left == [1, 1, 1] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    psql(&format!("DROP DATABASE IF EXISTS \"{live}\""));
+    rt.block_on(async {
+        let kafka = rskafka::client::ClientBuilder::new(vec![brokers.clone()])
+            .build()
+            .await
+            .unwrap();
+        let _ = kafka
+            .controller_client()
+            .unwrap()
+            .delete_topic(live.as_str(), 5_000)
+            .await;
+        let _ = reqwest::Client::new()
+            .delete(format!("{opensearch}/{live}"))
+            .send()
+            .await;
+    });
+    kube(&["delete", "namespace", &live_ns, "--wait=false"]);
+}
+
+#[test]
+fn per_server_settings_are_checked_and_named_as_the_user_gave_them() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--enabled-modules", "postgresql=pg1"],
+            "give --pg1-pghost or PG1_PGHOST",
+        ),
+        (&["--enabled-modules", "postgresql=pg1;pg1"], "named twice"),
+        (&["--enabled-modules", "namespaces=a"], "namespaces takes none"),
+        (&["--enabled-modules", "redis"], "not a module"),
+        (
+            &[
+                "--enabled-modules",
+                "postgresql=pg1",
+                "--pg1-pghost",
+                "h",
+                "--pg2-pghost",
+                "h",
+            ],
+            "--pg2-pghost: no enabled module has a server `pg2`",
+        ),
+        (
+            &[
+                "--enabled-modules",
+                "postgresql=pg1",
+                "--pg1-pghost",
+                "h",
+                "--pg1-pgport",
+                "x",
+            ],
+            "'--pg1-pgport ",
+        ),
+    ];
+    for (args, says) in cases {
+        let (code, _, err) = run(pit().arg("brownie").args(args).env_remove("PG1_PGHOST"));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A server's password given as a flag: a warning; its value is nowhere in the output.
+    let (code, out, err) = run(pit()
+        .args([
+            "brownie",
+            "--enabled-modules",
+            "postgresql=pg1",
+            "--pg1-pghost",
+            "127.0.0.1",
+        ])
+        .args(["--pg1-pgport", "9", "--pg1-pgpassword", "s3cret-pw"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--pg1-pgpassword shows in process lists"), "{err}");
+    assert!(out.contains("postgresql/pg1: FAILED"), "{out}");
+    assert!(!out.contains("s3cret-pw") && !err.contains("s3cret-pw"), "{err}");
 }
