@@ -8,7 +8,8 @@
 //! - [`rules`]: the pattern and the retention (the existing toolkit's settings, safer defaults);
 //! - [`Module`]: one kind of resource on one server; [`postgres::Postgres`] drops databases,
 //!   [`kafka::Kafka`] deletes topics, [`elasticsearch::Elasticsearch`] deletes indices;
-//! - [`clean`]: runs a module and reports what it found, kept, deleted and failed.
+//! - [`clean`]: runs a module and reports what it found, kept, deleted and failed;
+//! - [`Server`]: a server to clean as settings, connected and cleaned on each sweep.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), pit_brownie::ModuleError> {
@@ -24,6 +25,9 @@ pub mod elasticsearch;
 pub mod kafka;
 pub mod postgres;
 pub mod rules;
+pub mod server;
+
+pub use server::Server;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

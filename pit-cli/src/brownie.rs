@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{Args as _, FromArgMatches as _};
 
+use pit_brownie::Server;
+
 use crate::cli::{BrownieArgs, BrownieModule, BrownieResourceArgs, Output};
 use crate::commands::{json, stdout, Ui};
 use crate::error::CliError;
@@ -95,14 +97,13 @@ fn password(value: Option<&String>, file: Option<&PathBuf>, flag: &str) -> Resul
     if let Some(p) = value {
         return Ok(Some(p.clone()));
     }
-    match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))?;
-            Ok(Some(text.lines().next().unwrap_or_default().trim().to_owned()))
-        }
-        None => Ok(None),
-    }
+    file.map(|path| {
+        pit_core::secret::SecretRef::File(path.clone())
+            .read(&|_| None)
+            .map(|s| s.expose().to_owned())
+            .map_err(|e| CliError::Usage(format!("{flag}: {}", pit_core::engine::error_chain(&e))))
+    })
+    .transpose()
 }
 
 /// The environments of the runs that hold or wait for locks in the Lock Manager at `url`.
@@ -175,169 +176,126 @@ fn server_settings(args: &BrownieArgs, module: BrownieModule, id: &str) -> Resul
     Ok(settings)
 }
 
-/// A server to clean, its settings read and checked; connected on each sweep.
-enum Server {
-    Postgres {
-        config: Box<tokio_postgres::Config>,
-        force: bool,
-        protected: Vec<String>,
-    },
-    Kafka {
-        brokers: Vec<String>,
-        client_id: String,
-        sasl: Option<pit_brownie::kafka::Sasl>,
-    },
-    Elasticsearch {
-        url: String,
-        auth: Option<pit_brownie::elasticsearch::BasicAuth>,
-        ca: Option<Vec<u8>>,
-    },
-}
-
-impl Server {
-    /// Server `id` of `module` as `r` sets it.
-    fn read(module: BrownieModule, id: &str, r: &BrownieResourceArgs) -> Result<Self, CliError> {
-        // How the user sets `flag` of this server: `--pghost or PGHOST`, `--pg1-pghost or PG1_PGHOST`.
-        let how = |flag: &str| {
-            if id == module.name() {
-                let var = flag.replace('-', "_").to_ascii_uppercase();
-                format!("--{flag} or {var}")
-            } else {
-                format!("--{id}-{flag} or {}", server_variable(id, flag))
-            }
-        };
-        let missing = |what: &str, flag: &str| {
-            CliError::Usage(format!(
-                "the {} server `{id}` needs {what}: give {}",
-                module.name(),
-                how(flag)
-            ))
-        };
-        let file_flag = |flag: &str| {
-            if id == module.name() {
-                format!("--{flag}")
-            } else {
-                format!("--{id}-{flag}")
-            }
-        };
-        match module {
-            BrownieModule::Postgresql => {
-                let host = r.pghost.clone().ok_or_else(|| missing("its host", "pghost"))?;
-                let mut config = tokio_postgres::Config::new();
-                config
-                    .host(&host)
-                    .port(r.pgport)
-                    .dbname(&r.pgdatabase)
-                    .user(&r.pguser)
-                    .application_name("pit-brownie");
-                if let Some(p) = password(
-                    r.pgpassword.as_ref(),
-                    r.pgpassword_file.as_ref(),
-                    &file_flag("pgpassword-file"),
-                )? {
-                    config.password(p);
-                }
-                Ok(Self::Postgres {
-                    config: Box::new(config),
-                    force: r.force,
-                    protected: r.protect_databases.clone(),
-                })
-            }
-            BrownieModule::Kafka => {
-                let brokers: Vec<String> = r
-                    .kafka_brokers
-                    .iter()
-                    .map(|b| b.trim())
-                    .filter(|b| !b.is_empty())
-                    .map(|b| {
-                        if b.contains(':') {
-                            b.to_owned()
-                        } else {
-                            format!("{b}:{}", r.kafka_port)
-                        }
-                    })
-                    .collect();
-                if brokers.is_empty() {
-                    return Err(missing("its brokers", "kafka-brokers"));
-                }
-                let secret = password(
-                    r.kafka_password.as_ref(),
-                    r.kafka_password_file.as_ref(),
-                    &file_flag("kafka-password-file"),
-                )?;
-                let sasl = match (&r.kafka_username, secret) {
-                    (Some(user), Some(secret)) => Some(
-                        pit_brownie::kafka::Sasl::new(
-                            r.kafka_sasl_mechanism.as_deref().unwrap_or("plain"),
-                            user.clone(),
-                            secret,
-                        )
-                        .map_err(CliError::Usage)?,
-                    ),
-                    (Some(_), None) => return Err(missing("a password for its user", "kafka-password")),
-                    (None, _) => None,
-                };
-                Ok(Self::Kafka {
-                    brokers,
-                    client_id: r.kafka_client_id.clone(),
-                    sasl,
-                })
-            }
-            BrownieModule::Elasticsearch => {
-                let url = r
-                    .elasticsearch_url
-                    .clone()
-                    .ok_or_else(|| missing("its nodes", "elasticsearch-url"))?;
-                let secret = password(
-                    r.elasticsearch_password.as_ref(),
-                    r.elasticsearch_password_file.as_ref(),
-                    &file_flag("elasticsearch-password-file"),
-                )?;
-                let auth = match (&r.elasticsearch_username, secret) {
-                    (Some(user), Some(secret)) => Some(pit_brownie::elasticsearch::BasicAuth {
-                        username: user.clone(),
-                        password: secret,
-                    }),
-                    (Some(_), None) => return Err(missing("a password for its user", "elasticsearch-password")),
-                    (None, Some(_)) => return Err(missing("the user of its password", "elasticsearch-username")),
-                    (None, None) => None,
-                };
-                let ca = match &r.elasticsearch_ca_file {
-                    Some(path) => Some(std::fs::read(path).map_err(|e| {
-                        CliError::Usage(format!(
-                            "{} {}: {e}",
-                            file_flag("elasticsearch-ca-file"),
-                            path.display()
-                        ))
-                    })?),
-                    None => None,
-                };
-                Ok(Self::Elasticsearch { url, auth, ca })
-            }
-            BrownieModule::Namespaces => Err(CliError::Usage("namespaces have no servers".into())),
+/// Server `id` of `module` as `r` sets it, checked (nothing is connected yet).
+fn read_server(module: BrownieModule, id: &str, r: &BrownieResourceArgs) -> Result<Server, CliError> {
+    // How the user sets `flag` of this server: `--pghost or PGHOST`, `--pg1-pghost or PG1_PGHOST`.
+    let how = |flag: &str| {
+        if id == module.name() {
+            let var = flag.replace('-', "_").to_ascii_uppercase();
+            format!("--{flag} or {var}")
+        } else {
+            format!("--{id}-{flag} or {}", server_variable(id, flag))
         }
-    }
-
-    /// Connects (PostgreSQL: a pool that connects on first use).
-    async fn connect(&self, parallel: usize) -> Result<Box<dyn pit_brownie::Module>, pit_brownie::ModuleError> {
-        Ok(match self {
-            Self::Postgres {
-                config,
-                force,
-                protected,
-            } => Box::new(
-                pit_brownie::postgres::Postgres::new((**config).clone(), parallel, *force)?
-                    .protecting(protected.iter().cloned()),
-            ),
-            Self::Kafka {
-                brokers,
-                client_id,
-                sasl,
-            } => Box::new(pit_brownie::kafka::Kafka::connect(brokers.clone(), client_id, sasl.clone()).await?),
-            Self::Elasticsearch { url, auth, ca } => {
-                Box::new(pit_brownie::elasticsearch::Elasticsearch::connect(url, auth.clone(), ca.as_deref()).await?)
+    };
+    let missing = |what: &str, flag: &str| {
+        CliError::Usage(format!(
+            "the {} server `{id}` needs {what}: give {}",
+            module.name(),
+            how(flag)
+        ))
+    };
+    let file_flag = |flag: &str| {
+        if id == module.name() {
+            format!("--{flag}")
+        } else {
+            format!("--{id}-{flag}")
+        }
+    };
+    match module {
+        BrownieModule::Postgresql => {
+            let host = r.pghost.clone().ok_or_else(|| missing("its host", "pghost"))?;
+            let mut config = tokio_postgres::Config::new();
+            config
+                .host(&host)
+                .port(r.pgport)
+                .dbname(&r.pgdatabase)
+                .user(&r.pguser)
+                .application_name("pit-brownie");
+            if let Some(p) = password(
+                r.pgpassword.as_ref(),
+                r.pgpassword_file.as_ref(),
+                &file_flag("pgpassword-file"),
+            )? {
+                config.password(p);
             }
-        })
+            Ok(Server::Postgres {
+                config: Box::new(config),
+                force: r.force,
+                protected: r.protect_databases.clone(),
+            })
+        }
+        BrownieModule::Kafka => {
+            let brokers: Vec<String> = r
+                .kafka_brokers
+                .iter()
+                .map(|b| b.trim())
+                .filter(|b| !b.is_empty())
+                .map(|b| {
+                    if b.contains(':') {
+                        b.to_owned()
+                    } else {
+                        format!("{b}:{}", r.kafka_port)
+                    }
+                })
+                .collect();
+            if brokers.is_empty() {
+                return Err(missing("its brokers", "kafka-brokers"));
+            }
+            let secret = password(
+                r.kafka_password.as_ref(),
+                r.kafka_password_file.as_ref(),
+                &file_flag("kafka-password-file"),
+            )?;
+            let sasl = match (&r.kafka_username, secret) {
+                (Some(user), Some(secret)) => Some(
+                    pit_brownie::kafka::Sasl::new(
+                        r.kafka_sasl_mechanism.as_deref().unwrap_or("plain"),
+                        user.clone(),
+                        secret,
+                    )
+                    .map_err(CliError::Usage)?,
+                ),
+                (Some(_), None) => return Err(missing("a password for its user", "kafka-password")),
+                (None, _) => None,
+            };
+            Ok(Server::Kafka {
+                brokers,
+                client_id: r.kafka_client_id.clone(),
+                sasl,
+            })
+        }
+        BrownieModule::Elasticsearch => {
+            let url = r
+                .elasticsearch_url
+                .clone()
+                .ok_or_else(|| missing("its nodes", "elasticsearch-url"))?;
+            let secret = password(
+                r.elasticsearch_password.as_ref(),
+                r.elasticsearch_password_file.as_ref(),
+                &file_flag("elasticsearch-password-file"),
+            )?;
+            let auth = match (&r.elasticsearch_username, secret) {
+                (Some(user), Some(secret)) => Some(pit_brownie::elasticsearch::BasicAuth {
+                    username: user.clone(),
+                    password: secret,
+                }),
+                (Some(_), None) => return Err(missing("a password for its user", "elasticsearch-password")),
+                (None, Some(_)) => return Err(missing("the user of its password", "elasticsearch-username")),
+                (None, None) => None,
+            };
+            let ca = match &r.elasticsearch_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    CliError::Usage(format!(
+                        "{} {}: {e}",
+                        file_flag("elasticsearch-ca-file"),
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            };
+            Ok(Server::Elasticsearch { url, auth, ca })
+        }
+        BrownieModule::Namespaces => Err(CliError::Usage("namespaces have no servers".into())),
     }
 }
 
@@ -360,7 +318,7 @@ fn servers(args: &BrownieArgs) -> Result<Vec<(String, Server)>, CliError> {
         for id in &spec.servers {
             let settings = server_settings(args, spec.module, id)?;
             let label = if id == name { id.clone() } else { format!("{name}/{id}") };
-            out.push((label, Server::read(spec.module, id, &settings)?));
+            out.push((label, read_server(spec.module, id, &settings)?));
         }
     }
     for f in &args.server_flags {
@@ -456,11 +414,7 @@ pub fn run(ui: &Ui, args: &BrownieArgs) -> Result<i32, CliError> {
             // A server that cannot be reached does not stop the others: it is reported, and
             // the exit code says so.
             for (label, server) in &servers {
-                let outcome = match server.connect(args.parallel).await {
-                    Ok(module) => pit_brownie::clean(module.as_ref(), &rules, &live, &options).await,
-                    Err(e) => Err(e),
-                };
-                match outcome {
+                match server.clean(&rules, &live, &options).await {
                     Ok(mut report) => {
                         label.clone_into(&mut report.module);
                         problems += report.failed();
