@@ -8,6 +8,8 @@
 //! │   ├── LockBusy              still held after the wait; `.holders`
 //! │   └── LeaseLost             the lease expired or was force-released
 //! ├── ReportError               a report could not be read or rendered
+//! ├── ActionFailed              a post-test action failed; `.results`
+//! ├── BrownieError              brownie could not reach or list a server
 //! └── SuiteError                a suite did not pass (`RunResult.raise_for_status()`,
 //!     │                         `SuiteResult.error()`); `.suite`, `.phase`, `.kind`,
 //!     │                         `.component`, `.exit_code`
@@ -66,6 +68,12 @@ create_exception!(
     ReportError,
     PitError,
     "A report could not be read, compared or rendered."
+);
+create_exception!(
+    pit,
+    BrownieError,
+    PitError,
+    "Brownie could not reach, log in to or list a server (a failed delete is in the report instead)."
 );
 create_exception!(
     pit,

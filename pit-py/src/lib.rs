@@ -10,6 +10,7 @@
 //! - [`report`]: `Report.load`, `.to_html()`, `.to_junit()`, `.compare(…)`;
 //! - [`testapp`]: serving a Python function as a Test Runner App;
 //! - [`actions`]: post-test actions on a report (`pit.actions`);
+//! - [`brownie`]: the janitor's modules, stale databases, topics and indices (`pit.brownie`);
 //! - [`errors`]: the exception classes, with the messages the CLI prints.
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub mod actions;
+pub mod brownie;
 pub mod errors;
 pub mod lock;
 pub mod pitfile;
@@ -148,6 +150,7 @@ where
 fn _pit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     actions::register(m)?;
+    brownie::register(m)?;
     pitfile::register(m)?;
     run::register(m)?;
     lock::register(m)?;

@@ -11,6 +11,8 @@ __version__: str
 __all__ = [
     "ActionFailed",
     "BackendFailed",
+    "BrownieError",
+    "BrownieServer",
     "CommandFailed",
     "Comparison",
     "Diagnostic",
@@ -40,6 +42,7 @@ __all__ = [
     "TestsFailed",
     "TimedOut",
     "__version__",
+    "brownie_clean",
     "run",
     "run_actions",
     "serve_testapp",
@@ -80,6 +83,56 @@ class ActionFailed(PitError):
 
     results: list[dict[str, Any]]
     """Every action's result, as :func:`run_actions` returns them."""
+
+class BrownieError(PitError):
+    """Brownie could not reach, log in to or list a server."""
+
+@final
+class BrownieServer:
+    """One server to clean (see :mod:`pit.brownie`); its ``repr`` never shows a password."""
+
+    @staticmethod
+    def postgres(
+        dsn: str,
+        *,
+        password: Optional[Mapping[str, str]] = None,
+        force: bool = False,
+        protect: Sequence[str] = ...,
+    ) -> BrownieServer:
+        """A PostgreSQL server from a connection string without a password."""
+    @staticmethod
+    def kafka(
+        brokers: Sequence[str],
+        *,
+        client_id: str = ...,
+        username: Optional[str] = None,
+        password: Optional[Mapping[str, str]] = None,
+        sasl_mechanism: str = ...,
+    ) -> BrownieServer:
+        """A Kafka cluster through ``brokers`` (``host:port``)."""
+    @staticmethod
+    def elasticsearch(
+        url: str,
+        *,
+        username: Optional[str] = None,
+        password: Optional[Mapping[str, str]] = None,
+        ca_file: Optional[_StrPath] = None,
+    ) -> BrownieServer:
+        """An Elasticsearch or OpenSearch cluster at ``url``."""
+    @property
+    def module(self) -> str:
+        """``postgresql``, ``kafka`` or ``elasticsearch``."""
+
+def brownie_clean(
+    server: BrownieServer,
+    *,
+    retention: str = "3days",
+    pattern: Optional[str] = None,
+    live: Sequence[str] = ...,
+    dry_run: bool = False,
+    parallel: int = 32,
+) -> dict[str, Any]:
+    """One sweep of ``server`` (see :func:`pit.brownie.clean`)."""
 
 class SuiteError(PitError):
     """A suite did not pass (see :meth:`RunResult.raise_for_status`, :meth:`SuiteResult.error`)."""
