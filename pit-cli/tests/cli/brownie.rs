@@ -272,9 +272,7 @@ fn actions(json: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn every_module_in_the_toolkits_per_server_form_cleans_what_pits_flags_clean() {
-    let kubeconfig = std::env::var("PIT_TEST_KUBECONFIG")
-        .expect("PIT_TEST_KUBECONFIG is not set: scripts/test starts a control plane");
-    let kubectl = std::env::var("PIT_KUBECTL").unwrap();
+    let (kubeconfig, _) = crate::k8s::cluster();
     let brokers = std::env::var("KAFKA_BROKERS").expect("KAFKA_BROKERS is not set: scripts/test starts Kafka");
     let opensearch =
         std::env::var("OPENSEARCH_URL").expect("OPENSEARCH_URL is not set: scripts/test starts OpenSearch");
@@ -282,14 +280,7 @@ fn every_module_in_the_toolkits_per_server_form_cleans_what_pits_flags_clean() {
     let tag = format!("ca{}x", std::process::id());
     // A run still alive: its namespace is young, so its resources are kept whatever their age.
     let live_ns = format!("{tag}-live");
-    let kube = |args: &[&str]| {
-        let out = std::process::Command::new(&kubectl)
-            .args(["--kubeconfig", &kubeconfig])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let kube = crate::k8s::kubectl;
     kube(&["create", "namespace", &live_ns]);
     kube(&[
         "label",

@@ -6,11 +6,27 @@ use std::path::{Path, PathBuf};
 
 use crate::{pit, repo, run, walk};
 
-fn cluster() -> (String, String) {
+/// The test cluster's kubeconfig and kubectl (from scripts/k8s up, through scripts/test).
+pub fn cluster() -> (String, String) {
     let kubeconfig = std::env::var("PIT_TEST_KUBECONFIG")
         .expect("PIT_TEST_KUBECONFIG is not set: start a control plane with `scripts/k8s up DIR` (scripts/test does)");
     let kubectl = std::env::var("PIT_KUBECTL").expect("PIT_KUBECTL is not set (scripts/k8s up prints it)");
     (kubeconfig, kubectl)
+}
+
+/// Runs kubectl on the test cluster; it must succeed.
+pub fn kubectl(args: &[&str]) {
+    let (kubeconfig, kubectl) = cluster();
+    let out = std::process::Command::new(&kubectl)
+        .args(["--kubeconfig", &kubeconfig])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Where cargo put the example's test app (built with the workspace's tests).
@@ -117,16 +133,9 @@ fn a_deployment_that_never_becomes_ready_fails_the_run_and_its_namespace_is_stil
 
 #[test]
 fn rollout_status_waits_by_watching_until_workloads_are_ready_and_names_what_is_not() {
-    let (kubeconfig, kubectl) = cluster();
+    let (kubeconfig, _) = cluster();
     let ns = format!("pit-rollout-{}", std::process::id());
-    let kc = |args: &[&str]| {
-        let out = std::process::Command::new(&kubectl)
-            .args(["--kubeconfig", &kubeconfig])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let kc = kubectl;
     kc(&["create", "namespace", &ns]);
     let k8s = repo().join("examples/k8s-shop/k8s");
     // Applied just before the wait starts: the wait sees it roll out.
