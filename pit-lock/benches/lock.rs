@@ -109,6 +109,65 @@ async fn hand_off(store: Arc<dyn LockStore>, tag: &str, rounds: usize) -> Figure
     figures(times, start.elapsed())
 }
 
+/// What a burst of waiters came to.
+struct Burst {
+    /// The waiters in the order they were served.
+    order: Vec<usize>,
+    /// Waiters that could not join the queue (they may have been served later, out of
+    /// turn), with the first reason.
+    refused: Vec<usize>,
+    reason: Option<String>,
+}
+
+/// A burst of `n` waiters on one id: each joins the queue (its place known) before the next,
+/// then the holder releases and each waiter, once served, releases at once.
+async fn burst(store: Arc<dyn LockStore>, tag: &str, n: usize) -> Burst {
+    let never = CancellationToken::new();
+    let holder = store
+        .acquire(&lock_request(&[tag], "holder", 0, 60_000), &never)
+        .await
+        .unwrap();
+    let served = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let mut waiters = Vec::with_capacity(n);
+    let (mut refused, mut reason) = (Vec::new(), None);
+    for i in 0..n {
+        let (queued_tx, queued_rx) = tokio::sync::oneshot::channel::<()>();
+        let (store, tag, served) = (store.clone(), tag.to_owned(), served.clone());
+        let waiter = tokio::spawn(async move {
+            let queued = std::sync::Mutex::new(Some(queued_tx));
+            let progress = |_: &WaitProgress| {
+                if let Some(tx) = queued.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+            };
+            let lease = store
+                .acquire_with_progress(
+                    &lock_request(&[&tag], &format!("waiter {i}"), 120_000, 60_000),
+                    &CancellationToken::new(),
+                    &progress,
+                )
+                .await?;
+            served.lock().unwrap().push(i);
+            store.release(&lease).await
+        });
+        // A waiter that never got a place in the queue failed: say why, go on.
+        if queued_rx.await.is_err() {
+            refused.push(i);
+            if let Err(e) = waiter.await.unwrap() {
+                reason.get_or_insert(e.to_string());
+            }
+        } else {
+            waiters.push(waiter);
+        }
+    }
+    store.release(&holder).await.unwrap();
+    for w in waiters {
+        let _ = w.await.unwrap();
+    }
+    let order = served.lock().unwrap().clone();
+    Burst { order, refused, reason }
+}
+
 fn row(name: &str, f: &Figures) {
     println!(
         "{name:<44} {:>9.0} ops/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
@@ -152,5 +211,18 @@ async fn main() {
     row("hand-off, direct SQL (LISTEN/NOTIFY)", &sql);
     row("hand-off, Lock Manager over HTTP", &api);
     println!("  hand-off p99 HTTP: {:.3} ms (goal: at most 10 ms)", ms(api.p99));
+    let n = if full { 200 } else { 20 };
+    let b = burst(http.clone(), "burst-http", n).await;
+    // FIFO: those that joined the queue were served in the order they joined it.
+    let queued: Vec<usize> = b.order.iter().copied().filter(|i| !b.refused.contains(i)).collect();
+    let in_order = queued.windows(2).all(|w| w[0] < w[1]);
+    println!(
+        "burst of {n} waiters on one id over HTTP: {} joined the queue and were served {}; {} served in all; {} could not queue{}",
+        queued.len(),
+        if in_order { "in FIFO order" } else { "NOT in FIFO order" },
+        b.order.len(),
+        b.refused.len(),
+        b.reason.map(|r| format!(" (first: {r})")).unwrap_or_default()
+    );
     service.shutdown().await.unwrap();
 }

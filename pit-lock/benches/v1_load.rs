@@ -7,8 +7,9 @@
 //! `--bench`, as `scripts/test` runs it). It prints requests/s, p50 and p99, errors (answers
 //! other than 200) and overlaps (an id two clients held at once, seen by the clients
 //! themselves), and beside them the ceiling: 16 connections, each running one single-statement
-//! write transaction per operation on one row per id, straight to the database. Asserts
-//! nothing.
+//! write transaction per operation on one row per id, straight to the database. With
+//! `PIT_BENCH_COMPARE_URL` (another Lock Manager speaking v1: an earlier build of ours, or the
+//! existing toolkit's), the same load runs against it too, in the same run. Asserts nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -246,6 +247,7 @@ async fn main() {
         "v1 acquire + release, {CLIENTS} clients, {} s per load",
         run_for.as_secs()
     );
+    let other = std::env::var("PIT_BENCH_COMPARE_URL").ok().filter(|u| !u.is_empty());
     for ids in [8, 1_000] {
         let api = v1_load(&base, &format!("ids{ids}"), ids, run_for).await;
         let sql = ceiling(&url, ids, run_for).await;
@@ -255,6 +257,14 @@ async fn main() {
             "  Lock Manager / ceiling: {:.2} (goal: at least 0.5)",
             api.requests_per_s / sql.requests_per_s
         );
+        if let Some(other) = &other {
+            let them = v1_load(other, &format!("cmp-ids{ids}"), ids, run_for).await;
+            them.print(&format!("compared ({other}), {ids} ids"));
+            println!(
+                "  Lock Manager / compared: {:.2}",
+                api.requests_per_s / them.requests_per_s
+            );
+        }
     }
     service.shutdown().await.unwrap();
 }

@@ -300,7 +300,16 @@ impl HttpLockStore {
                 })?;
                 match event {
                     v2::AcquireEvent::Queued(p) => progress(&p),
-                    v2::AcquireEvent::Acquired { lease } => return Ok(Outcome::Done(lease)),
+                    v2::AcquireEvent::Acquired { lease } => {
+                        // Read the answer to its end (it ends right after the lease): a
+                        // connection closed before that tells the service the lease never
+                        // arrived, and it releases it.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while let Some(Ok(_)) = chunks.next().await {}
+                        })
+                        .await;
+                        return Ok(Outcome::Done(lease));
+                    }
                     v2::AcquireEvent::Failed(e) if is_transient_code(&e) => return Ok(Outcome::Transient(e.message)),
                     v2::AcquireEvent::Failed(e) => return Err(self.event_error(req, e)),
                 }

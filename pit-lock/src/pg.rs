@@ -57,25 +57,45 @@ ALTER TABLE pit_lock_released ADD COLUMN IF NOT EXISTS principal text;
 
 -- One attempt to take every id of p_ids, in one round trip. It locks the fencing rows of the
 -- requested ids only, in a fixed order (so two requests for overlapping ids take turns and
--- cannot deadlock, and requests for other ids never wait), then decides with those rows held:
--- `acquired` rows (one per id: its token and expiry), or `blocked` rows (each holder, or one
--- row without a holder when only earlier waiters are in the way), each with the number of
--- live waiters ahead and the caller's place in the queue (p_pid: the waiter's session, which
--- takes a place on its first blocked try; p_seq: the place it has).
+-- cannot deadlock, and requests for other ids never wait), then decides with those rows held.
+-- r_kind says what happened:
+--   `acquired`: one row per id, its token and expiry;
+--   `renewed`:  (v1, p_v1_owner given) that owner held them already: their new expiry;
+--   `blocked`:  each holder, or one row without a holder when only earlier waiters are in the
+--               way, with the number of live waiters ahead and the caller's place in the
+--               queue (p_pid: the waiter's session, which takes a place on its first blocked
+--               try; p_seq: the place it has);
+--   `unknown`:  an id has no fencing row yet: the caller creates the rows (committed, holding
+--               no other lock, so no two requests can deadlock over them) and asks again.
 CREATE OR REPLACE FUNCTION pit_lock_try_acquire(
     p_ids text[], p_lease text, p_owner jsonb, p_ttl_ms double precision, p_principal text,
-    p_seq bigint, p_pid integer)
+    p_seq bigint, p_pid integer, p_v1_owner text, p_only text)
 RETURNS TABLE (r_kind text, r_lock_id text, r_owner jsonb, r_token bigint, r_expires_ms bigint,
                r_ahead bigint, r_seq bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
+    v_locked bigint;
     v_ahead bigint;
     v_seq bigint := p_seq;
 BEGIN
-    INSERT INTO pit_lock_fencing (lock_id, token)
-        SELECT i, 0 FROM unnest(p_ids) AS i ORDER BY i
-        ON CONFLICT (lock_id) DO NOTHING;
-    PERFORM 1 FROM pit_lock_fencing f WHERE f.lock_id = ANY(p_ids) ORDER BY f.lock_id FOR UPDATE;
+    SELECT count(*) INTO v_locked FROM (
+        SELECT 1 FROM pit_lock_fencing f WHERE f.lock_id = ANY(p_ids) ORDER BY f.lock_id FOR UPDATE) AS rows;
+    IF v_locked < (SELECT count(DISTINCT i) FROM unnest(p_ids) AS i) THEN
+        RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::jsonb, NULL::bigint, NULL::bigint,
+                            NULL::bigint, v_seq;
+        RETURN;
+    END IF;
+    IF p_v1_owner IS NOT NULL THEN
+        RETURN QUERY
+            UPDATE pit_locks AS l SET expires_at = now() + p_ttl_ms * interval '1 millisecond'
+             WHERE l.lock_id = ANY(p_ids) AND l.owner->>'name' = p_v1_owner AND l.expires_at > now()
+               AND (p_only IS NULL OR l.principal IS NOT DISTINCT FROM p_only)
+            RETURNING 'renewed'::text, l.lock_id, l.owner, l.token,
+                      (extract(epoch FROM l.expires_at) * 1000)::bigint, 0::bigint, NULL::bigint;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
     -- An expired lock stays until someone asks for its id (a v1 owner may still release it
     -- and get 200, as from the existing service); the rest are swept off this path.
     DELETE FROM pit_locks l WHERE l.lock_id = ANY(p_ids) AND l.expires_at <= now();
@@ -340,6 +360,57 @@ impl PgLockStore {
         tx.commit().await.map_err(|e| self.db(e))
     }
 
+    /// Calls `pit_lock_try_acquire` (see the migration) and returns its rows, never `unknown`:
+    /// ids seen for the first time get their fencing rows in a statement of their own (holding
+    /// no other lock), then the attempt is made again.
+    async fn attempt(
+        &self,
+        client: &deadpool_postgres::Object,
+        ids: &[String],
+        lease_id: &str,
+        attempt: &Attempt<'_>,
+    ) -> Result<Vec<tokio_postgres::Row>, LockError> {
+        let statement = client
+            .prepare_cached("SELECT * FROM pit_lock_try_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .await
+            .map_err(|e| self.db(e))?;
+        for _ in 0..2 {
+            let rows = client
+                .query(
+                    &statement,
+                    &[
+                        &ids,
+                        &lease_id,
+                        attempt.owner,
+                        &attempt.ttl_ms,
+                        &attempt.principal,
+                        &attempt.seq,
+                        &attempt.pid,
+                        &attempt.v1_owner,
+                        &attempt.only,
+                    ],
+                )
+                .await
+                .map_err(|e| self.db(e))?;
+            match rows.first() {
+                None => return Err(self.fail("pit_lock_try_acquire answered nothing")),
+                Some(first) if first.get::<_, &str>(0) == "unknown" => {
+                    let create = client
+                        .prepare_cached(
+                            "INSERT INTO pit_lock_fencing (lock_id, token)
+                             SELECT DISTINCT i, 0 FROM unnest($1::text[]) AS i ORDER BY i
+                             ON CONFLICT (lock_id) DO NOTHING",
+                        )
+                        .await
+                        .map_err(|e| self.db(e))?;
+                    client.execute(&create, &[&ids]).await.map_err(|e| self.db(e))?;
+                }
+                Some(_) => return Ok(rows),
+            }
+        }
+        Err(self.fail("the fencing rows of the ids could not be created"))
+    }
+
     /// One attempt, one round trip (`pit_lock_try_acquire`): the lease, or what is in the way.
     /// With `queue` (the waiter's session pid and its slot), a request that is blocked takes a
     /// place in the queue on its first try.
@@ -362,36 +433,22 @@ impl PgLockStore {
             }
         }
         let lease_id = ulid::Ulid::new().to_string().to_lowercase();
-        let statement = client
-            .prepare_cached("SELECT * FROM pit_lock_try_acquire($1, $2, $3, $4, $5, $6, $7)")
-            .await
-            .map_err(|e| self.db(e))?;
-        let pid = queue.map(|(pid, _)| pid);
-        let rows = client
-            .query(
-                &statement,
-                &[&ids, &lease_id, &owner, &to_ms(req.ttl), &principal, &seq, &pid],
-            )
-            .await
-            .map_err(|e| self.db(e))?;
-        let Some(first) = rows.first() else {
-            return Err(self.fail("pit_lock_try_acquire answered nothing"));
+        let how = Attempt {
+            owner: &owner,
+            ttl_ms: to_ms(req.ttl),
+            principal,
+            seq,
+            pid: queue.map(|(pid, _)| pid),
+            v1_owner: None,
+            only: None,
         };
+        let rows = self.attempt(&client, &ids, &lease_id, &how).await?;
+        let first = &rows[0];
         if first.get::<_, &str>(0) == "blocked" {
             if let (Some((_, slot)), None, Some(place)) = (queue, seq, first.get::<_, Option<i64>>(6)) {
                 slot.seq.store(place, Ordering::SeqCst);
             }
-            let holders = rows
-                .iter()
-                .filter_map(|r| {
-                    Some(Holder {
-                        id: LockId(r.get::<_, Option<String>>(1)?),
-                        owner: serde_json::from_value(r.get(2)).unwrap_or_default(),
-                        expires_at_ms: as_u64(r.get(4)),
-                    })
-                })
-                .collect();
-            return Ok(Err(blocked(holders, first.get(5))));
+            return Ok(Err(blocked_by(&rows)));
         }
         if let Some((_, slot)) = queue {
             slot.seq.store(0, Ordering::SeqCst);
@@ -771,6 +828,44 @@ impl ServiceStore for PgLockStore {
         Ok(as_u64(n))
     }
 
+    async fn v1_acquire(
+        &self,
+        id: &LockId,
+        owner: &str,
+        ttl: Duration,
+        caller: &Caller,
+    ) -> Result<Option<u64>, LockError> {
+        // The shared behaviour (renew when `owner` holds it, else take it without waiting) in
+        // one round trip.
+        let req = LockRequest {
+            ids: vec![id.clone()],
+            owner: pit_core::lock::LockOwner {
+                name: owner.to_owned(),
+                ..Default::default()
+            },
+            ttl,
+            wait: Duration::ZERO,
+        };
+        validate(&req)?;
+        let ids = wanted_ids(&req);
+        let owner_json = serde_json::to_value(&req.owner).map_err(|e| self.fail(e))?;
+        let client = self.client().await?;
+        self.sweep_if_due();
+        let lease_id = ulid::Ulid::new().to_string().to_lowercase();
+        let how = Attempt {
+            owner: &owner_json,
+            ttl_ms: to_ms(ttl),
+            principal: caller.principal.as_deref(),
+            seq: None,
+            pid: None,
+            v1_owner: Some(owner),
+            only: caller.restricted_to(),
+        };
+        let rows = self.attempt(&client, &ids, &lease_id, &how).await?;
+        let first = &rows[0];
+        Ok((first.get::<_, &str>(0) != "blocked").then(|| as_u64(first.get(4))))
+    }
+
     async fn v1_renew(
         &self,
         ids: &[LockId],
@@ -822,6 +917,37 @@ impl ServiceStore for PgLockStore {
 /// The ids of `req` as text, as the tables and notifications hold them.
 fn wanted_ids(req: &LockRequest) -> Vec<String> {
     req.ids.iter().map(ToString::to_string).collect()
+}
+
+/// The parameters of `pit_lock_try_acquire` beyond the ids and the lease id.
+struct Attempt<'a> {
+    owner: &'a serde_json::Value,
+    ttl_ms: f64,
+    /// The principal the lease is taken for.
+    principal: Option<&'a str>,
+    /// The waiter's place in the queue, once it has one.
+    seq: Option<i64>,
+    /// The waiter's session (its LISTEN connection), to take a place in the queue.
+    pid: Option<i32>,
+    /// v1: renew instead when this owner holds the ids already.
+    v1_owner: Option<&'a str>,
+    /// v1: the principal whose leases it may renew (`None`: any).
+    only: Option<&'a str>,
+}
+
+/// What `blocked` rows of `pit_lock_try_acquire` say is in the way.
+fn blocked_by(rows: &[tokio_postgres::Row]) -> Blocked {
+    let holders = rows
+        .iter()
+        .filter_map(|r| {
+            Some(Holder {
+                id: LockId(r.get::<_, Option<String>>(1)?),
+                owner: serde_json::from_value(r.get(2)).unwrap_or_default(),
+                expires_at_ms: as_u64(r.get(4)),
+            })
+        })
+        .collect();
+    blocked(holders, rows.first().map_or(0, |r| r.get(5)))
 }
 
 /// What is in the way: `holders`, and `ahead` earlier waiters.

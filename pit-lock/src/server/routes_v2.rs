@@ -122,6 +122,10 @@ pub(super) struct Delivery {
     events: EventStream,
     lines: bool,
     lease: Option<String>,
+    /// The last event (a lease or a failure) is out: the body ends at the next poll, so a
+    /// client that reads to the end never closes the connection while the lease is still
+    /// counted as undelivered.
+    last_sent: bool,
     done: bool,
 }
 
@@ -132,6 +136,7 @@ impl Delivery {
             events,
             lines,
             lease: None,
+            last_sent: false,
             done: false,
         }
     }
@@ -141,10 +146,19 @@ impl Stream for Delivery {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.last_sent {
+            self.done = true;
+            return Poll::Ready(None);
+        }
         match self.events.as_mut().poll_next(cx) {
             Poll::Ready(Some(event)) => {
-                if let v2::AcquireEvent::Acquired { lease } = &event {
-                    self.lease = Some(lease.id.clone());
+                match &event {
+                    v2::AcquireEvent::Acquired { lease } => {
+                        self.lease = Some(lease.id.clone());
+                        self.last_sent = true;
+                    }
+                    v2::AcquireEvent::Failed(_) => self.last_sent = true,
+                    v2::AcquireEvent::Queued(_) => {}
                 }
                 let mut bytes = match (&event, self.lines) {
                     (v2::AcquireEvent::Acquired { lease }, false) => serde_json::to_vec(lease),
