@@ -66,6 +66,17 @@ async fn uncontended(store: Arc<dyn LockStore>, tag: &str, tasks: usize, per_tas
     figures(all, start.elapsed())
 }
 
+/// A progress callback that signals `queued` the first time the store reports a place in the
+/// queue.
+fn first_progress(queued: tokio::sync::oneshot::Sender<()>) -> impl Fn(&WaitProgress) + Send + Sync {
+    let queued = std::sync::Mutex::new(Some(queued));
+    move |_: &WaitProgress| {
+        if let Some(tx) = queued.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// Release until the next waiter holds the lock, `rounds` times: a waiter queues (the store
 /// tells it its place), then the holder releases.
 async fn hand_off(store: Arc<dyn LockStore>, tag: &str, rounds: usize) -> Figures {
@@ -81,12 +92,7 @@ async fn hand_off(store: Arc<dyn LockStore>, tag: &str, rounds: usize) -> Figure
         let waiter = {
             let (store, tag) = (store.clone(), tag.to_owned());
             tokio::spawn(async move {
-                let queued = std::sync::Mutex::new(Some(queued_tx));
-                let progress = |_: &WaitProgress| {
-                    if let Some(tx) = queued.lock().unwrap().take() {
-                        let _ = tx.send(());
-                    }
-                };
+                let progress = first_progress(queued_tx);
                 let lease = store
                     .acquire_with_progress(
                         &lock_request(&[&tag], "waiter", 30_000, 30_000),
@@ -134,12 +140,7 @@ async fn burst(store: Arc<dyn LockStore>, tag: &str, n: usize) -> Burst {
         let (queued_tx, queued_rx) = tokio::sync::oneshot::channel::<()>();
         let (store, tag, served) = (store.clone(), tag.to_owned(), served.clone());
         let waiter = tokio::spawn(async move {
-            let queued = std::sync::Mutex::new(Some(queued_tx));
-            let progress = |_: &WaitProgress| {
-                if let Some(tx) = queued.lock().unwrap().take() {
-                    let _ = tx.send(());
-                }
-            };
+            let progress = first_progress(queued_tx);
             let lease = store
                 .acquire_with_progress(
                     &lock_request(&[&tag], &format!("waiter {i}"), 120_000, 60_000),

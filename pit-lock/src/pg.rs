@@ -837,15 +837,7 @@ impl ServiceStore for PgLockStore {
     ) -> Result<Option<u64>, LockError> {
         // The shared behaviour (renew when `owner` holds it, else take it without waiting) in
         // one round trip.
-        let req = LockRequest {
-            ids: vec![id.clone()],
-            owner: pit_core::lock::LockOwner {
-                name: owner.to_owned(),
-                ..Default::default()
-            },
-            ttl,
-            wait: Duration::ZERO,
-        };
+        let req = crate::store::v1_request(id, owner, ttl);
         validate(&req)?;
         let ids = wanted_ids(&req);
         let owner_json = serde_json::to_value(&req.owner).map_err(|e| self.fail(e))?;

@@ -15,6 +15,19 @@ use crate::api::{Caller, LockList};
 
 pub use crate::memory::MemoryStore;
 
+/// A v1 acquire as a request: one id, the owner's name, no wait.
+pub(crate) fn v1_request(id: &LockId, owner: &str, ttl: Duration) -> LockRequest {
+    LockRequest {
+        ids: vec![id.clone()],
+        owner: pit_core::lock::LockOwner {
+            name: owner.to_owned(),
+            ..Default::default()
+        },
+        ttl,
+        wait: Duration::ZERO,
+    }
+}
+
 /// The operations behind the service's routes, for a caller (whose principal owns the leases
 /// it takes; an admin or [`Caller::anyone`] may act on every lease).
 ///
@@ -110,15 +123,7 @@ pub trait ServiceStore: Send + Sync + std::fmt::Debug {
         if let Some((_, expiry)) = kept.first() {
             return Ok(Some(*expiry));
         }
-        let req = LockRequest {
-            ids: vec![id.clone()],
-            owner: pit_core::lock::LockOwner {
-                name: owner.to_owned(),
-                ..Default::default()
-            },
-            ttl,
-            wait: Duration::ZERO,
-        };
+        let req = v1_request(id, owner, ttl);
         match self.acquire_as(&req, caller, &CancellationToken::new(), &|_| {}).await {
             Ok(lease) => Ok(Some(lease.expires_at_ms)),
             Err(LockError::Busy { .. }) => Ok(None),
