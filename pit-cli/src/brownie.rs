@@ -124,10 +124,15 @@ async fn lock_holders(url: &str) -> Result<Vec<String>, CliError> {
         .collect())
 }
 
-/// The variable that sets `flag` of server `id` when no flag does: `PG1_PGHOST` for `pghost`
-/// of `pg1` (the existing toolkit's names).
+/// The variable that sets the flag `--name` when it is not given: `PGHOST` for `pghost`,
+/// `PG1_PGHOST` for `pg1-pghost` (the existing toolkit's names).
+fn variable(name: &str) -> String {
+    name.replace('-', "_").to_ascii_uppercase()
+}
+
+/// The variable that sets `flag` of server `id`: `PG1_PGHOST` for `pghost` of `pg1`.
 fn server_variable(id: &str, flag: &str) -> String {
-    format!("{id}_{flag}").replace('-', "_").to_ascii_uppercase()
+    variable(&format!("{id}-{flag}"))
 }
 
 /// The settings of server `id` of `module`: the unprefixed flags and variables for the server
@@ -178,29 +183,23 @@ fn server_settings(args: &BrownieArgs, module: BrownieModule, id: &str) -> Resul
 
 /// Server `id` of `module` as `r` sets it, checked (nothing is connected yet).
 fn read_server(module: BrownieModule, id: &str, r: &BrownieResourceArgs) -> Result<Server, CliError> {
-    // How the user sets `flag` of this server: `--pghost or PGHOST`, `--pg1-pghost or PG1_PGHOST`.
-    let how = |flag: &str| {
+    // `flag` as this server's user writes it: `pghost`, or `pg1-pghost` for server `pg1`.
+    let name = |flag: &str| {
         if id == module.name() {
-            let var = flag.replace('-', "_").to_ascii_uppercase();
-            format!("--{flag} or {var}")
+            flag.to_owned()
         } else {
-            format!("--{id}-{flag} or {}", server_variable(id, flag))
+            format!("{id}-{flag}")
         }
     };
     let missing = |what: &str, flag: &str| {
+        let n = name(flag);
         CliError::Usage(format!(
-            "the {} server `{id}` needs {what}: give {}",
+            "the {} server `{id}` needs {what}: give --{n} or {}",
             module.name(),
-            how(flag)
+            variable(&n)
         ))
     };
-    let file_flag = |flag: &str| {
-        if id == module.name() {
-            format!("--{flag}")
-        } else {
-            format!("--{id}-{flag}")
-        }
-    };
+    let file_flag = |flag: &str| format!("--{}", name(flag));
     match module {
         BrownieModule::Postgresql => {
             let host = r.pghost.clone().ok_or_else(|| missing("its host", "pghost"))?;

@@ -1,6 +1,6 @@
 //! The PostgreSQL lock store.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -223,8 +223,8 @@ pub struct PgLockStore {
     pool: Pool,
     url: String,
     name: String,
-    /// When [`SWEEP`] last ran (Unix seconds), shared by the store's clones.
-    swept_at: std::sync::Arc<AtomicI64>,
+    /// When [`SWEEP`] last ran (Unix ms), shared by the store's clones.
+    swept_at: std::sync::Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PgLockStore {
@@ -304,7 +304,7 @@ impl PgLockStore {
             pool,
             url: url.to_owned(),
             name,
-            swept_at: std::sync::Arc::new(AtomicI64::new(0)),
+            swept_at: std::sync::Arc::new(AtomicU64::new(0)),
         };
         store.migrate().await?;
         Ok(store)
@@ -467,12 +467,10 @@ impl PgLockStore {
     /// Runs [`SWEEP`] in the background when it is due (at most once per [`SWEEP_EVERY`] per
     /// store; several instances each sweep, which is harmless).
     fn sweep_if_due(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = pit_core::lock::now_ms();
         let last = self.swept_at.load(Ordering::Relaxed);
-        let every = i64::try_from(SWEEP_EVERY.as_secs()).unwrap_or(60);
-        if now - last < every
+        let every = u64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(last) < every
             || self
                 .swept_at
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)

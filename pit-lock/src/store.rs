@@ -106,9 +106,9 @@ pub trait ServiceStore: Send + Sync + std::fmt::Debug {
 
     /// The existing toolkit's acquire: `id` for `owner` without waiting. Re-entrant: when
     /// `owner` already holds `id`, its expiry moves to `ttl` from now. The expiry (Unix ms),
-    /// or `None` when someone else holds it or waits for it. Every store shares this one: a
+    /// or `None` when someone else holds it or waits for it. By default a
     /// [`v1_renew`](Self::v1_renew), else an [`acquire_as`](Self::acquire_as) that does not
-    /// wait.
+    /// wait; the PostgreSQL store does both in one round trip.
     ///
     /// # Errors
     /// [`LockError::Backend`] when the store fails.
