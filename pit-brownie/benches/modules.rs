@@ -94,6 +94,16 @@ async fn kafka(n: usize) {
     let kafka = pit_brownie::kafka::Kafka::connect(brokers, "pit-brownie-bench", None)
         .await
         .unwrap();
+    // New topics reach the broker's metadata asynchronously: wait (bounded) until all are listed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = kafka.list().await.unwrap();
+        if listed.iter().filter(|r| r.name.starts_with(&prefix)).count() == n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the broker never listed all {n} topics");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     measure(&kafka, &prefix, n).await;
 }
 

@@ -25,6 +25,19 @@ async fn topics(kafka: &Kafka, prefix: &str) -> Vec<String> {
     names
 }
 
+/// Waits (at most 30 s) until the broker lists exactly `want` under `prefix`.
+async fn until_listed(kafka: &Kafka, prefix: &str, want: &[String]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = topics(kafka, prefix).await;
+        if now == want {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "listed {now:?}, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kept() {
     let brokers = vec![var("KAFKA_BROKERS")];
@@ -47,6 +60,11 @@ async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kep
     }
     let kafka = Kafka::connect(brokers, "pit-brownie-test", None).await.unwrap();
     let rules = common::rules_for(&format!("_?{prefix}"));
+    let mut all = names.to_vec();
+    all.sort();
+    // A created topic reaches the broker's metadata asynchronously: wait (bounded) until the
+    // listing shows all five, so the dry run's check below compares like with like.
+    until_listed(&kafka, &prefix, &all).await;
 
     let dry = common::run(&kafka, &rules, &Live::default(), true).await;
     let would: Vec<&str> = dry.candidates.iter().map(|c| c.name.as_str()).collect();
@@ -69,15 +87,7 @@ async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kep
     let mut left = vec![names[2].clone(), names[3].clone(), names[4].clone()];
     left.sort();
     // Deleting is asynchronous on the broker: wait (bounded) until the listing agrees.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while topics(&kafka, &prefix).await != left {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            topics(&kafka, &prefix).await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_listed(&kafka, &prefix, &left).await;
     for n in &left {
         let _ = controller.delete_topic(n, 5_000).await;
     }

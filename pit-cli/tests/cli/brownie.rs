@@ -313,6 +313,22 @@ fn every_module_in_the_toolkits_per_server_form_cleans_what_pits_flags_clean() {
                 .unwrap();
             assert!(r.status().is_success(), "{}", r.text().await.unwrap());
         }
+        // New topics reach the broker's metadata asynchronously: wait (bounded) until both are listed.
+        let listing = pit_brownie::kafka::Kafka::connect(vec![brokers.clone()], "pit-cli-test", None)
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let listed = pit_brownie::Module::list(&listing).await.unwrap();
+            if [&stale, &live].iter().all(|t| listed.iter().any(|r| &&r.name == t)) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the broker never listed {stale} and {live}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     });
     let pattern = format!("^{tag}_.*pit.*(ts[0-9]{{14,14}}).*");
     let selector = format!("pit.dev/run-id={tag}");
