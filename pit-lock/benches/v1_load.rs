@@ -9,7 +9,10 @@
 //! themselves), and beside them the ceiling: 16 connections, each running one single-statement
 //! write transaction per operation on one row per id, straight to the database. With
 //! `PIT_BENCH_COMPARE_URL` (another Lock Manager speaking v1: an earlier build of ours, or the
-//! existing toolkit's), the same load runs against it too, in the same run. Asserts nothing.
+//! existing toolkit's), the same load runs against it too, in the same run. The same service on
+//! the in-memory store shows what HTTP and the load generator alone allow on the machine.
+//! `PIT_BENCH_POOL_SIZE` sets the service's pool (default: one connection per client). Asserts
+//! nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -234,8 +237,13 @@ async fn main() {
         Duration::from_secs(1)
     };
     let url = common::fresh_database("v1load").await;
-    // As deployed: the service's pool is as large as the clients are many.
-    let store = PgLockStore::connect_with_pool_size(&url, CLIENTS).await.unwrap();
+    // As deployed: the service's pool is as large as the clients are many, unless
+    // PIT_BENCH_POOL_SIZE says otherwise (to measure the effect of `--pool-size`).
+    let pool = std::env::var("PIT_BENCH_POOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CLIENTS);
+    let store = PgLockStore::connect_with_pool_size(&url, pool).await.unwrap();
     let service = start(
         "127.0.0.1:0".parse().unwrap(),
         AppState::new(Arc::new(store), Auth::default()),
@@ -244,18 +252,30 @@ async fn main() {
     .unwrap();
     let base = format!("http://{}", service.addr);
     println!(
-        "v1 acquire + release, {CLIENTS} clients, {} s per load",
+        "v1 acquire + release, {CLIENTS} clients, {} s per load, {pool} pooled connections",
         run_for.as_secs()
     );
     let other = std::env::var("PIT_BENCH_COMPARE_URL").ok().filter(|u| !u.is_empty());
+    // The same service on the in-memory store: what HTTP and this load generator alone allow on
+    // this machine, the other half of what limits the figures.
+    let memory = start(
+        "127.0.0.1:0".parse().unwrap(),
+        AppState::new(Arc::new(pit_lock::store::MemoryStore::new()), Auth::default()),
+    )
+    .await
+    .unwrap();
+    let memory_base = format!("http://{}", memory.addr);
     for ids in [8, 1_000] {
         let api = v1_load(&base, &format!("ids{ids}"), ids, run_for).await;
         let sql = ceiling(&url, ids, run_for).await;
+        let http = v1_load(&memory_base, &format!("mem-ids{ids}"), ids, run_for).await;
         api.print(&format!("Lock Manager, {ids} ids"));
         sql.print(&format!("database ceiling, {ids} ids"));
+        http.print(&format!("memory store (HTTP), {ids} ids"));
         println!(
-            "  Lock Manager / ceiling: {:.2} (goal: at least 0.5)",
-            api.requests_per_s / sql.requests_per_s
+            "  Lock Manager / ceiling: {:.2} (goal: at least 0.5); / memory store: {:.2}",
+            api.requests_per_s / sql.requests_per_s,
+            api.requests_per_s / http.requests_per_s
         );
         if let Some(other) = &other {
             let them = v1_load(other, &format!("cmp-ids{ids}"), ids, run_for).await;
@@ -267,4 +287,5 @@ async fn main() {
         }
     }
     service.shutdown().await.unwrap();
+    memory.shutdown().await.unwrap();
 }

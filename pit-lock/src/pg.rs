@@ -23,167 +23,44 @@ const MIGRATION_LOCK: i64 = 0x5049_545f_4c4f_434b; // "PIT_LOCK"
 /// ahead died without leaving the queue. Live waiters announce it when they leave.
 const QUEUE_RECHECK: Duration = Duration::from_secs(1);
 
-/// Schema changes, each safe to run again; they run in one transaction under an advisory lock.
-const MIGRATIONS: &str = "
-CREATE TABLE IF NOT EXISTS pit_lock_fencing (
-    lock_id text PRIMARY KEY,
-    token bigint NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pit_locks (
-    lock_id text PRIMARY KEY,
-    lease_id text NOT NULL,
-    owner jsonb NOT NULL,
-    token bigint NOT NULL,
-    expires_at timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pit_locks_lease ON pit_locks (lease_id);
-ALTER TABLE pit_locks ADD COLUMN IF NOT EXISTS acquired_at timestamptz NOT NULL DEFAULT now();
-CREATE TABLE IF NOT EXISTS pit_lock_released (
-    lease_id text PRIMARY KEY,
-    held boolean NOT NULL,
-    released_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS pit_lock_released_at ON pit_lock_released (released_at);
-CREATE TABLE IF NOT EXISTS pit_lock_waiters (
-    seq bigserial PRIMARY KEY,
-    ids text[] NOT NULL,
-    owner jsonb NOT NULL,
-    pid integer NOT NULL,
-    backend_start timestamptz NOT NULL,
-    since timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE pit_locks ADD COLUMN IF NOT EXISTS principal text;
-ALTER TABLE pit_lock_released ADD COLUMN IF NOT EXISTS principal text;
+/// The schema and its functions (`schema.sql`), each statement safe to run again; they run
+/// at start in one transaction under an advisory lock.
+const MIGRATIONS: &str = include_str!("schema.sql");
 
--- One attempt to take every id of p_ids, in one round trip. It locks the fencing rows of the
--- requested ids only, in a fixed order (so two requests for overlapping ids take turns and
--- cannot deadlock, and requests for other ids never wait), then decides with those rows held.
--- r_kind says what happened:
---   `acquired`: one row per id, its token and expiry;
---   `renewed`:  (v1, p_v1_owner given) that owner held them already: their new expiry;
---   `blocked`:  each holder, or one row without a holder when only earlier waiters are in the
---               way, with the number of live waiters ahead and the caller's place in the
---               queue (p_pid: the waiter's session, which takes a place on its first blocked
---               try; p_seq: the place it has);
---   `unknown`:  an id has no fencing row yet: the caller creates the rows (committed, holding
---               no other lock, so no two requests can deadlock over them) and asks again.
-CREATE OR REPLACE FUNCTION pit_lock_try_acquire(
-    p_ids text[], p_lease text, p_owner jsonb, p_ttl_ms double precision, p_principal text,
-    p_seq bigint, p_pid integer, p_v1_owner text, p_only text)
-RETURNS TABLE (r_kind text, r_lock_id text, r_owner jsonb, r_token bigint, r_expires_ms bigint,
-               r_ahead bigint, r_seq bigint)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_locked bigint;
-    v_ahead bigint;
-    v_seq bigint := p_seq;
-BEGIN
-    SELECT count(*) INTO v_locked FROM (
-        SELECT 1 FROM pit_lock_fencing f WHERE f.lock_id = ANY(p_ids) ORDER BY f.lock_id FOR UPDATE) AS rows;
-    IF v_locked < (SELECT count(DISTINCT i) FROM unnest(p_ids) AS i) THEN
-        RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::jsonb, NULL::bigint, NULL::bigint,
-                            NULL::bigint, v_seq;
-        RETURN;
-    END IF;
-    IF p_v1_owner IS NOT NULL THEN
-        RETURN QUERY
-            UPDATE pit_locks AS l SET expires_at = now() + p_ttl_ms * interval '1 millisecond'
-             WHERE l.lock_id = ANY(p_ids) AND l.owner->>'name' = p_v1_owner AND l.expires_at > now()
-               AND (p_only IS NULL OR l.principal IS NOT DISTINCT FROM p_only)
-            RETURNING 'renewed'::text, l.lock_id, l.owner, l.token,
-                      (extract(epoch FROM l.expires_at) * 1000)::bigint, 0::bigint, NULL::bigint;
-        IF FOUND THEN
-            RETURN;
-        END IF;
-    END IF;
-    -- An expired lock stays until someone asks for its id (a v1 owner may still release it
-    -- and get 200, as from the existing service); the rest are swept off this path.
-    DELETE FROM pit_locks l WHERE l.lock_id = ANY(p_ids) AND l.expires_at <= now();
-    SELECT count(*) INTO v_ahead FROM pit_lock_waiters w
-     WHERE w.ids && p_ids AND (v_seq IS NULL OR w.seq < v_seq)
-       AND EXISTS (SELECT 1 FROM pg_stat_activity a
-                    WHERE a.pid = w.pid AND a.backend_start = w.backend_start);
-    IF v_ahead > 0 OR EXISTS (SELECT 1 FROM pit_locks l WHERE l.lock_id = ANY(p_ids)) THEN
-        IF v_seq IS NULL AND p_pid IS NOT NULL THEN
-            INSERT INTO pit_lock_waiters (ids, owner, pid, backend_start)
-                SELECT p_ids, p_owner, a.pid, a.backend_start FROM pg_stat_activity a WHERE a.pid = p_pid
-                RETURNING seq INTO v_seq;
-        END IF;
-        RETURN QUERY
-            SELECT 'blocked'::text, l.lock_id, l.owner, NULL::bigint,
-                   (extract(epoch FROM l.expires_at) * 1000)::bigint, v_ahead, v_seq
-              FROM pit_locks l WHERE l.lock_id = ANY(p_ids);
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT 'blocked'::text, NULL::text, NULL::jsonb, NULL::bigint, NULL::bigint,
-                                v_ahead, v_seq;
-        END IF;
-        RETURN;
-    END IF;
-    IF v_seq IS NOT NULL THEN
-        DELETE FROM pit_lock_waiters w WHERE w.seq = v_seq;
-    END IF;
-    RETURN QUERY
-        WITH tokens AS (
-            UPDATE pit_lock_fencing f SET token = f.token + 1 WHERE f.lock_id = ANY(p_ids)
-            RETURNING f.lock_id, f.token)
-        INSERT INTO pit_locks AS l (lock_id, lease_id, owner, token, expires_at, principal)
-        SELECT t.lock_id, p_lease, p_owner, t.token, now() + p_ttl_ms * interval '1 millisecond', p_principal
-          FROM tokens t
-        RETURNING 'acquired'::text, l.lock_id, l.owner, l.token,
-                  (extract(epoch FROM l.expires_at) * 1000)::bigint, 0::bigint, NULL::bigint;
-END
-$fn$;
+/// Work kept off the hot path, at most once per [`SWEEP_EVERY`] per store: expired holders
+/// nobody asked for again within a day, releases remembered for a day, the queue places of
+/// sessions that are gone, and the ids' counts of queue places (`pit_lock_sweep`).
+const SWEEP: &str = "SELECT pit_lock_sweep()";
 
--- A v2 release in one round trip: frees the lease's ids (waking their waiters at commit) and
--- remembers the answer for a day. r_outcome: `released` (r_held: whether it was still held),
--- `again` (released before: the same answer), `not-holder` (another principal's), or `gone`.
-CREATE OR REPLACE FUNCTION pit_lock_release(p_lease text, p_principal text)
-RETURNS TABLE (r_outcome text, r_held boolean)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_ids text[];
-    v_held boolean;
-    v_principal text;
-BEGIN
-    WITH freed AS (
-        DELETE FROM pit_locks l WHERE l.lease_id = p_lease
-           AND (p_principal IS NULL OR l.principal IS NOT DISTINCT FROM p_principal)
-        RETURNING l.lock_id, l.expires_at > now() AS live, l.principal)
-    SELECT array_agg(freed.lock_id), bool_or(freed.live), min(freed.principal)
-      INTO v_ids, v_held, v_principal FROM freed;
-    IF v_ids IS NOT NULL THEN
-        INSERT INTO pit_lock_released (lease_id, held, principal) VALUES (p_lease, v_held, v_principal)
-            ON CONFLICT (lease_id) DO NOTHING;
-        PERFORM pg_notify('pit_locks_released', array_to_string(v_ids, E'\\n'));
-        RETURN QUERY SELECT 'released'::text, v_held;
-        RETURN;
-    END IF;
-    IF p_principal IS NOT NULL AND EXISTS (
-        SELECT 1 FROM pit_locks l WHERE l.lease_id = p_lease AND l.expires_at > now()
-           AND l.principal IS DISTINCT FROM p_principal) THEN
-        RETURN QUERY SELECT 'not-holder'::text, false;
-        RETURN;
-    END IF;
-    RETURN QUERY
-        SELECT 'again'::text, r.held FROM pit_lock_released r
-         WHERE r.lease_id = p_lease
-           AND (p_principal IS NULL OR r.principal IS NOT DISTINCT FROM p_principal);
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'gone'::text, false;
-    END IF;
-END
-$fn$;
-";
-
-/// Work kept off the hot path, at most once per [`SWEEP_EVERY`] per store: expired locks
-/// nobody asked for again within a day, releases remembered for a day, and the queue places of
-/// waiters whose sessions are gone.
-const SWEEP: &str = "
-DELETE FROM pit_locks WHERE expires_at < now() - interval '1 day';
-DELETE FROM pit_lock_released WHERE released_at < now() - interval '1 day';
-DELETE FROM pit_lock_waiters w WHERE NOT EXISTS (
-    SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid AND a.backend_start = w.backend_start);
-";
+/// The common case in one statement, before `pit_lock_take`'s locked path ([`MIGRATIONS`]): one
+/// id, free, that nobody queues for, taken by a request that takes no place in the queue. The
+/// `UPDATE` locks the row and, under `READ COMMITTED`, re-checks its `WHERE` on the row's latest
+/// version when a concurrent request changed it first, so two requests never both take it.
+/// When it takes nothing, the row as this statement read it answers `blocked` with its holder,
+/// unless the holder is the v1 caller itself (`$6`, `$7`: a re-entrant acquire renews). No row
+/// at all (an id never seen, an id whose place is queued for, a holder that just left, a
+/// re-entrant v1 acquire): the function decides.
+///
+/// Parameters: id, lease, owner, ttl (ms), principal, v1 owner, v1 principal restriction. The
+/// columns are `pit_lock_take`'s.
+const TAKE_ONE: &str = "
+WITH took AS (
+    UPDATE pit_lock_fencing AS f
+       SET token = f.token + 1, lease_id = $2, owner = $3, principal = $5,
+           acquired_at = now(), expires_at = now() + $4 * interval '1 millisecond'
+     WHERE f.lock_id = $1 AND f.queued = 0 AND (f.lease_id IS NULL OR f.expires_at <= now())
+    RETURNING f.lock_id, f.owner, f.token, f.expires_at)
+SELECT 'acquired'::text, t.lock_id, t.owner, t.token, (extract(epoch FROM t.expires_at) * 1000)::bigint,
+       0::bigint, NULL::bigint
+  FROM took t
+UNION ALL
+SELECT 'blocked'::text, f.lock_id, f.owner, NULL::bigint, (extract(epoch FROM f.expires_at) * 1000)::bigint,
+       0::bigint, NULL::bigint
+  FROM pit_lock_fencing f
+ WHERE NOT EXISTS (SELECT 1 FROM took) AND f.lock_id = $1
+   AND f.lease_id IS NOT NULL AND f.expires_at > now()
+   AND NOT coalesce($6::text IS NOT NULL AND f.owner->>'name' = $6
+                    AND ($7::text IS NULL OR f.principal IS NOT DISTINCT FROM $7), false)";
 
 /// How often [`SWEEP`] runs (on the next operation after this long).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -249,8 +126,6 @@ fn as_u64(v: i64) -> u64 {
 struct QueueSlot {
     seq: AtomicI64,
     pool: Pool,
-    /// The ids it waits for, as the notification payload of its leaving.
-    ids: String,
 }
 
 impl Drop for QueueSlot {
@@ -259,17 +134,12 @@ impl Drop for QueueSlot {
         if seq == 0 {
             return;
         }
-        let (pool, ids) = (self.pool.clone(), std::mem::take(&mut self.ids));
+        let pool = self.pool.clone();
         // Drop cannot wait; the row also dies with the waiter's session if this never runs.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if let Ok(client) = pool.get().await {
-                    let _ = client
-                        .execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
-                        .await;
-                    let _ = client
-                        .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids])
-                        .await;
+                    let _ = client.execute("SELECT pit_lock_leave($1)", &[&seq]).await;
                 }
             });
         }
@@ -360,7 +230,8 @@ impl PgLockStore {
         tx.commit().await.map_err(|e| self.db(e))
     }
 
-    /// Calls `pit_lock_try_acquire` (see the migration) and returns its rows, never `unknown`:
+    /// One attempt: [`TAKE_ONE`] where it applies, else `pit_lock_take` (see the migration);
+    /// its rows, never `unknown`:
     /// ids seen for the first time get their fencing rows in a statement of their own (holding
     /// no other lock), then the attempt is made again.
     async fn attempt(
@@ -370,8 +241,29 @@ impl PgLockStore {
         lease_id: &str,
         attempt: &Attempt<'_>,
     ) -> Result<Vec<tokio_postgres::Row>, LockError> {
+        if let ([id], None, None) = (ids, attempt.seq, attempt.pid) {
+            let one = client.prepare_cached(TAKE_ONE).await.map_err(|e| self.db(e))?;
+            let rows = client
+                .query(
+                    &one,
+                    &[
+                        id,
+                        &lease_id,
+                        attempt.owner,
+                        &attempt.ttl_ms,
+                        &attempt.principal,
+                        &attempt.v1_owner,
+                        &attempt.only,
+                    ],
+                )
+                .await
+                .map_err(|e| self.db(e))?;
+            if !rows.is_empty() {
+                return Ok(rows);
+            }
+        }
         let statement = client
-            .prepare_cached("SELECT * FROM pit_lock_try_acquire($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .prepare_cached("SELECT * FROM pit_lock_take($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .await
             .map_err(|e| self.db(e))?;
         for _ in 0..2 {
@@ -393,7 +285,7 @@ impl PgLockStore {
                 .await
                 .map_err(|e| self.db(e))?;
             match rows.first() {
-                None => return Err(self.fail("pit_lock_try_acquire answered nothing")),
+                None => return Err(self.fail("pit_lock_take answered nothing")),
                 Some(first) if first.get::<_, &str>(0) == "unknown" => {
                     let create = client
                         .prepare_cached(
@@ -411,7 +303,7 @@ impl PgLockStore {
         Err(self.fail("the fencing rows of the ids could not be created"))
     }
 
-    /// One attempt, one round trip (`pit_lock_try_acquire`): the lease, or what is in the way.
+    /// One attempt, one round trip (`pit_lock_take`): the lease, or what is in the way.
     /// With `queue` (the waiter's session pid and its slot), a request that is blocked takes a
     /// place in the queue on its first try.
     async fn try_acquire(
@@ -565,7 +457,6 @@ impl PgLockStore {
         let slot = QueueSlot {
             seq: AtomicI64::new(0),
             pool: self.pool.clone(),
-            ids: req.ids.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
         };
         let wait = async {
             listener
@@ -593,10 +484,7 @@ impl PgLockStore {
         let seq = slot.seq.swap(0, Ordering::SeqCst);
         if seq != 0 {
             if let Ok(client) = self.client().await {
-                let _ = client
-                    .execute("DELETE FROM pit_lock_waiters WHERE seq = $1", &[&seq])
-                    .await;
-                let _ = self.announce(&client, &wanted_ids(req)).await;
+                let _ = client.execute("SELECT pit_lock_leave($1)", &[&seq]).await;
             }
         }
         result
@@ -676,11 +564,14 @@ impl ServiceStore for PgLockStore {
         let rows = client
             .query(
                 concat!(
-                    "UPDATE pit_locks SET expires_at = now() + $2 * interval '1 millisecond'
-                     WHERE lease_id = $1 AND expires_at > now() AND ",
+                    "WITH mine AS (SELECT lock_id FROM pit_lock_fencing
+                                    WHERE lease_id = $1 AND expires_at > now() AND ",
                     principal_is!("$3"),
-                    " RETURNING lock_id, token, owner, ",
-                    ms!("expires_at")
+                    " ORDER BY lock_id FOR UPDATE)
+                     UPDATE pit_lock_fencing f SET expires_at = now() + $2 * interval '1 millisecond'
+                       FROM mine WHERE f.lock_id = mine.lock_id
+                     RETURNING f.lock_id, f.token, f.owner, ",
+                    ms!("f.expires_at")
                 ),
                 &[&lease_id, &to_ms(ttl), &only],
             )
@@ -725,9 +616,14 @@ impl ServiceStore for PgLockStore {
         let rows = client
             .query(
                 concat!(
-                    "DELETE FROM pit_locks WHERE lease_id IN (SELECT lease_id FROM pit_locks WHERE lock_id = ANY($1))
-                     RETURNING lease_id, lock_id, token, owner, ",
-                    ms!("expires_at")
+                    // Every id of each lease holding one of `ids` (expired ones too).
+                    "WITH doomed AS (SELECT lock_id, lease_id FROM pit_lock_fencing WHERE lease_id IN (
+                                         SELECT lease_id FROM pit_lock_fencing WHERE lock_id = ANY($1) AND lease_id IS NOT NULL)
+                                      ORDER BY lock_id FOR UPDATE)
+                     UPDATE pit_lock_fencing f SET lease_id = NULL FROM doomed
+                      WHERE f.lock_id = doomed.lock_id AND f.lease_id = doomed.lease_id
+                     RETURNING doomed.lease_id, f.lock_id, f.token, f.owner, ",
+                    ms!("f.expires_at")
                 ),
                 &[&ids],
             )
@@ -869,11 +765,15 @@ impl ServiceStore for PgLockStore {
             .await?
             .query(
                 concat!(
-                    "UPDATE pit_locks SET expires_at = now() + $3 * interval '1 millisecond'
-                     WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND expires_at > now() AND ",
+                    "WITH mine AS (SELECT lock_id FROM pit_lock_fencing
+                                    WHERE lock_id = ANY($1) AND lease_id IS NOT NULL AND owner->>'name' = $2
+                                      AND expires_at > now() AND ",
                     principal_is!("$4"),
-                    " RETURNING lock_id, ",
-                    ms!("expires_at")
+                    " ORDER BY lock_id FOR UPDATE)
+                     UPDATE pit_lock_fencing f SET expires_at = now() + $3 * interval '1 millisecond'
+                       FROM mine WHERE f.lock_id = mine.lock_id
+                     RETURNING f.lock_id, ",
+                    ms!("f.expires_at")
                 ),
                 &[&ids, &owner, &to_ms(ttl), &caller.restricted_to()],
             )
@@ -888,11 +788,15 @@ impl ServiceStore for PgLockStore {
         let statement = client
             .prepare_cached(concat!(
                 // Expired too, as long as nobody took it: the existing service answers 200,
-                // and its deployer dies on a 400 here. Each freed id wakes its waiters at
+                // and its deployer dies on a 400 here. Each freed id with waiters wakes them at
                 // commit: one round trip.
-                "WITH freed AS (DELETE FROM pit_locks WHERE lock_id = ANY($1) AND owner->>'name' = $2 AND ",
+                "WITH mine AS (SELECT lock_id FROM pit_lock_fencing
+                                WHERE lock_id = ANY($1) AND lease_id IS NOT NULL AND owner->>'name' = $2 AND ",
                 principal_is!("$3"),
-                " RETURNING lock_id) SELECT lock_id, pg_notify($4, lock_id) FROM freed"
+                " ORDER BY lock_id FOR UPDATE),
+                 freed AS (UPDATE pit_lock_fencing f SET lease_id = NULL FROM mine
+                            WHERE f.lock_id = mine.lock_id RETURNING f.lock_id, f.queued)
+                 SELECT lock_id, CASE WHEN queued > 0 THEN pg_notify($4, lock_id) END FROM freed"
             ))
             .await
             .map_err(|e| self.db(e))?;
@@ -909,7 +813,7 @@ fn wanted_ids(req: &LockRequest) -> Vec<String> {
     req.ids.iter().map(ToString::to_string).collect()
 }
 
-/// The parameters of `pit_lock_try_acquire` beyond the ids and the lease id.
+/// The parameters of `pit_lock_take` beyond the ids and the lease id.
 struct Attempt<'a> {
     owner: &'a serde_json::Value,
     ttl_ms: f64,
@@ -925,7 +829,7 @@ struct Attempt<'a> {
     only: Option<&'a str>,
 }
 
-/// What `blocked` rows of `pit_lock_try_acquire` say is in the way.
+/// What `blocked` rows of `pit_lock_take` say is in the way.
 fn blocked_by(rows: &[tokio_postgres::Row]) -> Blocked {
     let holders = rows
         .iter()

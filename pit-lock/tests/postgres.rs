@@ -164,3 +164,113 @@ async fn a_waiter_whose_wait_ran_out_is_out_of_the_queue_when_it_answers() {
     }
     store.release(&a).await.unwrap();
 }
+
+/// Runs `sql` on the database at `url`; the rows' first columns as text.
+async fn sql(url: &str, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let rows = client.simple_query(sql).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or_default().to_owned()),
+            _ => None,
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn locks_held_in_the_former_layout_are_kept_through_the_upgrade() {
+    let url = fresh_database("upgrade").await;
+    // The layout before the holders moved onto the fencing rows: a lock held for an hour, with
+    // token 41.
+    sql(
+        &url,
+        "CREATE TABLE pit_lock_fencing (lock_id text PRIMARY KEY, token bigint NOT NULL);
+         CREATE TABLE pit_locks (lock_id text PRIMARY KEY, lease_id text NOT NULL, owner jsonb NOT NULL,
+             token bigint NOT NULL, expires_at timestamptz NOT NULL, acquired_at timestamptz NOT NULL DEFAULT now(),
+             principal text);
+         INSERT INTO pit_lock_fencing VALUES ('db', 41), ('free', 7);
+         INSERT INTO pit_locks (lock_id, lease_id, owner, token, expires_at)
+             VALUES ('db', 'old-lease', '{\"name\": \"before-upgrade\"}', 41, now() + interval '1 hour');",
+    )
+    .await
+    .unwrap();
+    let store = PgLockStore::connect(&url).await.unwrap();
+    // Migrating again changes nothing.
+    let store2 = PgLockStore::connect(&url).await.unwrap();
+    let list = store.list().await.unwrap();
+    let held: Vec<(String, String, u64)> = list
+        .locks
+        .iter()
+        .map(|l| (l.id.to_string(), l.owner.name.clone(), l.fencing_token))
+        .collect();
+    assert_eq!(held, [("db".to_owned(), "before-upgrade".to_owned(), 41)]);
+    let never = CancellationToken::new();
+    let err = store2
+        .acquire(&pit_core::testing::lock_request(&["db"], "after", 0, 60_000), &never)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LockError::Busy { .. }), "{err}");
+    let caller = pit_lock::api::Caller::anyone();
+    assert!(store.release_as("old-lease", &caller).await.unwrap(), "it was held");
+    let lease = store2
+        .acquire(
+            &pit_core::testing::lock_request(&["db", "free"], "after", 0, 60_000),
+            &never,
+        )
+        .await
+        .unwrap();
+    let tokens: Vec<u64> = ["db", "free"].iter().map(|id| lease.fencing[&(*id).into()]).collect();
+    assert_eq!(tokens, [42, 8], "tokens carry on from the former layout");
+    // What is held reads as before; writing through the old name is refused, with what to do.
+    assert_eq!(
+        sql(&url, "SELECT owner->>'name' FROM pit_locks").await.unwrap().len(),
+        2
+    );
+    let err = sql(&url, "DELETE FROM pit_locks").await.unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert!(db.message().contains("read-only view"), "{db}");
+    assert!(
+        db.hint()
+            .unwrap_or_default()
+            .contains("Replace every Lock Manager instance"),
+        "{db}"
+    );
+    store.release(&lease).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_place_left_by_a_dead_session_never_keeps_an_id_and_the_sweep_recounts_it() {
+    let url = fresh_database("dead_place").await;
+    let store = PgLockStore::connect(&url).await.unwrap();
+    let never = CancellationToken::new();
+    let first = store
+        .acquire(&pit_core::testing::lock_request(&["x"], "first", 0, 60_000), &never)
+        .await
+        .unwrap();
+    store.release(&first).await.unwrap();
+    // A place whose session is gone (its Lock Manager was killed while it waited).
+    sql(
+        &url,
+        "INSERT INTO pit_lock_waiters (ids, owner, pid, backend_start)
+             VALUES ('{x}', '{\"name\": \"killed\"}', 0, now() - interval '1 hour');
+         UPDATE pit_lock_fencing SET queued = 1 WHERE lock_id = 'x';",
+    )
+    .await
+    .unwrap();
+    let lease = store
+        .acquire(&pit_core::testing::lock_request(&["x"], "next", 0, 60_000), &never)
+        .await
+        .expect("the dead place is not in the way");
+    store.release(&lease).await.unwrap();
+    assert!(store.list().await.unwrap().queue.is_empty());
+    sql(&url, "SELECT pit_lock_sweep()").await.unwrap();
+    assert_eq!(
+        sql(&url, "SELECT queued::text FROM pit_lock_fencing WHERE lock_id = 'x'")
+            .await
+            .unwrap(),
+        ["0"]
+    );
+    assert!(sql(&url, "SELECT seq FROM pit_lock_waiters").await.unwrap().is_empty());
+}
