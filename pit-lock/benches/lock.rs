@@ -123,6 +123,8 @@ struct Burst {
     /// turn), with the first reason.
     refused: Vec<usize>,
     reason: Option<String>,
+    /// From the holder's release to the last waiter's release.
+    drained: Duration,
 }
 
 /// A burst of `n` waiters on one id: each joins the queue (its place known) before the next,
@@ -161,12 +163,18 @@ async fn burst(store: Arc<dyn LockStore>, tag: &str, n: usize) -> Burst {
             waiters.push(waiter);
         }
     }
+    let released = Instant::now();
     store.release(&holder).await.unwrap();
     for w in waiters {
         let _ = w.await.unwrap();
     }
     let order = served.lock().unwrap().clone();
-    Burst { order, refused, reason }
+    Burst {
+        order,
+        refused,
+        reason,
+        drained: released.elapsed(),
+    }
 }
 
 fn row(name: &str, f: &Figures) {
@@ -218,10 +226,12 @@ async fn main() {
     let queued: Vec<usize> = b.order.iter().copied().filter(|i| !b.refused.contains(i)).collect();
     let in_order = queued.windows(2).all(|w| w[0] < w[1]);
     println!(
-        "burst of {n} waiters on one id over HTTP: {} joined the queue and were served {}; {} served in all; {} could not queue{}",
+        "burst of {n} waiters on one id over HTTP: {} joined the queue and were served {}; {} served in all, in {:.2} s ({:.1} ms per hand-off); {} could not queue{}",
         queued.len(),
         if in_order { "in FIFO order" } else { "NOT in FIFO order" },
         b.order.len(),
+        b.drained.as_secs_f64(),
+        b.drained.as_secs_f64() * 1e3 / b.order.len().max(1) as f64,
         b.refused.len(),
         b.reason.map(|r| format!(" (first: {r})")).unwrap_or_default()
     );

@@ -1,6 +1,7 @@
 //! The PostgreSQL lock store.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,10 +83,11 @@ macro_rules! ms {
 
 /// Locks kept in PostgreSQL, with a first-come first-served queue of waiters.
 ///
-/// Waiters are woken by the database: every release sends `NOTIFY`, and a waiter LISTENs on a
-/// connection of its own. A waiter's place in the queue is a row tied to that connection's
-/// server session, so a waiter that goes away (or whose Lock Manager is killed) drops out of
-/// the queue with its session. Every expiry is computed with the database's clock.
+/// Waiters are woken by the database: a release of an id that has waiters sends `NOTIFY`, and
+/// the store LISTENs on one connection of its own, shared by all its waiters. A waiter's place
+/// in the queue is a row tied to that connection's server session: a waiter that goes away
+/// leaves it, and when the Lock Manager is killed its waiters drop out of the queue with the
+/// session. Every expiry is computed with the database's clock.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), pit_core::lock::LockError> {
@@ -101,7 +103,9 @@ pub struct PgLockStore {
     url: String,
     name: String,
     /// When [`SWEEP`] last ran (Unix ms), shared by the store's clones.
-    swept_at: std::sync::Arc<AtomicU64>,
+    swept_at: Arc<AtomicU64>,
+    /// The one listener of the store and its clones, once a request has waited.
+    listener: Arc<tokio::sync::Mutex<Option<Arc<Listener>>>>,
 }
 
 impl std::fmt::Debug for PgLockStore {
@@ -120,6 +124,21 @@ fn to_ms(ttl: Duration) -> f64 {
 
 fn as_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// The store's one `LISTEN` connection, shared by all its waiters: every notification's
+/// payload goes to each of them, and their places in the queue are tied to its session (so
+/// they are void once the instance dies).
+struct Listener {
+    /// Its session's pid.
+    pid: i32,
+    payloads: tokio::sync::broadcast::Sender<Arc<str>>,
+    /// Cancelled when the connection ended: the places tied to it are void.
+    ended: CancellationToken,
+    /// Why it ended.
+    reason: Arc<std::sync::OnceLock<String>>,
+    /// Kept open while the listener is in use (dropping it closes the connection).
+    _client: tokio_postgres::Client,
 }
 
 /// A place in the queue, left (with a notification to those behind) when dropped.
@@ -155,8 +174,8 @@ impl PgLockStore {
         Self::connect_with_pool_size(url, 16).await
     }
 
-    /// [`connect`](Self::connect) with at most `size` pooled connections (waiters hold one more
-    /// each while they wait).
+    /// [`connect`](Self::connect) with at most `size` pooled connections (and one more, shared
+    /// by all waiters, once a request waits).
     ///
     /// # Errors
     /// [`LockError::Backend`] when the database cannot be reached or migrated.
@@ -174,7 +193,8 @@ impl PgLockStore {
             pool,
             url: url.to_owned(),
             name,
-            swept_at: std::sync::Arc::new(AtomicU64::new(0)),
+            swept_at: Arc::new(AtomicU64::new(0)),
+            listener: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -424,8 +444,58 @@ impl PgLockStore {
         Ok(Some(blocked(holders, ahead)))
     }
 
-    /// Waits in the queue: LISTENs on a connection of its own, takes a place in the queue tied
-    /// to that connection's session, and tries again on every release.
+    /// The store's listener, connected (and LISTENing) on first use and again after its
+    /// connection ended.
+    async fn listener(&self) -> Result<Arc<Listener>, LockError> {
+        let mut current = self.listener.lock().await;
+        if let Some(listener) = current.as_ref().filter(|l| !l.ended.is_cancelled()) {
+            return Ok(listener.clone());
+        }
+        let (client, mut connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(|e| self.db(e))?;
+        let (payloads, _) = tokio::sync::broadcast::channel(1024);
+        let (ended, reason) = (CancellationToken::new(), Arc::new(std::sync::OnceLock::new()));
+        let (tx, end, why) = (payloads.clone(), ended.clone(), reason.clone());
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            let gone = loop {
+                match futures_util::StreamExt::next(&mut messages).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        // No waiter listening is no error.
+                        let _ = tx.send(Arc::from(n.payload()));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break e.to_string(),
+                    None => break "the connection closed".to_owned(),
+                }
+            };
+            let _ = why.set(gone);
+            end.cancel();
+        });
+        client
+            .batch_execute(&format!("LISTEN {RELEASED_CHANNEL}"))
+            .await
+            .map_err(|e| self.db(e))?;
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| self.db(e))?
+            .get(0);
+        let listener = Arc::new(Listener {
+            pid,
+            payloads,
+            ended,
+            reason,
+            _client: client,
+        });
+        *current = Some(listener.clone());
+        Ok(listener)
+    }
+
+    /// Waits in the queue: hears releases through the store's one listener, takes a place in
+    /// the queue tied to that listener's session, and tries again on every release of an id it
+    /// wants.
     async fn wait_in_queue(
         &self,
         req: &LockRequest,
@@ -433,47 +503,43 @@ impl PgLockStore {
         cancel: &CancellationToken,
         progress: &Progress<'_>,
     ) -> Result<Lease, LockError> {
-        let (listener, mut connection) = tokio_postgres::connect(&self.url, NoTls)
-            .await
-            .map_err(|e| self.db(e))?;
+        let listener = self.listener().await?;
+        // Subscribed before the first try, so that no release in between is missed.
+        let mut payloads = listener.payloads.subscribe();
         let (wake, mut released) = tokio::sync::watch::channel(0u64);
         let wanted = wanted_ids(req);
-        let drive = async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
-                match message {
-                    // Only releases of an id it wants can let this waiter in.
-                    Ok(AsyncMessage::Notification(n))
-                        if n.payload().lines().any(|id| wanted.iter().any(|w| w == id)) =>
-                    {
-                        wake.send_modify(|n| *n += 1);
-                    }
-                    Ok(_) => {}
-                    Err(e) => return e.to_string(),
-                }
-            }
-            "the connection closed".to_owned()
-        };
         let slot = QueueSlot {
             seq: AtomicI64::new(0),
             pool: self.pool.clone(),
         };
-        let wait = async {
+        let drive = async {
+            let heard = async {
+                loop {
+                    match payloads.recv().await {
+                        Ok(p) if wakes(&p, &wanted, slot.seq.load(Ordering::SeqCst)) => {
+                            wake.send_modify(|n| *n += 1);
+                        }
+                        Ok(_) => {}
+                        // It missed some: look again.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => wake.send_modify(|n| *n += 1),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            };
+            tokio::select! {
+                () = heard => {}
+                () = listener.ended.cancelled() => {}
+            }
             listener
-                .batch_execute(&format!("LISTEN {RELEASED_CHANNEL}"))
-                .await
-                .map_err(|e| self.db(e))?;
-            let pid: i32 = listener
-                .query_one("SELECT pg_backend_pid()", &[])
-                .await
-                .map_err(|e| self.db(e))?
-                .get(0);
-            // LISTENing before this first try, so that no release in between is missed.
-            wait_for(req, cancel, Some(&mut released), progress, || {
-                self.try_acquire(req, principal, Some((pid, &slot)))
-            })
-            .await
+                .reason
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "the connection closed".to_owned())
         };
+        let pid = listener.pid;
+        let wait = wait_for(req, cancel, Some(&mut released), progress, || {
+            self.try_acquire(req, principal, Some((pid, &slot)))
+        });
         let result = tokio::select! {
             result = wait => result,
             message = drive => Err(self.fail(format!("listening for releases failed: {message}"))),
@@ -508,10 +574,10 @@ impl PgLockStore {
             .is_some())
     }
 
-    /// Wakes the waiters for `ids` (the payload names them, one per line).
+    /// Wakes the first waiter of each of `ids` (`pit_lock_wake`).
     async fn announce(&self, client: &impl deadpool_postgres::GenericClient, ids: &[String]) -> Result<(), LockError> {
         client
-            .execute("SELECT pg_notify($1, $2)", &[&RELEASED_CHANNEL, &ids.join("\n")])
+            .execute("SELECT pit_lock_wake($1)", &[&ids])
             .await
             .map(drop)
             .map_err(|e| self.db(e))
@@ -788,24 +854,37 @@ impl ServiceStore for PgLockStore {
         let statement = client
             .prepare_cached(concat!(
                 // Expired too, as long as nobody took it: the existing service answers 200,
-                // and its deployer dies on a 400 here. Each freed id with waiters wakes them at
-                // commit: one round trip.
+                // and its deployer dies on a 400 here. Each freed id with waiters wakes its first
+                // waiter at commit: one round trip.
                 "WITH mine AS (SELECT lock_id FROM pit_lock_fencing
                                 WHERE lock_id = ANY($1) AND lease_id IS NOT NULL AND owner->>'name' = $2 AND ",
                 principal_is!("$3"),
                 " ORDER BY lock_id FOR UPDATE),
                  freed AS (UPDATE pit_lock_fencing f SET lease_id = NULL FROM mine
-                            WHERE f.lock_id = mine.lock_id RETURNING f.lock_id, f.queued)
-                 SELECT lock_id, CASE WHEN queued > 0 THEN pg_notify($4, lock_id) END FROM freed"
+                            WHERE f.lock_id = mine.lock_id RETURNING f.lock_id, f.queued),
+                 woke AS (SELECT pit_lock_wake(array_agg(lock_id) FILTER (WHERE queued > 0)) FROM freed)
+                 SELECT freed.lock_id FROM freed, woke"
             ))
             .await
             .map_err(|e| self.db(e))?;
         let rows = client
-            .query(&statement, &[&ids, &owner, &caller.restricted_to(), &RELEASED_CHANNEL])
+            .query(&statement, &[&ids, &owner, &caller.restricted_to()])
             .await
             .map_err(|e| self.db(e))?;
         Ok(rows.iter().map(|r| LockId(r.get(0))).collect())
     }
+}
+
+/// Whether a notification's `payload` wakes the waiter of `wanted` ids at queue place `seq`
+/// (0: not known yet). Each line names an id, and after a tab the place of its first live
+/// waiter (`pit_lock_wake`): only that waiter can be served next. A waiter whose place is not
+/// known yet (its first try is on its way back) wakes for every line of its ids, so it cannot
+/// miss its turn; a line without a place wakes every waiter of the id.
+fn wakes(payload: &str, wanted: &[String], seq: i64) -> bool {
+    payload.lines().any(|line| {
+        let (id, first) = line.split_once('\t').unwrap_or((line, ""));
+        wanted.iter().any(|w| w == id) && (seq == 0 || first.is_empty() || first.parse() == Ok(seq))
+    })
 }
 
 /// The ids of `req` as text, as the tables and notifications hold them.
@@ -869,3 +948,20 @@ fn lease_from_rows(lease_id: &str, rows: &[tokio_postgres::Row]) -> Option<Lease
 }
 
 crate::store::lock_store_via_service!(PgLockStore);
+
+#[cfg(test)]
+mod tests {
+    use super::wakes;
+
+    #[test]
+    fn a_release_wakes_only_the_first_waiter_of_an_id_it_names() {
+        let wanted = ["db".to_owned(), "kafka".to_owned()];
+        assert!(wakes("db\t7", &wanted, 7), "the first waiter");
+        assert!(!wakes("db\t7", &wanted, 9), "a waiter behind it");
+        assert!(wakes("other\t3\nkafka\t9", &wanted, 9), "any line may name it");
+        assert!(!wakes("other\t9", &wanted, 9), "another id");
+        assert!(!wakes("dbx\t9", &wanted, 9), "ids match whole");
+        assert!(wakes("db\t7", &wanted, 0), "a waiter whose place is on its way");
+        assert!(wakes("db", &wanted, 9), "a line without a place wakes all");
+    }
+}

@@ -169,6 +169,32 @@ BEGIN
 END
 $fn$;
 
+-- Wakes the first live waiter of each of p_ids: one NOTIFY (delivered at commit) with a line
+-- `<id>\t<seq>` per id that has one. Only that waiter can be served next (a request waits for
+-- every earlier one that wants any of its ids), so the others sleep on; when it leaves the
+-- queue without the id, its leaving wakes the next. Callers hold the ids' rows (or have just
+-- written them), so no place is added to those queues meanwhile.
+CREATE OR REPLACE FUNCTION pit_lock_wake(p_ids text[]) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_payload text;
+BEGIN
+    IF p_ids IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(h.lock_id || E'\t' || h.seq, E'\n') INTO v_payload FROM (
+        SELECT i AS lock_id,
+               (SELECT min(w.seq) FROM pit_lock_waiters w
+                 WHERE i = ANY(w.ids) AND EXISTS (SELECT 1 FROM pg_stat_activity a
+                                                   WHERE a.pid = w.pid AND a.backend_start = w.backend_start)) AS seq
+          FROM (SELECT DISTINCT unnest(p_ids) AS i) AS ids) AS h
+     WHERE h.seq IS NOT NULL;
+    IF v_payload IS NOT NULL THEN
+        PERFORM pg_notify('pit_locks_released', v_payload);
+    END IF;
+END
+$fn$;
+
 -- A v2 release in one round trip: frees the lease's ids (waking their waiters at commit) and
 -- remembers the answer for a day. r_outcome: `released` (r_held: whether it was still held),
 -- `again` (released before: the same answer), `not-holder` (another principal's), or `gone`.
@@ -178,7 +204,7 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     v_held boolean;
     v_principal text;
-    v_wake text;
+    v_wake text[];
 BEGIN
     WITH mine AS (
         SELECT f.lock_id FROM pit_lock_fencing f
@@ -190,14 +216,12 @@ BEGIN
          WHERE f.lock_id = mine.lock_id AND f.lease_id = p_lease
         RETURNING f.lock_id, f.expires_at > now() AS live, f.principal, f.queued)
     SELECT bool_or(freed.live), min(freed.principal),
-           string_agg(freed.lock_id, E'\n') FILTER (WHERE freed.queued > 0)
+           array_agg(freed.lock_id) FILTER (WHERE freed.queued > 0)
       INTO v_held, v_principal, v_wake FROM freed;
     IF v_held IS NOT NULL THEN
         INSERT INTO pit_lock_released (lease_id, held, principal) VALUES (p_lease, v_held, v_principal)
             ON CONFLICT (lease_id) DO NOTHING;
-        IF v_wake IS NOT NULL THEN
-            PERFORM pg_notify('pit_locks_released', v_wake);
-        END IF;
+        PERFORM pit_lock_wake(v_wake);
         RETURN QUERY SELECT 'released'::text, v_held;
         RETURN;
     END IF;
@@ -217,8 +241,7 @@ BEGIN
 END
 $fn$;
 
--- Leaves the queue: deletes place p_seq, and wakes the waiters of its ids (one of them may now
--- be first).
+-- Leaves the queue: deletes place p_seq, and wakes the next waiter of each of its ids.
 CREATE OR REPLACE FUNCTION pit_lock_leave(p_seq bigint) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -232,7 +255,7 @@ BEGIN
     DELETE FROM pit_lock_waiters w WHERE w.seq = p_seq;
     IF FOUND THEN
         UPDATE pit_lock_fencing f SET queued = greatest(f.queued - 1, 0) WHERE f.lock_id = ANY(v_ids);
-        PERFORM pg_notify('pit_locks_released', array_to_string(v_ids, E'\n'));
+        PERFORM pit_lock_wake(v_ids);
     END IF;
 END
 $fn$;

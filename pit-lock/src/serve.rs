@@ -33,7 +33,7 @@ pub struct ServeArgs {
     /// File of admin tokens (force-release), one per line.
     #[arg(long, env = "PIT_LOCK_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
-    /// Most pooled database connections (each waiting request holds one more while it waits).
+    /// Most pooled database connections (and one more, shared by all waiting requests, to hear releases).
     #[arg(long, env = "PIT_LOCK_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
     /// Once listening, write the service's base URL (`http://ADDR`) and a newline to this file

@@ -274,3 +274,67 @@ async fn a_place_left_by_a_dead_session_never_keeps_an_id_and_the_sweep_recounts
     );
     assert!(sql(&url, "SELECT seq FROM pit_lock_waiters").await.unwrap().is_empty());
 }
+
+/// Starts a waiter for `x` as `owner` on `store`; returns once it has its place in the queue.
+async fn queued_waiter(
+    store: &Arc<PgLockStore>,
+    owner: &str,
+) -> tokio::task::JoinHandle<Result<pit_core::lock::Lease, LockError>> {
+    let (queued, joined) = tokio::sync::oneshot::channel::<()>();
+    let queued = std::sync::Mutex::new(Some(queued));
+    let (store, owner) = (store.clone(), owner.to_owned());
+    let waiter = tokio::spawn(async move {
+        let progress = move |_: &pit_core::lock::WaitProgress| {
+            if let Some(q) = queued.lock().unwrap().take() {
+                let _ = q.send(());
+            }
+        };
+        store
+            .acquire_with_progress(
+                &pit_core::testing::lock_request(&["x"], &owner, 60_000, 60_000),
+                &CancellationToken::new(),
+                &progress,
+            )
+            .await
+    });
+    joined.await.expect("the waiter took a place in the queue");
+    waiter
+}
+
+#[tokio::test]
+async fn waiters_share_one_listener_and_a_lost_listener_ends_their_waits_then_is_replaced() {
+    let url = fresh_database("listener").await;
+    let store = Arc::new(PgLockStore::connect_with_pool_size(&url, 2).await.unwrap());
+    let never = CancellationToken::new();
+    let holder = store
+        .acquire(&pit_core::testing::lock_request(&["x"], "holder", 0, 60_000), &never)
+        .await
+        .unwrap();
+    // Ten waiters, on a pool of two: they queue on one more connection, not ten.
+    let mut waiters = Vec::new();
+    for i in 0..10 {
+        waiters.push(queued_waiter(&store, &format!("waiter {i}")).await);
+    }
+    let sessions = sql(&url, "SELECT DISTINCT pid::text FROM pit_lock_waiters")
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1, "one listening session: {sessions:?}");
+    // The listener's session ends (a database restart, an administrator): every wait tied to it
+    // ends with an error saying so, and none of them got the lock.
+    sql(&url, &format!("SELECT pg_terminate_backend({})", sessions[0]))
+        .await
+        .unwrap();
+    for w in waiters {
+        let err = w.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, LockError::Backend { .. }) && err.to_string().contains("listening for releases failed"),
+            "{err}"
+        );
+    }
+    // The next waiter listens anew, and is handed the lock on release.
+    let next = queued_waiter(&store, "next").await;
+    store.release(&holder).await.unwrap();
+    let lease = next.await.unwrap().expect("served after the listener was replaced");
+    assert_eq!(lease.owner.name, "next");
+    store.release(&lease).await.unwrap();
+}
