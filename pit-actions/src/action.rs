@@ -486,8 +486,7 @@ impl Runner {
         )?;
         if self.dry_run {
             // Both of its payloads, and what it would print.
-            let (_, markdown) =
-                template::render_text("github-summary", None, minijinja::context! { summary => summary })?;
+            let markdown = crate::github::step_summary(summary)?;
             return Ok(Outcome::DryRun {
                 body: serde_json::json!({
                     "status": body,
@@ -512,8 +511,7 @@ impl Runner {
         let step_summary = match (self.env)("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
             Some(path) => {
                 let path = PathBuf::from(path);
-                let (_, markdown) =
-                    template::render_text("github-summary", None, minijinja::context! { summary => summary })?;
+                let markdown = crate::github::step_summary(summary)?;
                 append(&path, &markdown).map_err(|e| ActionError::StepSummary(path.clone(), e))?;
                 Some(path)
             }

@@ -131,6 +131,23 @@ pub fn annotations(summary: &Summary) -> Vec<String> {
     out
 }
 
+/// A suite's section of the step summary, as Markdown (the built-in `github-summary`
+/// template): its outcome, failing streams and regressions.
+///
+/// # Errors
+/// [`TemplateError`](crate::template::TemplateError) if the built-in template fails (a bug).
+///
+/// ```
+/// # let report = pit_report::Report::load("../pit-report/tests/testdata/existing-toolkit-report.json".as_ref()).unwrap();
+/// # let summary = pit_actions::summary::Summary::of(&report, None, Default::default());
+/// let markdown = pit_actions::github::step_summary(&summary).unwrap();
+/// assert!(markdown.contains("#### Failing streams"), "{markdown}");
+/// ```
+pub fn step_summary(summary: &Summary) -> Result<String, crate::template::TemplateError> {
+    crate::template::render_text("github-summary", None, minijinja::context! { summary => summary })
+        .map(|(_, text)| text)
+}
+
 /// `::error title=TITLE::MESSAGE`, escaped.
 fn command(title: &str, message: &str) -> String {
     let data = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");

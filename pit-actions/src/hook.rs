@@ -14,14 +14,98 @@ use pit_report::Report;
 use crate::action::{Action, ActionError, Outcome, Runner};
 use crate::summary::{Links, Summary, Trigger};
 
-/// The actions of a run, per trigger, and how they run.
-pub struct PostTestActions {
-    runner: Runner,
-    actions: Vec<(Trigger, Action)>,
+/// Makes the [`Summary`] of each suite's report: compared with the suite's earlier runs in a
+/// report store, with the CI job's context and links. The post-test actions' messages and
+/// `pit run`'s CI summary are made of it.
+#[derive(Clone, Default)]
+pub struct Summarizer {
     reports: Option<Arc<dyn ReportSink>>,
     context: RunContext,
     report_url: Option<String>,
     job: Option<String>,
+}
+
+impl std::fmt::Debug for Summarizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Summarizer")
+            .field("compares", &self.reports.is_some())
+            .field("report_url", &self.report_url)
+            .field("job", &self.job)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Summarizer {
+    /// Compares each report with the suite's earlier runs in `reports` (for `onRegression`
+    /// and the regressions shown).
+    #[must_use]
+    pub fn with_reports(mut self, reports: Arc<dyn ReportSink>) -> Self {
+        self.reports = Some(reports);
+        self
+    }
+
+    /// The branch and commit tested, where a report does not say.
+    #[must_use]
+    pub fn with_context(mut self, context: RunContext) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Links to the report at `url`, where `{project}`, `{suite}` and `{run}` stand for the
+    /// report's, and to the CI job at `job`.
+    #[must_use]
+    pub fn with_links(mut self, url: Option<String>, job: Option<String>) -> Self {
+        self.report_url = url;
+        self.job = job;
+        self
+    }
+
+    /// The summary of the suite's report, compared with its earlier runs in the store (a
+    /// store that cannot be listed only loses the comparison, with a warning in the log).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let suite: pit_core::sink::SuiteReport = serde_json::from_str(r#"{"schema":"pit.suite-report/v1","runId":"01jq","project":"shop","suiteId":"checkout","suiteName":"Checkout","outcome":"error","error":"db did not become ready","startedMs":0,"finishedMs":1000,"timeline":[]}"#).unwrap();
+    /// let summarizer = pit_actions::hook::Summarizer::default()
+    ///     .with_links(Some("https://reports.example.com/{project}/{suite}/{run}".into()), None);
+    /// let summary = summarizer.summary(&suite).await;
+    /// assert_eq!(summary.verdict, "error");
+    /// assert_eq!(summary.links.report.as_deref(), Some("https://reports.example.com/shop/checkout/01jq"));
+    /// # });
+    /// ```
+    pub async fn summary(&self, suite: &SuiteReport) -> Summary {
+        let mut report = Report::from_suite(suite);
+        self.context.apply(&mut report);
+        let comparison = match &self.reports {
+            Some(sink) => match sink.list(&suite.project, &suite.suite_id).await {
+                Ok(earlier) => {
+                    let earlier: Vec<Report> = earlier.iter().map(Report::from_suite).collect();
+                    pit_report::compare::against_earlier(&report, &earlier)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %pit_core::engine::error_chain(&e), "no baseline to compare the report with");
+                    None
+                }
+            },
+            None => None,
+        };
+        let links = Links {
+            report: self.report_url.as_ref().map(|u| {
+                u.replace("{project}", &suite.project)
+                    .replace("{suite}", &suite.suite_id)
+                    .replace("{run}", &suite.run_id)
+            }),
+            job: self.job.clone(),
+        };
+        Summary::of(&report, comparison.as_ref(), links)
+    }
+}
+
+/// The actions of a run, per trigger, and how they run.
+pub struct PostTestActions {
+    runner: Runner,
+    actions: Vec<(Trigger, Action)>,
+    summarizer: Summarizer,
     printed: Option<Arc<Printer>>,
 }
 
@@ -44,26 +128,30 @@ impl PostTestActions {
         Self {
             runner,
             actions,
-            reports: None,
-            context: RunContext::default(),
-            report_url: None,
-            job: None,
+            summarizer: Summarizer::default(),
             printed: None,
         }
+    }
+
+    /// Summarizes each report with `summarizer` (its store, context and links).
+    #[must_use]
+    pub fn with_summarizer(mut self, summarizer: Summarizer) -> Self {
+        self.summarizer = summarizer;
+        self
     }
 
     /// Compares each report with the suite's earlier runs in `reports` (for `onRegression`
     /// and the messages' regressions).
     #[must_use]
     pub fn with_reports(mut self, reports: Arc<dyn ReportSink>) -> Self {
-        self.reports = Some(reports);
+        self.summarizer = self.summarizer.with_reports(reports);
         self
     }
 
     /// The branch and commit tested, where a report does not say.
     #[must_use]
     pub fn with_context(mut self, context: RunContext) -> Self {
-        self.context = context;
+        self.summarizer = self.summarizer.with_context(context);
         self
     }
 
@@ -72,8 +160,7 @@ impl PostTestActions {
     /// and to the CI job at `job`.
     #[must_use]
     pub fn with_links(mut self, url: Option<String>, job: Option<String>) -> Self {
-        self.report_url = url;
-        self.job = job;
+        self.summarizer = self.summarizer.with_links(url, job);
         self
     }
 
@@ -87,34 +174,6 @@ impl PostTestActions {
     /// Whether any action is configured.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
-    }
-
-    /// The summary of the suite's report, compared with its earlier runs in the store.
-    async fn summary(&self, suite: &SuiteReport) -> Summary {
-        let mut report = Report::from_suite(suite);
-        self.context.apply(&mut report);
-        let comparison = match &self.reports {
-            Some(sink) => match sink.list(&suite.project, &suite.suite_id).await {
-                Ok(earlier) => {
-                    let earlier: Vec<Report> = earlier.iter().map(Report::from_suite).collect();
-                    pit_report::compare::against_earlier(&report, &earlier)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %pit_core::engine::error_chain(&e), "no baseline for the post-test actions");
-                    None
-                }
-            },
-            None => None,
-        };
-        let links = Links {
-            report: self.report_url.as_ref().map(|u| {
-                u.replace("{project}", &suite.project)
-                    .replace("{suite}", &suite.suite_id)
-                    .replace("{run}", &suite.run_id)
-            }),
-            job: self.job.clone(),
-        };
-        Summary::of(&report, comparison.as_ref(), links)
     }
 
     /// Runs the actions `summary` calls for, one after another; how each went.
@@ -221,7 +280,7 @@ impl AfterReport for PostTestActions {
         if self.is_empty() {
             return Vec::new();
         }
-        let summary = self.summary(report).await;
+        let summary = self.summarizer.summary(report).await;
         self.run(&summary).await
     }
 }

@@ -158,6 +158,10 @@ pub struct RunArgs {
     /// Render each post-test action's message instead of sending it (nothing is tagged).
     #[arg(long)]
     pub actions_dry_run: bool,
+    /// Also write the whole run's JUnit XML to FILE (one test suite per suite), for GitLab's
+    /// `artifacts:reports:junit` or Jenkins' `junit` step.
+    #[arg(long, value_name = "FILE", env = "PIT_JUNIT")]
+    pub junit: Option<PathBuf>,
     /// The existing toolkit's deployer flags, accepted as it takes them.
     #[command(flatten)]
     pub toolkit: ToolkitArgs,

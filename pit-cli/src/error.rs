@@ -48,6 +48,12 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("cannot write the output")]
     Output(#[source] io::Error),
+    /// Writing a file the user asked for failed.
+    #[error("cannot write {}", .0.display())]
+    WriteFile(std::path::PathBuf, #[source] io::Error),
+    /// A built-in message template failed: a bug in PIT, not in the input.
+    #[error("{0} (this is a bug in PIT: please report it)")]
+    Template(#[from] pit_actions::template::TemplateError),
 }
 
 impl CliError {
@@ -59,7 +65,8 @@ impl CliError {
             CliError::Output(_) | CliError::Runtime(_) | CliError::Serve(_) => exit::INFRASTRUCTURE,
             CliError::Report(_) | CliError::Usage(_) => exit::INVALID,
             CliError::Store(_) | CliError::Cluster(_) | CliError::Kube(_) => exit::INFRASTRUCTURE,
-            CliError::Render(_) | CliError::Brownie(_) => exit::INFRASTRUCTURE,
+            CliError::Render(_) | CliError::Brownie(_) | CliError::Template(_) => exit::INFRASTRUCTURE,
+            CliError::WriteFile(..) => exit::INFRASTRUCTURE,
             CliError::Lock(pit_core::lock::LockError::Invalid(_)) => exit::INVALID,
             CliError::Lock(pit_core::lock::LockError::Cancelled { .. }) => exit::INTERRUPTED,
             CliError::Lock(_) => exit::INFRASTRUCTURE,

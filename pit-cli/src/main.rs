@@ -3,6 +3,7 @@
 
 mod actions;
 mod brownie;
+mod ci;
 mod cli;
 mod commands;
 mod error;

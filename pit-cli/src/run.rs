@@ -158,7 +158,12 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
             extra: args.actions.actions(),
             dry_run: args.actions_dry_run,
             report_url: args.actions.report_url.clone(),
-            env: None,
+            // `pit run` writes the step summary and annotations of the whole run itself
+            // (crate::ci): a `github` action in it only sets the commit status.
+            env: Some(pit_run::Custom(std::sync::Arc::new(|name: &str| match name {
+                "GITHUB_STEP_SUMMARY" | "GITHUB_ACTIONS" => None,
+                _ => std::env::var(name).ok(),
+            }))),
             // A dry run's body goes to stderr: stdout is the run's summary.
             printer: Some(pit_run::Custom(std::sync::Arc::new(
                 |label: &str, out: &pit_actions::action::Outcome| {
@@ -196,6 +201,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         options: opts,
         run_dir,
         lock_manager_mock: _mock, // stops when the run has ended
+        summarizer,
     } = prepared;
     let summary = runtime.block_on(async {
         let (cancel, force) = (CancellationToken::new(), CancellationToken::new());
@@ -230,10 +236,35 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         Output::Json => stdout(&crate::commands::redacted_json(&summary, &loaded.redactions))?,
         Output::Human => stdout(&loaded.redactions.apply(&human_summary(&summary)))?,
     }
-    Ok(if args.actions.fail_on_action_error {
+    let code = if args.actions.fail_on_action_error {
         summary.exit_code_failing_on_actions()
     } else {
         summary.exit_code()
+    };
+    // For the CI system: what could not be written is an error of its own, the run's outcome
+    // stands (a run that passed then exits 3).
+    let mut ci_failed = false;
+    if let Some(path) = &args.junit {
+        if let Err(e) = crate::ci::write_junit(path, &summary) {
+            ui.error(&e);
+            ci_failed = true;
+        }
+    }
+    match runtime.block_on(crate::ci::github(&summary, &summarizer, &|n| std::env::var(n).ok())) {
+        Ok(annotations) => {
+            for line in &annotations {
+                ui.message(&loaded.redactions.apply(line));
+            }
+        }
+        Err(e) => {
+            ui.error(&e);
+            ci_failed = true;
+        }
+    }
+    Ok(if ci_failed && code == pit_core::exit::OK {
+        pit_core::exit::INFRASTRUCTURE
+    } else {
+        code
     })
 }
 

@@ -253,6 +253,161 @@ async fn the_brownie_and_lock_manager_manifests_pass_a_server_side_dry_run() {
     let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
 }
 
+/// `helm ARGS…` against the test cluster (`PIT_HELM`, which `scripts/helm build` prints and
+/// `scripts/test` exports): whether it succeeded, and what it printed.
+fn helm(args: &[&str]) -> (bool, String) {
+    let helm = std::env::var("PIT_HELM").expect("PIT_HELM is not set (scripts/helm build prints it)");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(helm)
+        .current_dir(repo)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .env("HELM_CACHE_HOME", std::env::temp_dir().join("pit-helm-cache"))
+        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("pit-helm-config"))
+        .env("HELM_DATA_HOME", std::env::temp_dir().join("pit-helm-data"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_helm_charts_lint_render_pass_a_server_side_dry_run_install_and_uninstall() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::batch::v1::CronJob;
+    let client = client().await;
+    let ns = unique("pit-helm");
+    namespace(&client, &ns, &[], &[]).await;
+    let dir = std::env::temp_dir().join(unique("pit-helm-render"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let release = unique("t");
+    for (chart, objects) in [
+        (
+            "deploy/helm/pit-lock-manager",
+            vec!["deployment.apps/", "service/", "poddisruptionbudget.policy/"],
+        ),
+        (
+            "deploy/helm/pit-brownie",
+            vec![
+                "serviceaccount/",
+                "clusterrole.rbac.authorization.k8s.io/",
+                "clusterrolebinding.rbac.authorization.k8s.io/",
+                "cronjob.batch/",
+            ],
+        ),
+    ] {
+        let (ok, out) = helm(&["lint", "--strict", chart]);
+        assert!(ok, "{chart}: {out}");
+        let (ok, rendered) = helm(&["template", &release, chart, "--namespace", &ns]);
+        assert!(ok, "{chart}: {rendered}");
+        let file = dir.join(format!("{}.yaml", chart.rsplit('/').next().unwrap()));
+        std::fs::write(&file, &rendered).unwrap();
+        let applied = server_dry_run(file.to_str().unwrap(), &ns).unwrap_or_else(|e| panic!("{chart}: {e}"));
+        for object in objects {
+            assert!(applied.contains(object), "{chart}: {applied}");
+        }
+    }
+
+    // Installed with values of one's own, then uninstalled.
+    let (ok, out) = helm(&[
+        "install",
+        &release,
+        "deploy/helm/pit-lock-manager",
+        "--namespace",
+        &ns,
+        "--set",
+        "replicaCount=3",
+        "--set",
+        "image.tag=9.9.9",
+        "--set",
+        "secret.name=db-and-tokens",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = helm(&[
+        "install",
+        &format!("{release}-b"),
+        "deploy/helm/pit-brownie",
+        "--namespace",
+        &ns,
+        "--set",
+        "schedule=0 * * * *",
+        "--set",
+        "enabledModules=namespaces\\,postgresql",
+    ]);
+    assert!(ok, "{out}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let lm = deployments.get(&format!("{release}-pit-lock-manager")).await.unwrap();
+    let spec = lm.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    let pod = spec.template.spec.unwrap();
+    let container = &pod.containers[0];
+    assert!(container.image.as_deref().unwrap().ends_with(":9.9.9"), "{container:?}");
+    let secret_of = |name: &str| {
+        container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref().map(|s| s.name.clone()))
+    };
+    assert_eq!(secret_of("DATABASE_URL").as_deref(), Some("db-and-tokens"));
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), &ns);
+    let brownie = cronjobs.get(&format!("{release}-b-pit-brownie")).await.unwrap();
+    let spec = brownie.spec.unwrap();
+    assert_eq!(spec.schedule, "0 * * * *");
+    let env = spec.job_template.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let modules = env.iter().find(|e| e.name == "ENABLED_MODULES").unwrap();
+    assert_eq!(modules.value.as_deref(), Some("namespaces,postgresql"));
+
+    // The API server's checks reach the user: a schedule it refuses fails the install.
+    let (ok, out) = helm(&[
+        "install",
+        &format!("{release}-bad"),
+        "deploy/helm/pit-brownie",
+        "--namespace",
+        &ns,
+        "--set",
+        "schedule=not a schedule",
+    ]);
+    assert!(!ok && out.contains("schedule"), "{out}");
+    let _ = helm(&["uninstall", &format!("{release}-bad"), "--namespace", &ns]);
+
+    for name in [release.clone(), format!("{release}-b")] {
+        let (ok, out) = helm(&["uninstall", &name, "--namespace", &ns, "--wait"]);
+        assert!(ok, "{out}");
+    }
+    assert!(deployments
+        .get_opt(&format!("{release}-pit-lock-manager"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(cronjobs
+        .get_opt(&format!("{release}-b-pit-brownie"))
+        .await
+        .unwrap()
+        .is_none());
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    assert!(
+        roles
+            .get_opt(&format!("{release}-b-pit-brownie"))
+            .await
+            .unwrap()
+            .is_none(),
+        "cluster-wide objects go too"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
+}
+
 /// Stands in for HNC's controller (only its resource definitions are installed): makes the
 /// sub-namespace of each anchor in `parent`, and removes it when the anchor goes.
 async fn hnc_stand_in(client: Client, parent: String, stop: CancellationToken) {

@@ -158,6 +158,12 @@ impl RunResult {
             .collect()
     }
 
+    /// The whole run as JUnit XML: one test suite per suite, one test case per scenario
+    /// stream (what ``pit run --junit FILE`` writes).
+    fn to_junit(&self) -> String {
+        pit_run::junit(&self.summary)
+    }
+
     /// The summary `pit run -o json` prints, as plain Python data.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         crate::to_py(py, &self.summary)

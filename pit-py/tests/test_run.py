@@ -49,6 +49,9 @@ def test_the_local_example_passes_and_its_report_is_stored(repo: Path, example_e
     # Everything it started is gone.
     assert started_pids(example_env) and not any(alive(p) for p in started_pids(example_env))
     assert result.to_dict()["runId"] == result.run_id
+    junit = result.to_junit()
+    assert f'<testsuites name="pit run {result.run_id}" tests=' in junit, junit
+    assert junit.count("<testsuite ") == 1 and 'failures="0" errors="0"' in junit, junit
 
 
 def test_a_suite_of_the_existing_toolkit_runs_with_its_workspace(repo: Path, tmp_path: Path) -> None:

@@ -31,31 +31,90 @@ fn seconds(start: &serde_json::Value, end: &serde_json::Value) -> f64 {
 /// assert!(xml.contains(r#"<error message="db did not become ready""#));
 /// ```
 pub fn to_junit(report: &Report) -> String {
+    to_junit_all(
+        report.project.as_deref().unwrap_or(&report.name),
+        std::slice::from_ref(report),
+    )
+}
+
+/// A whole run's reports as one JUnit XML file, called `name`: one `<testsuite>` per report,
+/// each as [`to_junit`] writes it, under one `<testsuites>` with the totals. What GitLab's
+/// `artifacts:reports:junit` and Jenkins' `junit` step read for a run of several suites.
+///
+/// ```
+/// # let suite = |id: &str, outcome: &str| -> pit_core::sink::SuiteReport { serde_json::from_str(&format!(r#"{{"schema":"pit.suite-report/v1","runId":"01jq","project":"shop","suiteId":"{id}","suiteName":"{id}","outcome":"{outcome}","error":"db did not become ready","startedMs":0,"finishedMs":1000,"timeline":[]}}"#)).unwrap() };
+/// let reports = [pit_report::Report::from_suite(&suite("checkout", "error")), pit_report::Report::from_suite(&suite("search", "error"))];
+/// let xml = pit_report::to_junit_all("pit run 01jq", &reports);
+/// assert!(xml.contains(r#"<testsuites name="pit run 01jq" tests="2" failures="0" errors="2""#), "{xml}");
+/// assert_eq!(xml.matches("<testsuite ").count(), 2);
+/// ```
+pub fn to_junit_all(name: &str, reports: &[Report]) -> String {
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let counts: Vec<Counts> = reports.iter().map(Counts::of).collect();
+    let sum = |f: fn(&Counts) -> usize| counts.iter().map(f).sum::<usize>();
+    let total: f64 = counts.iter().map(|c| c.time).sum();
+    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+    let mut suites = BytesStart::new("testsuites");
+    suites.push_attribute(("name", name));
+    suites.push_attribute(("tests", sum(|c| c.tests).to_string().as_str()));
+    suites.push_attribute(("failures", sum(|c| c.failures).to_string().as_str()));
+    suites.push_attribute(("errors", sum(|c| usize::from(c.errored)).to_string().as_str()));
+    suites.push_attribute(("time", format!("{total:.3}").as_str()));
+    let _ = w.write_event(Event::Start(suites));
+    for (report, counts) in reports.iter().zip(&counts) {
+        write_suite(&mut w, report, counts);
+    }
+    let _ = w.write_event(Event::End(BytesEnd::new("testsuites")));
+    let mut out = xml_chars(&String::from_utf8(w.into_inner()).unwrap_or_default());
+    out.push('\n');
+    out
+}
+
+/// A report's test counts, as its `<testsuite>` states them.
+struct Counts {
+    tests: usize,
+    failures: usize,
+    /// It ended in an error before its tests: one test case with an `<error>`.
+    errored: bool,
+    /// Seconds.
+    time: f64,
+}
+
+impl Counts {
+    fn of(report: &Report) -> Self {
+        let streams = report.scenarios.iter().map(|sc| sc.streams.len()).sum::<usize>();
+        let errored = report.verdict() == Verdict::Error && streams == 0;
+        let failures = report
+            .scenarios
+            .iter()
+            .flat_map(|sc| &sc.streams)
+            .filter(|st| st.outcome == Outcome::Fail)
+            .count();
+        let time = match (report.start_ms(), crate::schema::parse_time(&report.end_time)) {
+            (Some(a), Some(b)) if b >= a => (b - a) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        Self {
+            tests: if errored { 1 } else { streams },
+            failures,
+            errored,
+            time,
+        }
+    }
+}
+
+/// One report's `<testsuite>`.
+fn write_suite(w: &mut Writer<Vec<u8>>, report: &Report, counts: &Counts) {
     let streams: Vec<_> = report
         .scenarios
         .iter()
         .flat_map(|sc| sc.streams.iter().map(move |st| (sc, st)))
         .collect();
-    let errored = report.verdict() == Verdict::Error && streams.is_empty();
-    let tests = if errored { 1 } else { streams.len() };
-    let failures = streams.iter().filter(|(_, st)| st.outcome == Outcome::Fail).count();
-    let total = match (report.start_ms(), crate::schema::parse_time(&report.end_time)) {
-        (Some(a), Some(b)) if b >= a => (b - a) as f64 / 1000.0,
-        _ => 0.0,
-    };
-    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-    let mut suites = BytesStart::new("testsuites");
-    suites.push_attribute(("name", report.project.as_deref().unwrap_or(&report.name)));
-    suites.push_attribute(("tests", tests.to_string().as_str()));
-    suites.push_attribute(("failures", failures.to_string().as_str()));
-    suites.push_attribute(("errors", usize::from(errored).to_string().as_str()));
-    suites.push_attribute(("time", format!("{total:.3}").as_str()));
-    let _ = w.write_event(Event::Start(suites));
+    let (errored, total) = (counts.errored, counts.time);
     let mut suite = BytesStart::new("testsuite");
     suite.push_attribute(("name", report.name.as_str()));
-    suite.push_attribute(("tests", tests.to_string().as_str()));
-    suite.push_attribute(("failures", failures.to_string().as_str()));
+    suite.push_attribute(("tests", counts.tests.to_string().as_str()));
+    suite.push_attribute(("failures", counts.failures.to_string().as_str()));
     suite.push_attribute(("errors", usize::from(errored).to_string().as_str()));
     suite.push_attribute(("skipped", "0"));
     suite.push_attribute(("time", format!("{total:.3}").as_str()));
@@ -131,10 +190,6 @@ pub fn to_junit(report: &Report) -> String {
         let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
     }
     let _ = w.write_event(Event::End(BytesEnd::new("testsuite")));
-    let _ = w.write_event(Event::End(BytesEnd::new("testsuites")));
-    let mut out = xml_chars(&String::from_utf8(w.into_inner()).unwrap_or_default());
-    out.push('\n');
-    out
 }
 
 /// `text` with the characters XML 1.0 forbids (C0 controls but tab, newline and carriage

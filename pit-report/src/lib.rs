@@ -13,5 +13,5 @@ pub mod serve;
 pub mod store;
 mod svg;
 
-pub use junit::to_junit;
+pub use junit::{to_junit, to_junit_all};
 pub use schema::{Report, ReportError, Verdict};

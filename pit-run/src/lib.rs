@@ -380,6 +380,9 @@ pub struct PreparedRun {
     /// The Lock Manager started for this run ([`RunSettings::lock_manager_mock`]); it stops
     /// when this is dropped, so keep it until the run has ended.
     pub lock_manager_mock: Option<pit_lock::testing::MockLockManager>,
+    /// Summarizes each suite's report as its post-test actions see it (compared with the
+    /// suite's earlier runs in the run's report store): what `pit run`'s CI summary shows.
+    pub summarizer: pit_actions::hook::Summarizer,
 }
 
 /// The run's post-test actions, if it has any: the pitfile's (templates relative to its
@@ -387,7 +390,7 @@ pub struct PreparedRun {
 fn post_test_actions(
     settings: &RunSettings,
     loaded: &Loaded,
-    reports: Arc<dyn ReportSink>,
+    summarizer: pit_actions::hook::Summarizer,
 ) -> Result<Option<pit_actions::hook::PostTestActions>, DriverError> {
     let dir = settings.pitfile.parent().unwrap_or(std::path::Path::new("."));
     let dir = if dir.as_os_str().is_empty() {
@@ -412,13 +415,27 @@ fn post_test_actions(
         None => pit_actions::action::Runner::new(|n| std::env::var(n).ok()),
     };
     let hook = pit_actions::hook::PostTestActions::new(runner.dry_run(a.dry_run).with_workdir(dir), actions)
-        .with_reports(reports)
-        .with_context(settings.context.report_context())
-        .with_links(a.report_url.clone(), settings.context.job.clone());
+        .with_summarizer(summarizer);
     Ok(Some(match &a.printer {
         Some(Custom(print)) => hook.with_printer(print.clone()),
         None => hook,
     }))
+}
+
+/// The whole run's JUnit XML: one `<testsuite>` per suite (see [`pit_report::to_junit_all`]),
+/// what `pit run --junit FILE` writes.
+///
+/// ```
+/// let summary = pit_core::engine::RunSummary { run_id: "01jq".into(), suites: Vec::new() };
+/// assert!(pit_run::junit(&summary).contains(r#"<testsuites name="pit run 01jq" tests="0""#));
+/// ```
+pub fn junit(summary: &pit_core::engine::RunSummary) -> String {
+    let reports: Vec<pit_report::Report> = summary
+        .suites
+        .iter()
+        .map(|s| pit_report::Report::from_suite(&s.report))
+        .collect();
+    pit_report::to_junit_all(&format!("pit run {}", summary.run_id), &reports)
 }
 
 /// The Lock Manager client for `url`, with `token`.
@@ -561,7 +578,11 @@ pub async fn prepare(
         .with_reports(reports.clone())
         .with_events(events)
         .with_toolkit_args(settings.toolkit_args);
-    let engine = match post_test_actions(settings, loaded, reports)? {
+    let summarizer = pit_actions::hook::Summarizer::default()
+        .with_reports(reports.clone())
+        .with_context(job.report_context())
+        .with_links(settings.actions.report_url.clone(), job.job.clone());
+    let engine = match post_test_actions(settings, loaded, summarizer.clone())? {
         Some(hook) => engine.with_after_report(Arc::new(hook)),
         None => engine,
     };
@@ -591,6 +612,7 @@ pub async fn prepare(
         options,
         run_dir,
         lock_manager_mock: mock,
+        summarizer,
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod actions;
 mod brownie;
+mod ci;
 mod k8s;
 mod lock;
 mod plan;

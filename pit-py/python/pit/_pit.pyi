@@ -262,6 +262,8 @@ class RunResult:
         """Where the suites' reports were stored."""
     def to_dict(self) -> dict[str, Any]:
         """The summary ``pit run -o json`` prints."""
+    def to_junit(self) -> str:
+        """The whole run as JUnit XML: one test suite per suite (what ``pit run --junit FILE`` writes)."""
     def raise_for_status(self) -> None:
         """Raises the first suite's :class:`SuiteError` subclass if any suite did not pass."""
     def __bool__(self) -> bool: ...
