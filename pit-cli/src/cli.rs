@@ -103,6 +103,13 @@ pub struct RunArgs {
     /// Stream every command's output to stderr as it runs (it is always kept in the run's logs).
     #[arg(long)]
     pub follow: bool,
+    /// How progress shows on stderr: `live`, a view per suite redrawn in place; `plain`, one
+    /// line per event; `auto`: live on a terminal (unless TERM=dumb), else plain.
+    #[arg(long, value_enum, default_value_t = Progress::Auto, env = "PIT_PROGRESS")]
+    pub progress: Progress,
+    /// Show no progress and no notes, only warnings, errors and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Run suites concurrently where their lock sets do not overlap.
     #[arg(long, env = "PIT_PARALLEL_SUITES")]
     pub parallel_suites: bool,
@@ -165,6 +172,48 @@ pub struct RunArgs {
     /// The existing toolkit's deployer flags, accepted as it takes them.
     #[command(flatten)]
     pub toolkit: ToolkitArgs,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Progress {
+    /// Live on a terminal, else plain.
+    Auto,
+    /// A view per suite, redrawn in place.
+    Live,
+    /// One line per event.
+    Plain,
+}
+
+/// How `pit run` shows progress, all flags and the terminal considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// The live view.
+    Live,
+    /// One line per event.
+    Plain,
+    /// Nothing (`-q`).
+    Quiet,
+}
+
+impl RunArgs {
+    /// `-q` wins; `auto` is live when stderr is a terminal other than TERM=dumb.
+    pub fn progress_mode(&self) -> ProgressMode {
+        use std::io::IsTerminal;
+        match (self.quiet, self.progress) {
+            (true, _) => ProgressMode::Quiet,
+            (false, Progress::Live) => ProgressMode::Live,
+            (false, Progress::Plain) => ProgressMode::Plain,
+            (false, Progress::Auto) => {
+                let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+                if std::io::stderr().is_terminal() && !dumb {
+                    ProgressMode::Live
+                } else {
+                    ProgressMode::Plain
+                }
+            }
+        }
+    }
 }
 
 /// Post-test actions beside the pitfile's `postTestActions` (see docs/actions.md).

@@ -7,6 +7,7 @@ mod ci;
 mod cli;
 mod commands;
 mod error;
+mod live;
 mod lock;
 mod report;
 mod run;

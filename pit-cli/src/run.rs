@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use pit_core::diagnostic::Severity;
-use pit_core::engine::{Event, EventKind, RunSummary};
+use pit_core::engine::RunSummary;
 use pit_run::{prepare, DriverError, PreparedRun, RunSettings};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Output, PitfileArgs, RunArgs, TestAppAccess, DEFAULT_PITFILE};
+use crate::cli::{Output, PitfileArgs, ProgressMode, RunArgs, TestAppAccess, DEFAULT_PITFILE};
 use crate::commands::{load, stdout, Ui};
 use crate::error::CliError;
 
@@ -180,7 +180,11 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
     };
     let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let prepared = match runtime.block_on(prepare(&settings, &loaded, tx, &|m: &str| ui.message(m))) {
+    let prepared = match runtime.block_on(prepare(&settings, &loaded, tx, &|m: &str| {
+        if !args.quiet {
+            ui.message(m);
+        }
+    })) {
         Ok(p) => p,
         Err(DriverError::Resolve(e)) => {
             if let Some(report) = e.report() {
@@ -203,19 +207,35 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
         lock_manager_mock: _mock, // stops when the run has ended
         summarizer,
     } = prepared;
+    let mode = args.progress_mode();
+    let mut live = (mode == ProgressMode::Live).then(|| crate::live::Live::new(&plan));
+    // Lines printed during the run go above the live view when there is one.
+    let above = live.as_ref().map(crate::live::Live::printer);
+    let say = |line: &str| match &above {
+        Some(print) => print(line),
+        None => ui.message(line),
+    };
     let summary = runtime.block_on(async {
         let (cancel, force) = (CancellationToken::new(), CancellationToken::new());
-        let signals = watch_signals(ui, cancel.clone(), force.clone());
+        let signals = watch_signals(&say, cancel.clone(), force.clone());
         let done = CancellationToken::new();
         let progress = async {
+            let redact = |s: &str| loaded.redactions.apply(s).into_owned();
             while let Some(event) = rx.recv().await {
-                ui.message(&loaded.redactions.apply(&describe(&event)));
+                match (&mut live, mode) {
+                    (Some(view), _) => view.show(&event, &redact),
+                    (None, ProgressMode::Plain) => ui.message(&redact(&crate::live::plain_line(&event))),
+                    (None, _) => {}
+                }
+            }
+            if let Some(view) = &mut live {
+                view.finish();
             }
             done.cancel();
         };
         let follow = async {
             if args.follow {
-                follow_logs(ui, &run_dir, &done).await;
+                follow_logs(&say, &run_dir, &done).await;
             }
         };
         let work = async {
@@ -271,7 +291,7 @@ pub fn run(ui: &Ui, args: &RunArgs) -> Result<i32, CliError> {
 /// Prints what every command writes to its log, prefixed with `suite-env/component.step`, as it
 /// is written, until `done` (then once more, so nothing is lost). Logs are files (see
 /// `pit_core::process`), so this reads them every 100 ms.
-async fn follow_logs(ui: &Ui, run_dir: &std::path::Path, done: &CancellationToken) {
+async fn follow_logs(say: &dyn Fn(&str), run_dir: &std::path::Path, done: &CancellationToken) {
     let mut offsets: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
@@ -299,7 +319,7 @@ async fn follow_logs(ui: &Ui, run_dir: &std::path::Path, done: &CancellationToke
                 .to_string()
                 .replace("/logs/", "/");
             for line in String::from_utf8_lossy(&new[..end]).lines() {
-                ui.message(&format!("  {name}| {line}"));
+                say(&format!("  {name}| {line}"));
             }
             *seen += end as u64;
         }
@@ -328,7 +348,7 @@ fn logs_under(run_dir: &std::path::Path) -> Vec<PathBuf> {
 }
 
 /// First Ctrl-C or SIGTERM: stop gracefully (teardown runs). Second: cut teardown short.
-async fn watch_signals(ui: &Ui, cancel: CancellationToken, force: CancellationToken) {
+async fn watch_signals(say: &dyn Fn(&str), cancel: CancellationToken, force: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return std::future::pending().await;
@@ -341,44 +361,13 @@ async fn watch_signals(ui: &Ui, cancel: CancellationToken, force: CancellationTo
         }
         count += 1;
         if count == 1 {
-            ui.message("interrupted: tearing down (interrupt again to stop at once)");
+            say("interrupted: tearing down (interrupt again to stop at once)");
             cancel.cancel();
         } else {
-            ui.message("interrupted again: stopping teardown");
+            say("interrupted again: stopping teardown");
             force.cancel();
         }
     }
-}
-
-fn describe(e: &Event) -> String {
-    let what = match &e.kind {
-        EventKind::SuiteStarted { environment } => format!("starting in environment {environment}"),
-        EventKind::WaitingForLocks { ids } => format!("waiting for locks {}", ids.join(", ")),
-        EventKind::LockQueue { position, holders } => {
-            format!(
-                "waiting for locks: place {position} in the queue; {}",
-                holders.join(", ")
-            )
-        }
-        EventKind::StaleLocksTakenOver { holders } => {
-            format!("took over locks whose holder's process is gone: {}", holders.join(", "))
-        }
-        EventKind::LocksTaken => "locks taken".into(),
-        EventKind::Forensics { summary } => format!("forensics: {summary}"),
-        EventKind::StepStarted { component, step } => format!("{component}: {}", step.as_str()),
-        EventKind::Ready { component, elapsed_ms } => {
-            format!("{component}: ready ({:.1}s)", *elapsed_ms as f64 / 1000.0)
-        }
-        EventKind::StepFailed { component, step, error } => format!("{component}: {} failed: {error}", step.as_str()),
-        EventKind::Log { component, line } => format!("{component}| {line}"),
-        EventKind::TestsStarted { session } => format!("tests started (session {session})"),
-        EventKind::TestsFinished { passed } => format!("tests finished: {}", if *passed { "passed" } else { "FAILED" }),
-        EventKind::TearingDown => "tearing down".into(),
-        EventKind::Undeployed { component } => format!("{component}: undeployed"),
-        EventKind::SuiteFinished { outcome } => format!("finished: {outcome}"),
-        _ => format!("{:?}", e.kind),
-    };
-    format!("[{}] {what}", e.suite)
 }
 
 fn human_summary(summary: &RunSummary) -> String {

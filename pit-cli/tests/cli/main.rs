@@ -4,6 +4,7 @@ mod actions;
 mod brownie;
 mod ci;
 mod k8s;
+mod live;
 mod lock;
 mod plan;
 mod report;
