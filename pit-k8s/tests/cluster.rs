@@ -201,13 +201,18 @@ async fn brownie_deletes_stale_pit_namespaces_and_leaves_fresh_kept_and_unlabell
 fn server_dry_run(file: &str, namespace: &str) -> Result<String, String> {
     let kubectl = std::env::var("PIT_KUBECTL").expect("PIT_KUBECTL is not set (scripts/k8s up prints it)");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
-    let out = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(kubeconfig())
-        .args(["apply", "--dry-run=server", "--namespace", namespace, "-f"])
-        .arg(path)
-        .output()
-        .unwrap();
+    output(
+        std::process::Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(kubeconfig())
+            .args(["apply", "--dry-run=server", "--namespace", namespace, "-f"])
+            .arg(path),
+    )
+}
+
+/// Runs `cmd`: what it printed (stdout, then stderr), as `Ok` when it succeeded.
+fn output(cmd: &mut std::process::Command) -> Result<String, String> {
+    let out = cmd.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -258,22 +263,20 @@ async fn the_brownie_and_lock_manager_manifests_pass_a_server_side_dry_run() {
 fn helm(args: &[&str]) -> (bool, String) {
     let helm = std::env::var("PIT_HELM").expect("PIT_HELM is not set (scripts/helm build prints it)");
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(helm)
-        .current_dir(repo)
-        .arg("--kubeconfig")
-        .arg(kubeconfig())
-        .args(args)
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("pit-helm-cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("pit-helm-config"))
-        .env("HELM_DATA_HOME", std::env::temp_dir().join("pit-helm-data"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let scratch = std::env::temp_dir();
+    match output(
+        std::process::Command::new(helm)
+            .current_dir(repo)
+            .arg("--kubeconfig")
+            .arg(kubeconfig())
+            .args(args)
+            .env("HELM_CACHE_HOME", scratch.join("pit-helm-cache"))
+            .env("HELM_CONFIG_HOME", scratch.join("pit-helm-config"))
+            .env("HELM_DATA_HOME", scratch.join("pit-helm-data")),
+    ) {
+        Ok(text) => (true, text),
+        Err(text) => (false, text),
+    }
 }
 
 #[tokio::test]
