@@ -284,6 +284,15 @@ fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// Prints `text` above `multi`'s bars, each line cut to the terminal's width (a wrapped line
+/// would shift the view).
+fn print_above(multi: &MultiProgress, text: &str) {
+    let width = room() + 10;
+    for line in text.lines() {
+        let _ = multi.println(fit(line, width));
+    }
+}
+
 impl Live {
     /// A view of `plan`'s suites, drawn on stderr.
     pub fn new(plan: &Plan) -> Self {
@@ -296,28 +305,22 @@ impl Live {
         }
     }
 
-    /// Prints lines above the view, from anywhere (signal handling, `--follow`, the events
-    /// shown as lines), each cut to the terminal's width.
+    /// Prints lines above the view, from anywhere (signal handling, `--follow`), each cut to
+    /// the terminal's width.
     pub fn printer(&self) -> Box<dyn Fn(&str) + Send + Sync> {
         let multi = self.multi.clone();
-        Box::new(move |text| {
-            let width = room() + 10;
-            for line in text.lines() {
-                let _ = multi.println(fit(line, width));
-            }
-        })
+        Box::new(move |text| print_above(&multi, text))
     }
 
     /// Shows `event`: in place, or (logs, forensics, lock take-overs, failures in full) as
     /// lines above.
     pub fn show(&mut self, event: &Event, redact: &dyn Fn(&str) -> String) {
-        let print = self.printer();
         match &event.kind {
             EventKind::Log { .. } | EventKind::Forensics { .. } | EventKind::StaleLocksTakenOver { .. } => {
-                print(&redact(&plain_line(event)));
+                print_above(&self.multi, &redact(&plain_line(event)));
                 return;
             }
-            EventKind::StepFailed { .. } => print(&redact(&plain_line(event))),
+            EventKind::StepFailed { .. } => print_above(&self.multi, &redact(&plain_line(event))),
             _ => {}
         }
         let width = room();
