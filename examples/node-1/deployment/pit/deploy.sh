@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts one process of the example in the background and publishes its URL.
 #   deploy.sh OUTPUT_KEY PROGRAM [ARGS...]
-# PROGRAM is taken from $PIT_EXAMPLE_BIN_DIR (default: the workspace's target/release) when it
-# is there, else from PATH (so that `python3 testapp.py` works too).
+# PROGRAM is taken from the example's build directory (bin-dir.sh) when it is there, else from
+# PATH (so that `python3 testapp.py` works too).
 # The program listens on a free loopback port and writes its URL to the file given with
 # --url-file; this script waits for that (through a FIFO: no polling) and writes
 # OUTPUT_KEY=<url> to $PIT_OUTPUTS, which PIT passes to the components that depend on this one.
@@ -11,7 +11,7 @@ key=$1
 program=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
-bin_dir=${PIT_EXAMPLE_BIN_DIR:-$here/../../../../target/release}
+. "$here/bin-dir.sh"
 fifo="$PIT_WORKSPACE/$PIT_COMPONENT_ID.url"
 rm -f "$fifo"
 mkfifo "$fifo"
