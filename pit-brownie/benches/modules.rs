@@ -8,30 +8,19 @@
 
 use std::time::{Duration, Instant};
 
-use pit_brownie::rules::Rules;
 use pit_brownie::{clean, Action, Live, Module, Options};
 
+// The tests' names, rules and waits for the broker.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const PARALLEL: usize = 32;
-
-fn stamp() -> String {
-    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 10))
-        .strftime("%Y%m%d%H%M%S")
-        .to_string()
-}
-
-fn rules(prefix: &str) -> Rules {
-    Rules::new(
-        &format!(r"^{prefix}_pit_[0-9]+_(ts[0-9]{{14}})$"),
-        Duration::from_secs(3 * 86_400),
-    )
-    .unwrap()
-}
 
 async fn measure(module: &dyn Module, prefix: &str, n: usize) {
     let started = Instant::now();
     let report = clean(
         module,
-        &rules(prefix),
+        &common::rules_for(&format!("{prefix}_")),
         &Live::default(),
         &Options {
             dry_run: false,
@@ -60,7 +49,7 @@ async fn postgres(n: usize) {
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let prefix = format!("bb{}", std::process::id());
-    let ts = stamp();
+    let ts = common::stamp(10);
     // Made one after another: concurrent CREATE DATABASE would fight over template1.
     for i in 0..n {
         client
@@ -84,26 +73,16 @@ async fn kafka(n: usize) {
         .unwrap();
     let controller = admin.controller_client().unwrap();
     let prefix = format!("kb{}", std::process::id());
-    let ts = stamp();
-    for i in 0..n {
-        controller
-            .create_topic(format!("{prefix}_pit_{i}_ts{ts}"), 1, 1, 10_000)
-            .await
-            .unwrap();
+    let ts = common::stamp(10);
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}_pit_{i}_ts{ts}")).collect();
+    for name in &names {
+        controller.create_topic(name, 1, 1, 10_000).await.unwrap();
     }
     let kafka = pit_brownie::kafka::Kafka::connect(brokers, "pit-brownie-bench", None)
         .await
         .unwrap();
     // New topics reach the broker's metadata asynchronously: wait (bounded) until all are listed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let listed = kafka.list().await.unwrap();
-        if listed.iter().filter(|r| r.name.starts_with(&prefix)).count() == n {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the broker never listed all {n} topics");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::kafka::until_listed(&kafka, &format!("{prefix}_"), &names, Duration::from_secs(60)).await;
     measure(&kafka, &prefix, n).await;
 }
 
@@ -114,7 +93,7 @@ async fn elasticsearch(n: usize) {
     };
     let http = reqwest::Client::new();
     let prefix = format!("eb{}", std::process::id());
-    let ts = stamp();
+    let ts = common::stamp(10);
     // Made one after another: each is a cluster state update on the one node.
     for i in 0..n {
         let r = http

@@ -5,37 +5,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::kafka::{topics, until_listed};
 use pit_brownie::kafka::{Kafka, Sasl};
 use pit_brownie::{Action, Live, Module};
 
+const WAIT: Duration = Duration::from_secs(30);
+
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: start a broker with `scripts/kafka start DIR`"))
-}
-
-async fn topics(kafka: &Kafka, prefix: &str) -> Vec<String> {
-    let mut names: Vec<String> = kafka
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.name)
-        .filter(|n| n.trim_start_matches('_').starts_with(prefix))
-        .collect();
-    names.sort();
-    names
-}
-
-/// Waits (at most 30 s) until the broker lists exactly `want` under `prefix`.
-async fn until_listed(kafka: &Kafka, prefix: &str, want: &[String]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = topics(kafka, prefix).await;
-        if now == want {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "listed {now:?}, want {want:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]
@@ -60,11 +37,9 @@ async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kep
     }
     let kafka = Kafka::connect(brokers, "pit-brownie-test", None).await.unwrap();
     let rules = common::rules_for(&format!("_?{prefix}"));
-    let mut all = names.to_vec();
-    all.sort();
     // A created topic reaches the broker's metadata asynchronously: wait (bounded) until the
     // listing shows all five, so the dry run's check below compares like with like.
-    until_listed(&kafka, &prefix, &all).await;
+    until_listed(&kafka, &prefix, &names, WAIT).await;
 
     let dry = common::run(&kafka, &rules, &Live::default(), true).await;
     let would: Vec<&str> = dry.candidates.iter().map(|c| c.name.as_str()).collect();
@@ -84,10 +59,9 @@ async fn stale_topics_are_deleted_and_internal_young_and_unreadable_ones_are_kep
         report.candidates.iter().all(|c| c.action == Action::Deleted),
         "{report:?}"
     );
-    let mut left = vec![names[2].clone(), names[3].clone(), names[4].clone()];
-    left.sort();
+    let left = [names[2].clone(), names[3].clone(), names[4].clone()];
     // Deleting is asynchronous on the broker: wait (bounded) until the listing agrees.
-    until_listed(&kafka, &prefix, &left).await;
+    until_listed(&kafka, &prefix, &left, WAIT).await;
     for n in &left {
         let _ = controller.delete_topic(n, 5_000).await;
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its part
 
+pub mod kafka;
+
 use std::time::Duration;
 
 use pit_brownie::rules::Rules;

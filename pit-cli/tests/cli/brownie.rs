@@ -6,6 +6,10 @@
 
 use crate::{pit, run};
 
+// Waiting for the broker's listing, as pit-brownie's tests do.
+#[path = "../../../pit-brownie/tests/common/kafka.rs"]
+mod kafka_wait;
+
 fn server() -> (String, u16) {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL is not set: scripts/test starts PostgreSQL");
     let rest = url.split_once("@").map(|(_, r)| r).unwrap();
@@ -317,18 +321,8 @@ fn every_module_in_the_toolkits_per_server_form_cleans_what_pits_flags_clean() {
         let listing = pit_brownie::kafka::Kafka::connect(vec![brokers.clone()], "pit-cli-test", None)
             .await
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let listed = pit_brownie::Module::list(&listing).await.unwrap();
-            if [&stale, &live].iter().all(|t| listed.iter().any(|r| &&r.name == t)) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the broker never listed {stale} and {live}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        let want = [stale.clone(), live.clone()];
+        kafka_wait::until_listed(&listing, &format!("{tag}_"), &want, std::time::Duration::from_secs(30)).await;
     });
     let pattern = format!("^{tag}_.*pit.*(ts[0-9]{{14,14}}).*");
     let selector = format!("pit.dev/run-id={tag}");
