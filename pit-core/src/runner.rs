@@ -51,6 +51,26 @@ pub enum RunnerError {
     },
 }
 
+impl RunnerError {
+    /// Whether the app could not be reached or its answer did not arrive (refused, reset, timed
+    /// out), rather than an answer saying something failed: a status poll that fails so is
+    /// tried again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http { source, .. } => {
+                !source.is_status()
+                    && !source.is_decode()
+                    && (source.is_connect() || source.is_timeout() || source.is_request() || source.is_body())
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How many status polls in a row may fail to reach the app before the wait gives up: 12, as
+/// the existing toolkit's deployer allows (its `MAX_TECH_FAILURES`). An answer resets the count.
+pub const MAX_POLL_FAILURES: u32 = 12;
+
 /// A Test Runner App's client.
 #[async_trait]
 pub trait TestRunnerClient: Send + Sync {
@@ -66,6 +86,10 @@ pub trait TestRunnerClient: Send + Sync {
 
     /// Waits until the session ends, for at most `timeout`: long polls where the app supports
     /// them, polling every `poll` otherwise. Returns the report.
+    ///
+    /// A poll that does not reach the app ([`RunnerError::is_transient`]) is tried again after
+    /// `poll`, with a warning in the log, until [`MAX_POLL_FAILURES`] fail in a row; an answer
+    /// with an error status ends the wait at once.
     async fn wait_for_report(
         &self,
         session: &str,
@@ -74,6 +98,7 @@ pub trait TestRunnerClient: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<TestReport, RunnerError> {
         let deadline = Instant::now() + timeout;
+        let mut failures = 0;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -81,8 +106,27 @@ pub trait TestRunnerClient: Send + Sync {
             }
             let asked = Instant::now();
             let status = tokio::select! {
-                s = self.status(session, Some(remaining.min(Duration::from_secs(30)))) => s?,
+                s = self.status(session, Some(remaining.min(Duration::from_secs(30)))) => s,
                 () = cancel.cancelled() => return Err(RunnerError::Cancelled),
+            };
+            let status = match status {
+                Ok(status) => {
+                    failures = 0;
+                    status
+                }
+                Err(e) if e.is_transient() && failures + 1 < MAX_POLL_FAILURES => {
+                    failures += 1;
+                    tracing::warn!(
+                        error = %crate::engine::error_chain(&e),
+                        "status poll {failures} of at most {MAX_POLL_FAILURES} in a row did not reach the test app; trying again"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(poll.min(deadline.saturating_duration_since(Instant::now()))) => {}
+                        () = cancel.cancelled() => return Err(RunnerError::Cancelled),
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             match status.status {
                 SessionStatus::Completed => {
@@ -178,5 +222,134 @@ impl TestRunnerClient for HttpTestRunnerClient {
             .get(format!("{}/reports", self.base))
             .query(&[("sessionId", session)]);
         self.call("GET /reports", req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// What the next status poll gets.
+    enum Poll {
+        Unreachable(reqwest::Error),
+        Answer(SessionStatus),
+        ErrorStatus(reqwest::Error),
+    }
+
+    /// A test app whose status polls answer as scripted; counts them.
+    struct Scripted {
+        polls: Mutex<VecDeque<Poll>>,
+        asked: Mutex<u32>,
+    }
+
+    fn http_error(source: reqwest::Error) -> RunnerError {
+        RunnerError::Http {
+            url: "http://app".into(),
+            what: "GET /status",
+            source,
+        }
+    }
+
+    #[async_trait]
+    impl TestRunnerClient for Scripted {
+        async fn start(&self, _: &SuiteId) -> Result<StartResponse, RunnerError> {
+            unreachable!("the wait only polls")
+        }
+
+        async fn status(&self, _: &str, _: Option<Duration>) -> Result<StatusResponse, RunnerError> {
+            *self.asked.lock().unwrap() += 1;
+            let answer = |status| StatusResponse {
+                session_id: 1u64.into(),
+                test_suite_id: SuiteId::default(),
+                status,
+                error: None,
+            };
+            match self.polls.lock().unwrap().pop_front().expect("a scripted poll") {
+                Poll::Unreachable(e) | Poll::ErrorStatus(e) => Err(http_error(e)),
+                Poll::Answer(status) => Ok(answer(status)),
+            }
+        }
+
+        async fn report(&self, _: &str) -> Result<ReportResponse, RunnerError> {
+            Ok(ReportResponse {
+                session_id: 1u64.into(),
+                test_suite_id: SuiteId::default(),
+                status: SessionStatus::Completed,
+                data: Some(crate::testing::ScriptedRunner::passing_report()),
+                error: None,
+            })
+        }
+    }
+
+    /// A real failure to connect: nothing listens on port 1 of loopback.
+    async fn refused() -> reqwest::Error {
+        reqwest::get("http://127.0.0.1:1/status").await.unwrap_err()
+    }
+
+    /// A real answer with status 500.
+    fn server_error() -> reqwest::Error {
+        let answer = http::Response::builder().status(500).body("boom").unwrap();
+        reqwest::Response::from(answer).error_for_status().unwrap_err()
+    }
+
+    async fn wait(polls: Vec<Poll>) -> (Result<TestReport, RunnerError>, u32) {
+        let app = Scripted {
+            polls: Mutex::new(polls.into()),
+            asked: Mutex::new(0),
+        };
+        let result = app
+            .wait_for_report(
+                "1",
+                Duration::from_secs(60),
+                Duration::from_millis(1),
+                &CancellationToken::new(),
+            )
+            .await;
+        let asked = *app.asked.lock().unwrap();
+        (result, asked)
+    }
+
+    #[tokio::test]
+    async fn polls_that_do_not_reach_the_app_are_tried_again_and_an_answer_resets_the_count() {
+        let mut polls = Vec::new();
+        for _ in 0..MAX_POLL_FAILURES - 1 {
+            polls.push(Poll::Unreachable(refused().await));
+        }
+        polls.push(Poll::Answer(SessionStatus::Running));
+        for _ in 0..MAX_POLL_FAILURES - 1 {
+            polls.push(Poll::Unreachable(refused().await));
+        }
+        polls.push(Poll::Answer(SessionStatus::Completed));
+        let (result, asked) = wait(polls).await;
+        assert!(result.unwrap().passed());
+        assert_eq!(asked, 2 * MAX_POLL_FAILURES);
+    }
+
+    #[tokio::test]
+    async fn the_wait_gives_up_after_as_many_failed_polls_in_a_row_as_the_toolkit() {
+        let mut polls = Vec::new();
+        for _ in 0..MAX_POLL_FAILURES + 3 {
+            polls.push(Poll::Unreachable(refused().await));
+        }
+        let (result, asked) = wait(polls).await;
+        let err = result.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("failed to answer GET /status"), "{err}");
+        assert_eq!(asked, MAX_POLL_FAILURES);
+    }
+
+    #[tokio::test]
+    async fn an_error_status_ends_the_wait_at_once() {
+        let (result, asked) = wait(vec![
+            Poll::ErrorStatus(server_error()),
+            Poll::Answer(SessionStatus::Completed),
+        ])
+        .await;
+        let err = result.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        assert_eq!(asked, 1);
     }
 }
