@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 fn pitfile(dir: &Path, levels: usize, width: usize, test_delay_ms: u64) -> PathBuf {
     // The test app's scripts are copied in: LOCAL paths must stay inside the pitfile's tree.
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployment/pit");
-    for s in ["deploy.sh", "undeploy.sh"] {
+    for s in ["deploy.sh", "bin-dir.sh", "undeploy.sh"] {
         std::fs::copy(scripts.join(s), dir.join(s)).unwrap();
     }
     std::fs::write(dir.join("sleep.sh"), "#!/bin/sh\nexec sleep \"$1\"\n").unwrap();
