@@ -378,6 +378,11 @@ impl Runner {
         }
     }
 
+    /// A runner reading secrets from the process environment, as `pit run` and `import pit` do.
+    pub fn from_env() -> Self {
+        Self::new(|name| std::env::var(name).ok())
+    }
+
     /// The same, delivering as `policy` says.
     #[must_use]
     pub fn with_policy(mut self, policy: Policy) -> Self {

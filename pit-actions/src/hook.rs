@@ -3,7 +3,8 @@
 //! suite's earlier runs, picks the actions its verdict and regressions call for, and runs each;
 //! what each did becomes a `post-test-action` step of the suite's timeline.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use pit_core::engine::AfterReport;
 use pit_core::lock::now_ms;
@@ -17,13 +18,20 @@ use crate::summary::{Links, Summary, Trigger};
 /// Makes the [`Summary`] of each suite's report: compared with the suite's earlier runs in a
 /// report store, with the CI job's context and links. The post-test actions' messages and
 /// `pit run`'s CI summary are made of it.
+///
+/// A summarizer and its clones make each report's summary once: the post-test actions and the
+/// CI summary show the same comparison, and the store is listed once per suite.
 #[derive(Clone, Default)]
 pub struct Summarizer {
     reports: Option<Arc<dyn ReportSink>>,
     context: RunContext,
     report_url: Option<String>,
     job: Option<String>,
+    made: Arc<Mutex<Made>>,
 }
+
+/// The summaries a summarizer made, by project, suite and run id.
+type Made = HashMap<(String, String, String), Summary>;
 
 impl std::fmt::Debug for Summarizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +48,7 @@ impl Summarizer {
     /// and the regressions shown).
     #[must_use]
     pub fn with_reports(mut self, reports: Arc<dyn ReportSink>) -> Self {
+        self.made = Arc::default();
         self.reports = Some(reports);
         self
     }
@@ -47,6 +56,7 @@ impl Summarizer {
     /// The branch and commit tested, where a report does not say.
     #[must_use]
     pub fn with_context(mut self, context: RunContext) -> Self {
+        self.made = Arc::default();
         self.context = context;
         self
     }
@@ -55,6 +65,7 @@ impl Summarizer {
     /// report's, and to the CI job at `job`.
     #[must_use]
     pub fn with_links(mut self, url: Option<String>, job: Option<String>) -> Self {
+        self.made = Arc::default();
         self.report_url = url;
         self.job = job;
         self
@@ -74,6 +85,16 @@ impl Summarizer {
     /// # });
     /// ```
     pub async fn summary(&self, suite: &SuiteReport) -> Summary {
+        let key = (suite.project.clone(), suite.suite_id.clone(), suite.run_id.clone());
+        if let Some(made) = self.made.lock().expect("summaries").get(&key) {
+            return made.clone();
+        }
+        let summary = self.make(suite).await;
+        self.made.lock().expect("summaries").insert(key, summary.clone());
+        summary
+    }
+
+    async fn make(&self, suite: &SuiteReport) -> Summary {
         let mut report = Report::from_suite(suite);
         self.context.apply(&mut report);
         let comparison = match &self.reports {
@@ -282,5 +303,62 @@ impl AfterReport for PostTestActions {
         }
         let summary = self.summarizer.summary(report).await;
         self.run(&summary).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use pit_core::sink::SinkError;
+
+    use super::*;
+
+    /// A store with no earlier runs that counts how often it is listed.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl ReportSink for Counting {
+        async fn store(&self, _: &SuiteReport) -> Result<StoredReport, SinkError> {
+            unreachable!("a summarizer only lists")
+        }
+
+        async fn list(&self, _: &str, _: &str) -> Result<Vec<SuiteReport>, SinkError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+    }
+
+    fn suite(run: &str) -> SuiteReport {
+        serde_json::from_value(serde_json::json!({
+            "schema": "pit.suite-report/v1", "runId": run, "project": "shop", "suiteId": "checkout",
+            "suiteName": "Checkout", "outcome": "error", "error": "db did not become ready",
+            "startedMs": 0, "finishedMs": 1000, "timeline": []
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_summarizer_and_its_clones_make_each_reports_summary_once() {
+        let store = Arc::new(Counting::default());
+        let summarizer = Summarizer::default().with_reports(store.clone());
+        let first = summarizer.summary(&suite("01a")).await;
+        let again = summarizer.clone().summary(&suite("01a")).await;
+        assert_eq!(first, again);
+        assert_eq!(
+            store.0.load(Ordering::SeqCst),
+            1,
+            "the store is listed once for one report"
+        );
+
+        summarizer.summary(&suite("01b")).await;
+        assert_eq!(store.0.load(Ordering::SeqCst), 2, "another run is summarized anew");
+
+        // Other settings make other summaries: a builder starts afresh.
+        let linked = summarizer.clone().with_links(Some("https://r/{run}".into()), None);
+        let with_link = linked.summary(&suite("01a")).await;
+        assert_eq!(with_link.links.report.as_deref(), Some("https://r/01a"));
+        assert_eq!(store.0.load(Ordering::SeqCst), 3);
     }
 }

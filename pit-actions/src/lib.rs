@@ -17,7 +17,7 @@
 //! let report = pit_report::Report::load("report.json".as_ref())?;
 //! let summary = Summary::of(&report, None, Links::default());
 //! let teams = Action::Teams { webhook: SecretRef::Env("TEAMS_WEBHOOK".into()), template: None };
-//! Runner::new(|name| std::env::var(name).ok()).run(&teams, &summary).await?;
+//! Runner::from_env().run(&teams, &summary).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]

@@ -85,10 +85,7 @@ fn run_actions(
             job: job_url,
         },
     );
-    let hook = PostTestActions::new(
-        Runner::new(|n| std::env::var(n).ok()).dry_run(dry_run),
-        actions_from(Some(actions))?,
-    );
+    let hook = PostTestActions::new(Runner::from_env().dry_run(dry_run), actions_from(Some(actions))?);
     let (cancel, force) = (
         tokio_util::sync::CancellationToken::new(),
         tokio_util::sync::CancellationToken::new(),

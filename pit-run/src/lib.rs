@@ -412,7 +412,7 @@ fn post_test_actions(
             let env = env.clone();
             pit_actions::action::Runner::new(move |n| env(n))
         }
-        None => pit_actions::action::Runner::new(|n| std::env::var(n).ok()),
+        None => pit_actions::action::Runner::from_env(),
     };
     let hook = pit_actions::hook::PostTestActions::new(runner.dry_run(a.dry_run).with_workdir(dir), actions)
         .with_summarizer(summarizer);
