@@ -106,8 +106,11 @@ async fn a_webhook_is_signed_per_standard_webhooks_and_the_signature_checks_out(
     let r = Receiver::answering(vec![Some((204, vec![]))]).await;
     let key = b"a signing key of the receiver";
     let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
-    let dir = std::env::temp_dir().join(format!("pit-actions-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let guard = tempfile::Builder::new()
+        .prefix("pit-actions-secret-")
+        .tempdir()
+        .unwrap();
+    let dir = guard.path();
     std::fs::write(dir.join("secret"), format!("{secret}\n")).unwrap();
     let action = Action::Webhook {
         url: SecretRef::Env("HOOK_URL".into()),
@@ -140,7 +143,6 @@ async fn a_webhook_is_signed_per_standard_webhooks_and_the_signature_checks_out(
         .as_secs()
         - ts.parse::<u64>().unwrap();
     assert!(age < 60, "a fresh timestamp");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn webhook() -> Action {
@@ -217,8 +219,11 @@ async fn a_dry_run_sends_nothing_and_reads_no_secret() {
 async fn an_unset_secret_is_named_and_a_broken_template_says_where() {
     let err = runner(&[]).run(&webhook(), &summary()).await.unwrap_err();
     assert!(err.to_string().contains("`HOOK_URL` is not set"), "{err}");
-    let dir = std::env::temp_dir().join(format!("pit-actions-template-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let guard = tempfile::Builder::new()
+        .prefix("pit-actions-template-")
+        .tempdir()
+        .unwrap();
+    let dir = guard.path();
     let file = dir.join("mine.json.j2");
     // A `.json` template escapes values as JSON on its own…
     std::fs::write(
@@ -246,7 +251,6 @@ async fn an_unset_secret_is_named_and_a_broken_template_says_where() {
         text.contains("mine.json.j2") && text.contains("did not make JSON"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -760,15 +760,19 @@ mod tests {
         }
     }
 
-    fn store(name: &str) -> FileLockStore {
-        let dir = std::env::temp_dir().join(format!("pit-locks-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        FileLockStore::new(dir)
+    /// A store in a fresh directory, removed with the returned guard.
+    fn store(name: &str) -> (tempfile::TempDir, FileLockStore) {
+        let guard = tempfile::Builder::new()
+            .prefix(&format!("pit-locks-{name}-"))
+            .tempdir()
+            .unwrap();
+        let store = FileLockStore::new(guard.path().join("locks"));
+        (guard, store)
     }
 
     #[tokio::test]
     async fn a_second_holder_waits_then_fails_naming_the_first() {
-        let s = store("busy");
+        let (_dir, s) = store("busy");
         let _a = s
             .acquire(&req(&["db"], "run-a", 0), &CancellationToken::new())
             .await
@@ -786,7 +790,7 @@ mod tests {
 
     #[tokio::test]
     async fn release_frees_the_ids_and_fencing_tokens_grow() {
-        let s = store("fencing");
+        let (_dir, s) = store("fencing");
         let a = s
             .acquire(&req(&["db"], "a", 0), &CancellationToken::new())
             .await
@@ -808,7 +812,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_leases_are_taken_over() {
-        let s = store("expiry");
+        let (_dir, s) = store("expiry");
         let mut short = req(&["db"], "a", 0);
         short.ttl = Duration::from_millis(50);
         let a = s.acquire(&short, &CancellationToken::new()).await.unwrap();
@@ -826,7 +830,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_gets_the_lock_when_it_is_released() {
-        let s = store("handover");
+        let (_dir, s) = store("handover");
         let a = s
             .acquire(&req(&["db"], "a", 0), &CancellationToken::new())
             .await
@@ -840,7 +844,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelling_a_wait_ends_it() {
-        let s = store("cancel");
+        let (_dir, s) = store("cancel");
         let _a = s
             .acquire(&req(&["db"], "a", 0), &CancellationToken::new())
             .await
@@ -853,7 +857,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_requests_are_refused() {
-        let s = store("invalid");
+        let (_dir, s) = store("invalid");
         assert!(matches!(
             s.acquire(&req(&[], "a", 0), &CancellationToken::new()).await,
             Err(LockError::Invalid(_))

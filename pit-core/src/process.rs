@@ -420,16 +420,19 @@ mod tests {
         }
     }
 
-    fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("pit-process-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed with the returned guard (also when the test fails).
+    fn tempdir(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let guard = tempfile::Builder::new()
+            .prefix(&format!("pit-process-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = guard.path().to_path_buf();
+        (guard, path)
     }
 
     #[tokio::test]
     async fn arguments_and_environment_reach_the_command_without_a_shell() {
-        let dir = tempdir("args");
+        let (_guard, dir) = tempdir("args");
         let s = spec(
             &dir,
             &[
@@ -444,12 +447,11 @@ mod tests {
         let done = run(&s, &CancellationToken::new()).await.unwrap();
         assert!(done.success());
         assert_eq!(done.tail, "$(whoami) `id`|hello; rm -rf /");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_command_past_its_timeout_is_stopped_with_its_whole_group() {
-        let dir = tempdir("timeout");
+        let (_guard, dir) = tempdir("timeout");
         // The child ignores SIGTERM and starts a grandchild: both must be gone afterwards.
         let script = "trap '' TERM; sleep 30 & echo started; echo $$ > pid; wait";
         let s = spec(&dir, &["sh", "-c", script], 300);
@@ -464,12 +466,11 @@ mod tests {
             .parse()
             .unwrap();
         assert!(!group_alive(Pid::from_raw(pid)), "no process of the group is left");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn cancelling_stops_the_command() {
-        let dir = tempdir("cancel");
+        let (_guard, dir) = tempdir("cancel");
         let cancel = CancellationToken::new();
         let s = spec(&dir, &["sleep", "30"], 60_000);
         let c = cancel.clone();
@@ -477,22 +478,20 @@ mod tests {
         cancel.cancel();
         let err = run.await.unwrap().unwrap_err();
         assert!(matches!(err, ProcessError::Cancelled { .. }), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error_naming_it() {
-        let dir = tempdir("missing");
+        let (_guard, dir) = tempdir("missing");
         let err = run(&spec(&dir, &["./no-such-script.sh"], 1000), &CancellationToken::new())
             .await
             .unwrap_err();
         assert!(err.to_string().contains("./no-such-script.sh"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_background_service_does_not_hold_the_command_open() {
-        let dir = tempdir("background");
+        let (_guard, dir) = tempdir("background");
         let s = spec(&dir, &["sh", "-c", "sleep 5 & echo $! > bg.pid; echo deployed"], 3000);
         let done = run(&s, &CancellationToken::new()).await.unwrap();
         assert!(done.success());
@@ -503,6 +502,5 @@ mod tests {
             .parse()
             .unwrap();
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -30,9 +30,12 @@ testSuites:
 
 /// A bare repository `<root>/perf-tests.git` holding the remote pitfile on `master`, and a
 /// `v1` tag; returns the root.
-fn remote_repository(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("pit-git-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+fn remote_repository(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("pit-git-{name}-"))
+        .tempdir()
+        .unwrap();
+    let root = guard.path().to_path_buf();
     let work = root.join("work");
     std::fs::create_dir_all(work.join("scripts")).unwrap();
     std::fs::write(work.join("pitfile.yml"), REMOTE_PITFILE).unwrap();
@@ -42,7 +45,7 @@ fn remote_repository(name: &str) -> PathBuf {
     git(&work, &["commit", "-q", "-m", "remote suites"]);
     git(&work, &["tag", "v1"]);
     git(&root, &["clone", "-q", "--bare", "work", "perf-tests.git"]);
-    root
+    (guard, root)
 }
 
 fn local_plan(url: &str, suite_ids: &str) -> Plan {
@@ -55,7 +58,7 @@ fn local_plan(url: &str, suite_ids: &str) -> Plan {
 
 #[tokio::test]
 async fn a_remote_suite_is_fetched_over_file_urls_and_filtered_by_id() {
-    let root = remote_repository("file");
+    let (_guard, root) = remote_repository("file");
     let cache = GitCache::new(root.join("cache"));
     let url = format!("file://{}", root.join("perf-tests.git").display());
     let plan = resolve(local_plan(&url, "[contract]"), &cache, &LoadOptions::default())
@@ -79,7 +82,7 @@ async fn a_remote_suite_is_fetched_over_file_urls_and_filtered_by_id() {
 
 #[tokio::test]
 async fn unknown_suite_ids_and_refs_are_named() {
-    let root = remote_repository("unknown");
+    let (_guard, root) = remote_repository("unknown");
     let cache = GitCache::new(root.join("cache"));
     let url = format!("file://{}", root.join("perf-tests.git").display());
     let err = resolve(local_plan(&url, "[contrakt]"), &cache, &LoadOptions::default())
@@ -103,7 +106,7 @@ async fn unknown_suite_ids_and_refs_are_named() {
 
 #[tokio::test]
 async fn a_remote_suite_is_fetched_from_git_daemon() {
-    let root = remote_repository("daemon");
+    let (_guard, root) = remote_repository("daemon");
     let daemon = GitDaemon::start(&root);
     let cache = GitCache::new(root.join("cache"));
     let url = format!("git://127.0.0.1:{}/perf-tests.git", daemon.port);
@@ -120,7 +123,7 @@ async fn a_remote_suite_is_fetched_from_git_daemon() {
 
 #[tokio::test]
 async fn a_remote_component_runs_from_its_checkout() {
-    let root = remote_repository("component");
+    let (_guard, root) = remote_repository("component");
     let cache = GitCache::new(root.join("cache"));
     let url = format!("file://{}", root.join("perf-tests.git").display());
     let yaml = format!(

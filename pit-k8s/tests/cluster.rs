@@ -34,7 +34,8 @@ fn unique(prefix: &str) -> String {
 #[tokio::test]
 async fn a_suite_namespace_is_labelled_active_while_it_runs_and_gone_after() {
     let client = client().await;
-    let dir = std::env::temp_dir().join(unique("pit-k8s-deployer"));
+    let scratch = tempfile::Builder::new().prefix("pit-k8s-deployer-").tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let deployer = K8sDeployer::new(client.clone(), &dir, Some(kubeconfig()));
     let run_id = RunId::generate();
     let name = unique("pit-shop-checkout");
@@ -247,7 +248,8 @@ async fn the_brownie_and_lock_manager_manifests_pass_a_server_side_dry_run() {
         assert!(locks.contains(object), "{locks}");
     }
     // The check can fail: a manifest the API server refuses is reported.
-    let dir = std::env::temp_dir().join(unique("pit-bad-manifest"));
+    let scratch = tempfile::Builder::new().prefix("pit-bad-manifest-").tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "apiVersion: batch/v1\nkind: CronJob\nmetadata: { name: bad }\nspec: { schedule: 'not a schedule', jobTemplate: { spec: { template: { spec: { restartPolicy: Never, containers: [{ name: c, image: x }] } } } } }\n").unwrap();
@@ -286,7 +288,8 @@ async fn the_helm_charts_lint_render_pass_a_server_side_dry_run_install_and_unin
     let client = client().await;
     let ns = unique("pit-helm");
     namespace(&client, &ns, &[], &[]).await;
-    let dir = std::env::temp_dir().join(unique("pit-helm-render"));
+    let scratch = tempfile::Builder::new().prefix("pit-helm-render-").tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let release = unique("t");
     for (chart, objects) in [
@@ -407,7 +410,6 @@ async fn the_helm_charts_lint_render_pass_a_server_side_dry_run_install_and_unin
             .is_none(),
         "cluster-wide objects go too"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     let _ = Api::<Namespace>::all(client).delete(&ns, &Default::default()).await;
 }
 
@@ -475,7 +477,8 @@ async fn with_a_parent_namespace_the_suite_gets_an_hnc_sub_namespace() {
     namespace(&client, &parent, &[], &[]).await;
     let stop = CancellationToken::new();
     let controller = tokio::spawn(hnc_stand_in(client.clone(), parent.clone(), stop.clone()));
-    let dir = std::env::temp_dir().join(unique("pit-k8s-hnc"));
+    let scratch = tempfile::Builder::new().prefix("pit-k8s-hnc-").tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let deployer =
         K8sDeployer::new(client.clone(), &dir, Some(kubeconfig())).with_parent_namespace(Some(parent.clone()));
     let name = unique("pit-sub");
@@ -658,7 +661,8 @@ async fn a_service_is_reached_through_the_api_servers_proxy() {
     use pit_k8s::{K8sDeployer, ServiceAccess};
     let client = client().await;
     let port = loopback_app().await;
-    let dir = std::env::temp_dir().join(unique("pit-k8s-access"));
+    let scratch = tempfile::Builder::new().prefix("pit-k8s-access-").tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let deployer =
         K8sDeployer::new(client.clone(), &dir, Some(kubeconfig())).with_access(ServiceAccess::ApiProxy { port: 80 });
     let name = unique("pit-access-proxy");
@@ -740,7 +744,8 @@ fn ingress_urls_follow_the_existing_toolkits_pattern() {
 #[tokio::test]
 async fn a_namespace_the_cluster_refuses_is_a_backend_error_with_the_clusters_error_inside() {
     let client = client().await;
-    let dir = std::env::temp_dir().join(unique("pit-k8s-refused"));
+    let scratch = tempfile::Builder::new().prefix("pit-k8s-refused-").tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
     let deployer = K8sDeployer::new(client, &dir, Some(kubeconfig()));
     let err = deployer
         .create_environment(&EnvironmentRequest {

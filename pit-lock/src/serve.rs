@@ -251,14 +251,12 @@ mod tests {
 
     #[test]
     fn token_files_skip_comments_and_blank_lines_and_a_missing_one_is_named() {
-        let dir = std::env::temp_dir().join(format!("pit-tokens-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("tokens");
+        let dir = tempfile::Builder::new().prefix("pit-tokens-").tempdir().unwrap();
+        let file = dir.path().join("tokens");
         std::fs::write(&file, "# CI runners\nabc123\n\n  def456  \n").unwrap();
         let tokens = read_tokens(Some(&file), "PIT_TEST_NO_SUCH_TOKENS_VAR").unwrap();
         assert_eq!(tokens, ["abc123", "def456"]);
-        let err = read_tokens(Some(&dir.join("missing")), "PIT_TEST_NO_SUCH_TOKENS_VAR").unwrap_err();
+        let err = read_tokens(Some(&dir.path().join("missing")), "PIT_TEST_NO_SUCH_TOKENS_VAR").unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -20,11 +20,14 @@ fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(name)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pit-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed with the returned guard (also when the test fails).
+fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("pit-report-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = guard.path().to_path_buf();
+    (guard, path)
 }
 
 fn schema_validator() -> jsonschema::Validator {
@@ -96,7 +99,7 @@ fn every_report_variant_of_the_existing_toolkit_loads() {
 
 #[test]
 fn bad_report_files_say_where_and_what() {
-    let dir = scratch("bad");
+    let (_dir_guard, dir) = scratch("bad");
     let cases = [
         (
             "broken.json",
@@ -144,7 +147,8 @@ fn bad_report_files_say_where_and_what() {
 }
 
 fn xmllint_validates(xml: &str, name: &str) -> Result<(), String> {
-    let file = scratch(name).join("junit.xml");
+    let (_guard, dir) = scratch(name);
+    let file = dir.join("junit.xml");
     std::fs::write(&file, xml).unwrap();
     junit_schema::validate(&file)
 }
@@ -201,7 +205,7 @@ fn chromium(html: &Path, screenshot: Option<&Path>) -> (String, Vec<String>) {
 
 #[test]
 fn the_html_report_loads_in_chromium_without_console_errors_or_requests() {
-    let dir = scratch("html");
+    let (_dir_guard, dir) = scratch("html");
     let baselines: Vec<Report> = (1..=6)
         .map(|i| report(&format!("01jq00000000000000000000b{i}"), 100.0 + f64::from(i), 140.0))
         .collect();
@@ -254,7 +258,7 @@ fn the_html_report_loads_in_chromium_without_console_errors_or_requests() {
 
 #[test]
 fn the_index_page_lists_runs_and_trends_with_change_points() {
-    let dir = scratch("index");
+    let (_dir_guard, dir) = scratch("index");
     let reports: Vec<Report> = (0..12)
         .map(|i| {
             report(
@@ -351,7 +355,7 @@ fn opens_a_dialog(dir: &Path, name: &str, html: &str) -> bool {
 #[test]
 fn a_hostile_run_id_opens_no_dialog_from_an_index_page() {
     // Issue 13: `"runId":"javascript:alert(document.domain)//"` became a live link.
-    let dir = scratch("xss");
+    let (_dir_guard, dir) = scratch("xss");
     let hostile = "javascript:alert(document.domain)//";
     let mut r = report(hostile, 100.0, 140.0);
     r.name = "<img src=x onerror=alert(1)>\"'".into();

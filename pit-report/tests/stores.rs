@@ -13,11 +13,14 @@ use pit_report::Report;
 mod support;
 use support::{report, suite_report};
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pit-report-stores-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory, removed with the returned guard (also when the test fails).
+fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("pit-report-stores-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = guard.path().to_path_buf();
+    (guard, path)
 }
 
 /// A suite record carrying `report`'s scenarios, as the engine would store it.
@@ -39,7 +42,7 @@ fn context() -> RunContext {
 
 #[tokio::test]
 async fn the_directory_store_keeps_json_html_junit_and_an_index_and_compares_with_earlier_runs() {
-    let root = scratch("dir");
+    let (_root_guard, root) = scratch("dir");
     let store = DirStore::new(&root).with_context(context());
     for (i, latency) in [100.0, 101.0, 99.0, 140.0].into_iter().enumerate() {
         store
@@ -69,7 +72,7 @@ async fn the_directory_store_keeps_json_html_junit_and_an_index_and_compares_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_runs_pushing_reports_at_once_all_get_in() {
-    let root = scratch("git");
+    let (_root_guard, root) = scratch("git");
     git(&root, &["init", "-q", "--bare", "reports.git"]);
     let daemon = GitDaemon::start(&root);
     let url = daemon.url("reports.git");
@@ -117,10 +120,11 @@ async fn eight_runs_pushing_reports_at_once_all_get_in() {
 
 #[tokio::test]
 async fn an_unreachable_repository_is_a_clear_error_without_the_token() {
+    let (_guard, checkout) = scratch("unreachable");
     let store = GitStore::new(
         "http://user:s3cret-token@127.0.0.1:1/reports.git",
         Some("main".into()),
-        scratch("unreachable"),
+        checkout,
     );
     let err = store
         .store(&suite_of("01jq00000000000000000000u1", 100.0, 0))

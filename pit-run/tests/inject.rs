@@ -40,8 +40,8 @@ testSuites:
 
 #[tokio::test]
 async fn every_part_of_a_run_can_be_the_embedding_programs_own() {
-    let root = std::env::temp_dir().join(format!("pit-run-inject-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let guard = tempfile::Builder::new().prefix("pit-run-inject-").tempdir().unwrap();
+    let root = guard.path();
     let checkout = root.join("checkout");
     std::fs::create_dir_all(&checkout).unwrap();
     std::fs::write(checkout.join("pitfile.yml"), REMOTE).unwrap();
@@ -100,5 +100,4 @@ async fn every_part_of_a_run_can_be_the_embedding_programs_own() {
             notes.lock().unwrap()
         );
     }
-    let _ = std::fs::remove_dir_all(&root);
 }

@@ -3,10 +3,13 @@
 #[test]
 fn a_pitfile_runs_with_a_deployer_of_the_programs_own() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let state = std::env::temp_dir().join(format!("pit-custom-deployer-state-{}", std::process::id()));
+    let state = tempfile::Builder::new()
+        .prefix("pit-custom-deployer-state-")
+        .tempdir()
+        .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pit-example-custom-deployer"))
         .current_dir(&repo)
-        .env("XDG_STATE_HOME", &state)
+        .env("XDG_STATE_HOME", state.path())
         .output()
         .unwrap();
     let (stdout, stderr) = (
@@ -22,5 +25,4 @@ fn a_pitfile_runs_with_a_deployer_of_the_programs_own() {
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
-    let _ = std::fs::remove_dir_all(state);
 }

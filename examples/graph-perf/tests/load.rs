@@ -16,8 +16,11 @@ use pit_core::runner::HttpTestRunnerClient;
 use tokio_util::sync::CancellationToken;
 
 async fn run(min_rps: &str) -> RunSummary {
-    let state = std::env::temp_dir().join(format!("pit-graph-perf-{min_rps}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("pit-graph-perf-{min_rps}-"))
+        .tempdir()
+        .unwrap();
+    let state = scratch.path().to_path_buf();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load.yml");
     let env = HashMap::from([("MIN_RPS".to_owned(), min_rps.to_owned())]);
     let loaded = load_file(

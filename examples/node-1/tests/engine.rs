@@ -19,6 +19,8 @@ use pit_report::store::DirStore;
 use tokio_util::sync::CancellationToken;
 
 struct Harness {
+    /// The run's state directory, removed with the harness.
+    _scratch: tempfile::TempDir,
     state: PathBuf,
     engine: Engine,
     locks: FileLockStore,
@@ -30,8 +32,11 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn harness(name: &str) -> Harness {
-    let state = std::env::temp_dir().join(format!("pit-engine-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("pit-engine-{name}-"))
+        .tempdir()
+        .unwrap();
+    let state = scratch.path().to_path_buf();
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let locks = FileLockStore::new(state.join("locks"));
     let engine = Engine::new(
@@ -42,6 +47,7 @@ fn harness(name: &str) -> Harness {
     .with_reports(Arc::new(DirStore::new(state.join("reports"))))
     .with_events(tx);
     Harness {
+        _scratch: scratch,
         state,
         engine,
         locks,
@@ -372,8 +378,8 @@ async fn parallel_suites_overlap_unless_they_share_a_lock() {
 #[tokio::test]
 async fn a_lost_lease_stops_the_suite_and_still_tears_down() {
     use pit_core::testing::MockLockStore;
-    let state = std::env::temp_dir().join(format!("pit-engine-lease-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let scratch = tempfile::Builder::new().prefix("pit-engine-lease-").tempdir().unwrap();
+    let state = scratch.path().to_path_buf();
     let locks = Arc::new(MockLockStore::new());
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let engine = Engine::new(
@@ -563,8 +569,11 @@ impl pit_core::deploy::Deployer for Deriving {
 /// derives for its Service (the component id).
 #[tokio::test]
 async fn a_lock_manager_that_publishes_no_url_is_reached_where_the_backend_says() {
-    let state = std::env::temp_dir().join(format!("pit-engine-derived-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let scratch = tempfile::Builder::new()
+        .prefix("pit-engine-derived-")
+        .tempdir()
+        .unwrap();
+    let state = scratch.path().to_path_buf();
     let deployer = Arc::new(Deriving {
         local: LocalDeployer::new(state.join("runs")),
         asked: std::sync::Mutex::default(),

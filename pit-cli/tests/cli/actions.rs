@@ -83,9 +83,7 @@ fn a_webhook_url_written_on_the_command_line_is_refused() {
 
 #[test]
 fn the_pitfiles_post_test_actions_run_with_templates_from_its_folder() {
-    let dir = std::env::temp_dir().join(format!("pit-cli-actions-pitfile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::scratch("actions-pitfile");
     std::fs::write(
         dir.join("pitfile.yml"),
         "version: '1.0'\nprojectName: p\npostTestActions:\n  onFail:\n    - action: slack\n      webhook: { env: PIT_TEST_NO_SUCH_HOOK }\n      template: short.json.j2\ntestSuites:\n  - name: S\n    id: s\n    deployment: { graph: { testApp: { name: T, id: t, deploy: { command: d }, undeploy: { command: u } } } }\n",

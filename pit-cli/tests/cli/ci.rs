@@ -9,11 +9,8 @@ use crate::{pit, repo, run};
 #[path = "../../../pit-report/tests/common/junit_schema.rs"]
 mod junit_schema;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pit-cli-ci-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("ci-{name}"))
 }
 
 /// The node-1 example's pitfile in `dir`, its test app requiring a p95 latency of 1 ns.

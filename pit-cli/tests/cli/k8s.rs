@@ -44,11 +44,10 @@ fn namespace_exists(kubectl: &str, kubeconfig: &str, name: &str) -> bool {
 }
 
 /// Runs an example pitfile on the cluster: exit code, stderr, the log of its first
-/// component's deploy, and the suite's namespace.
-fn run_on_cluster(pitfile: &str, component: &str) -> (i32, String, String, String) {
+/// component's deploy, the suite's namespace, and the state directory (removed when dropped).
+fn run_on_cluster(pitfile: &str, component: &str) -> (i32, String, String, String, crate::Scratch) {
     let (kubeconfig, kubectl) = cluster();
-    let state = std::env::temp_dir().join(format!("pit-cli-k8s-{component}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let state = crate::scratch(&format!("k8s-{component}"));
     let (code, _, err) = run(pit()
         .args(["run", "--backend", "k8s", "--kubeconfig", &kubeconfig, "--state-dir"])
         .arg(&state)
@@ -65,7 +64,7 @@ fn run_on_cluster(pitfile: &str, component: &str) -> (i32, String, String, Strin
         .find(|w| w.starts_with("pit-"))
         .unwrap_or_else(|| panic!("the log names the namespace: {log}"))
         .to_owned();
-    (code, err, log, namespace)
+    (code, err, log, namespace, state)
 }
 
 /// The bundle's folder, as the run's output names it.
@@ -78,7 +77,7 @@ fn forensics_root(err: &str) -> PathBuf {
 #[test]
 fn a_suite_runs_in_its_own_labelled_namespace_which_is_gone_afterwards() {
     let (kubeconfig, kubectl) = cluster();
-    let (code, err, log, namespace) = run_on_cluster("pitfile.yml", "web");
+    let (code, err, log, namespace, _state) = run_on_cluster("pitfile.yml", "web");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("backend: Kubernetes"), "{err}");
     // Seen from inside the run, by the component's own kubectl: labelled, Active.
@@ -103,7 +102,7 @@ fn a_suite_runs_in_its_own_labelled_namespace_which_is_gone_afterwards() {
 #[test]
 fn a_deployment_that_never_becomes_ready_fails_the_run_and_its_namespace_is_still_removed() {
     let (kubeconfig, kubectl) = cluster();
-    let (code, err, _, namespace) = run_on_cluster("broken.yml", "stuck");
+    let (code, err, _, namespace, _state) = run_on_cluster("broken.yml", "stuck");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("status check of `stuck` did not pass"), "{err}");
     assert!(
@@ -190,8 +189,7 @@ fn a_lock_manager_deployed_for_the_suite_takes_its_locks_and_the_web_pods_logs_a
         .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{now} stdout F {marker}\n").as_bytes()))
         .unwrap();
     let database = crate::lock::fresh_database("k8s_lock_manager");
-    let state = std::env::temp_dir().join(format!("pit-cli-k8s-lm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let state = crate::scratch("k8s-lm");
     let (code, _, err) = run(pit()
         .args(["run", "--backend", "k8s", "--kubeconfig", &kubeconfig, "--state-dir"])
         .arg(&state)
@@ -254,8 +252,7 @@ fn chrono_like_now() -> String {
 /// it (pod, Service, Ingress) and publishes no URL, as there.
 fn run_toolkit_suite(name: &str, extra: &[&str]) -> (i32, String) {
     let (kubeconfig, kubectl) = cluster();
-    let state = std::env::temp_dir().join(format!("pit-cli-k8s-toolkit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let state = crate::scratch(&format!("k8s-toolkit-{name}"));
     let workspace = repo().join("examples/toolkit-compat");
     let (code, out, err) = run(pit()
         .args(["run", "--backend", "k8s", "--kubeconfig", &kubeconfig, "--state-dir"])

@@ -125,10 +125,8 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-fn state_dir(name: &str) -> String {
-    let d = std::env::temp_dir().join(format!("pit-cli-live-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d.display().to_string()
+fn state_dir(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("live-{name}"))
 }
 
 /// The line of the screen that starts (after indentation and a spinner) with `start`.
@@ -147,7 +145,12 @@ fn line<'a>(screen: &'a str, start: &str) -> &'a str {
 fn the_live_view_shows_each_component_and_a_ctrl_c_tears_down_in_view() {
     let state = state_dir("ctrl-c");
     let term = Terminal::run(
-        &["run", "--state-dir", &state, &fixture("slow-deploy.yml")],
+        &[
+            "run",
+            "--state-dir",
+            state.to_str().unwrap(),
+            &fixture("slow-deploy.yml"),
+        ],
         &[("SLOW_SECONDS", "60")],
     );
     // While `slow` deploys: the suite's phase with its time, `fast` ready, `slow` deploying,
@@ -184,7 +187,15 @@ fn the_live_view_shows_each_component_and_a_ctrl_c_tears_down_in_view() {
 #[test]
 fn a_failed_status_check_shows_on_its_components_line() {
     let state = state_dir("failed");
-    let term = Terminal::run(&["run", "--state-dir", &state, &fixture("failing-check.yml")], &[]);
+    let term = Terminal::run(
+        &[
+            "run",
+            "--state-dir",
+            state.to_str().unwrap(),
+            &fixture("failing-check.yml"),
+        ],
+        &[],
+    );
     let (code, screen) = term.exit();
     println!("{screen}");
     assert_eq!(code, 3, "{screen}");
@@ -207,13 +218,14 @@ fn a_failed_status_check_shows_on_its_components_line() {
 
 #[test]
 fn plain_lines_when_asked_and_only_the_summary_when_quiet() {
+    let state = state_dir("plain");
     let plain = Terminal::run(
         &[
             "run",
             "--progress",
             "plain",
             "--state-dir",
-            &state_dir("plain"),
+            state.to_str().unwrap(),
             &fixture("failing-check.yml"),
         ],
         &[],
@@ -223,12 +235,13 @@ fn plain_lines_when_asked_and_only_the_summary_when_quiet() {
     assert!(screen.contains("[failing-check] db: deploy\n"), "{screen}");
     assert!(!screen.contains("✗ error"), "no live view: {screen}");
 
+    let state = state_dir("quiet");
     let quiet = Terminal::run(
         &[
             "run",
             "-q",
             "--state-dir",
-            &state_dir("quiet"),
+            state.to_str().unwrap(),
             &fixture("failing-check.yml"),
         ],
         &[],

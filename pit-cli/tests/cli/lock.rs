@@ -192,8 +192,7 @@ fn pit_run_takes_its_locks_from_the_lock_manager_and_waits_in_its_queue() {
     let service = Service::start("run");
     let (code, lease, err) = run(lock(&service, Some(TOKEN)).args(["acquire", "cli-test-lock", "--owner", "nightly"]));
     assert_eq!(code, 0, "{err}");
-    let state = std::env::temp_dir().join(format!("pit-cli-lock-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let state = crate::scratch("lock-run");
     let mut child = pit()
         .args(["run", "--lock-manager", &service.url, "--state-dir"])
         .arg(&state)

@@ -12,8 +12,44 @@ mod run;
 mod toolkit;
 mod validate;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// A fresh directory for one test (`pit-cli-NAME-…` in the system's temporary directory),
+/// removed with everything in it when dropped, also when the test fails: the tests leave
+/// nothing behind. It reads as the [`Path`] it is.
+pub struct Scratch(tempfile::TempDir);
+
+/// A [`Scratch`] directory named after `name`.
+pub fn scratch(name: &str) -> Scratch {
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("pit-cli-{name}-"))
+            .tempdir()
+            .expect("a temporary directory"),
+    )
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<OsStr> for Scratch {
+    fn as_ref(&self) -> &OsStr {
+        self.0.path().as_os_str()
+    }
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {

@@ -78,14 +78,12 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
-/// A pitfile in a temporary folder; its path.
-fn pitfile_with(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pit-cli-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A pitfile in a temporary folder (removed with the returned guard); its path.
+fn pitfile_with(name: &str, text: &str) -> (crate::Scratch, std::path::PathBuf) {
+    let dir = crate::scratch(&format!("hostile-{name}"));
     let file = dir.join("pitfile.yml");
     std::fs::write(&file, text).unwrap();
-    file
+    (dir, file)
 }
 
 const SECRET: &str = "tok-9f8e7d6c5b4a";
@@ -111,7 +109,7 @@ testSuites:
 #[test]
 fn placeholders_are_shown_as_written_never_their_values() {
     // Issue 13: `pit plan`, `validate` and a failed fetch printed `${{ env.X }}` values.
-    let file = pitfile_with("secrets", WITH_SECRETS);
+    let (_dir, file) = pitfile_with("secrets", WITH_SECRETS);
     for output in ["human", "json"] {
         let (code, out, err) = run(pit().args(["plan", "-o", output]).arg(&file).env("REPO_TOKEN", SECRET));
         assert_eq!(code, 0, "{err}");
@@ -127,7 +125,7 @@ fn placeholders_are_shown_as_written_never_their_values() {
     assert!(!out.contains(SECRET) && !err.contains(SECRET), "{out}{err}");
 
     let bad_timeout = "version: \"1.0\"\nprojectName: p\ntestSuites:\n  - name: s\n    id: s\n    lock: { timeout: \"${{ env.LOCK_WAIT }}\", ids: [db] }\n    deployment:\n      graph:\n        testApp: { name: a, id: a, deploy: { command: ./d.sh }, undeploy: { command: ./u.sh } }\n        components: []\n";
-    let file = pitfile_with("timeout", bad_timeout);
+    let (_dir, file) = pitfile_with("timeout", bad_timeout);
     let (code, out, err) = run(pit().arg("validate").arg(&file).env("LOCK_WAIT", SECRET));
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("pit::bad-duration"), "{err}");
@@ -138,10 +136,10 @@ const VALID: &str = "version: \"1.0\"\nprojectName: p\ntestSuites:\n  - name: s\
 
 #[test]
 fn a_byte_order_mark_is_no_part_of_the_first_key_and_a_second_document_is_refused() {
-    let file = pitfile_with("bom", &format!("\u{feff}{VALID}"));
+    let (_dir, file) = pitfile_with("bom", &format!("\u{feff}{VALID}"));
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 0, "{err}");
-    let file = pitfile_with("two-docs", &format!("{VALID}---\nversion: \"1.0\"\n"));
+    let (_dir, file) = pitfile_with("two-docs", &format!("{VALID}---\nversion: \"1.0\"\n"));
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -154,14 +152,14 @@ fn a_byte_order_mark_is_no_part_of_the_first_key_and_a_second_document_is_refuse
 fn colliding_and_unprintable_suite_ids_are_refused_with_their_position() {
     let two = format!("{VALID}  - name: t\n    id: \"s/\"\n    deployment:\n      graph:\n        testApp: {{ name: a, id: a, deploy: {{ command: ./d.sh }}, undeploy: {{ command: ./u.sh }} }}\n        components: []\n")
         .replace("id: s\n", "id: s_\n");
-    let file = pitfile_with("collide", &two);
+    let (_dir, file) = pitfile_with("collide", &two);
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("pit::colliding-suite-id") && err.contains("testSuites[1].id"),
         "{err}"
     );
-    let file = pitfile_with("esc", &VALID.replace("id: s\n", "id: \"s\\e[2J\\0\"\n"));
+    let (_dir, file) = pitfile_with("esc", &VALID.replace("id: s\n", "id: \"s\\e[2J\\0\"\n"));
     let (code, _, err) = run(pit().arg("validate").arg(&file));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pit::unprintable-id"), "{err}");
@@ -170,7 +168,7 @@ fn colliding_and_unprintable_suite_ids_are_refused_with_their_position() {
 
 #[test]
 fn empty_pit_variables_count_as_unset() {
-    let file = pitfile_with("empty-env", VALID);
+    let (_dir, file) = pitfile_with("empty-env", VALID);
     let (code, _, err) = run(pit().arg("plan").arg(&file).env("PIT_STRICT", "").env("PIT_RUN_ID", ""));
     assert_eq!(code, 0, "{err}");
 }

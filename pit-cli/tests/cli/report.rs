@@ -8,11 +8,8 @@ use serde_json::json;
 
 use crate::{pit, repo, run};
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pit-cli-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("report-{name}"))
 }
 
 /// Writes a report of run `run` (minute `minute` of the day) with a p99 latency and returns

@@ -7,10 +7,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
     repo().join("pit-cli/tests/fixtures/run").join(name)
 }
 
-fn state_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("pit-cli-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn state_dir(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("run-{name}"))
 }
 
 #[test]

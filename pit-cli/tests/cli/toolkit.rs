@@ -4,11 +4,8 @@
 use crate::run::{pids_in, until_ended};
 use crate::{pit, repo, run, walk};
 
-fn state_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("pit-cli-toolkit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn state_dir(name: &str) -> crate::Scratch {
+    crate::scratch(&format!("toolkit-{name}"))
 }
 
 fn workspace() -> std::path::PathBuf {

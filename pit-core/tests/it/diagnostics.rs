@@ -90,12 +90,10 @@ fn a_missing_file_is_a_read_error_naming_the_file() {
 
 #[test]
 fn a_file_that_is_not_utf8_is_refused_clearly() {
-    let dir = std::env::temp_dir().join(format!("pit-core-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("latin1.yml");
+    let dir = tempfile::Builder::new().prefix("pit-core-test-").tempdir().unwrap();
+    let file = dir.path().join("latin1.yml");
     std::fs::write(&file, b"projectName: caf\xe9\n").unwrap();
     let err = load_file(&file, &Default::default()).unwrap_err();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(err, LoadError::NotUtf8 { .. }), "{err}");
 }
 

@@ -9,9 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn the_file_store_keeps_the_contract() {
-    let dir = std::env::temp_dir().join(format!("pit-contract-file-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    lock_contract(Arc::new(FileLockStore::new(dir))).await;
+    let dir = tempfile::Builder::new().prefix("pit-contract-file-").tempdir().unwrap();
+    lock_contract(Arc::new(FileLockStore::new(dir.path().join("locks")))).await;
 }
 
 #[tokio::test]

@@ -93,9 +93,12 @@ fn a_500_component_graph_validates_and_plans_every_component() {
 /// The existing toolkit's layout: `examples/node-1/pitfile.yml` names its test app
 /// `node-1/pit-test-app`, relative to the workspace `examples/`, and a component without a path
 /// runs in `<workspace>/<id>`.
-fn toolkit_layout(name: &str) -> std::path::PathBuf {
-    let root = std::env::temp_dir().join(format!("pit-core-workspace-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+fn toolkit_layout(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("pit-core-workspace-{name}-"))
+        .tempdir()
+        .unwrap();
+    let root = guard.path().to_path_buf();
     std::fs::create_dir_all(root.join(".git")).unwrap();
     std::fs::create_dir_all(root.join("examples/node-1/pit-test-app/deployment/pit")).unwrap();
     std::fs::write(
@@ -122,7 +125,7 @@ testSuites:
 "#,
     )
     .unwrap();
-    root
+    (guard, root)
 }
 
 fn load_with_workspace(
@@ -145,7 +148,7 @@ fn diagnostics(e: pit_core::pitfile::LoadError) -> Vec<pit_core::diagnostic::Dia
 
 #[test]
 fn a_workspace_makes_local_paths_and_pathless_components_resolve_as_in_the_existing_toolkit() {
-    let root = toolkit_layout("ok");
+    let (_guard, root) = toolkit_layout("ok");
     let file = root.join("examples/node-1/pitfile.yml");
     let loaded = load_with_workspace(&file, Some(root.join("examples"))).expect("valid with its workspace");
     let plan = Plan::build(&loaded, run_id());
@@ -169,7 +172,7 @@ fn a_workspace_makes_local_paths_and_pathless_components_resolve_as_in_the_exist
 
 #[test]
 fn a_local_folder_that_does_not_exist_is_refused_with_the_base_where_it_does() {
-    let root = toolkit_layout("missing");
+    let (_guard, root) = toolkit_layout("missing");
     let file = root.join("examples/node-1/pitfile.yml");
     // Without a workspace, paths are relative to the pitfile's folder: the test app's is not.
     let diags = diagnostics(load_with_workspace(&file, None).unwrap_err());
