@@ -14,20 +14,10 @@ use pit_report::{to_junit, Report, Verdict};
 use serde_json::json;
 
 mod support;
-use support::{report, suite_report};
+use support::{report, scratch, suite_report};
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(name)
-}
-
-/// A fresh directory, removed with the returned guard (also when the test fails).
-fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let guard = tempfile::Builder::new()
-        .prefix(&format!("pit-report-{name}-"))
-        .tempdir()
-        .unwrap();
-    let path = guard.path().to_path_buf();
-    (guard, path)
 }
 
 fn schema_validator() -> jsonschema::Validator {
@@ -99,7 +89,7 @@ fn every_report_variant_of_the_existing_toolkit_loads() {
 
 #[test]
 fn bad_report_files_say_where_and_what() {
-    let (_dir_guard, dir) = scratch("bad");
+    let (_guard, dir) = scratch("bad");
     let cases = [
         (
             "broken.json",
@@ -205,7 +195,7 @@ fn chromium(html: &Path, screenshot: Option<&Path>) -> (String, Vec<String>) {
 
 #[test]
 fn the_html_report_loads_in_chromium_without_console_errors_or_requests() {
-    let (_dir_guard, dir) = scratch("html");
+    let (_guard, dir) = scratch("html");
     let baselines: Vec<Report> = (1..=6)
         .map(|i| report(&format!("01jq00000000000000000000b{i}"), 100.0 + f64::from(i), 140.0))
         .collect();
@@ -258,7 +248,7 @@ fn the_html_report_loads_in_chromium_without_console_errors_or_requests() {
 
 #[test]
 fn the_index_page_lists_runs_and_trends_with_change_points() {
-    let (_dir_guard, dir) = scratch("index");
+    let (_guard, dir) = scratch("index");
     let reports: Vec<Report> = (0..12)
         .map(|i| {
             report(
@@ -355,7 +345,7 @@ fn opens_a_dialog(dir: &Path, name: &str, html: &str) -> bool {
 #[test]
 fn a_hostile_run_id_opens_no_dialog_from_an_index_page() {
     // Issue 13: `"runId":"javascript:alert(document.domain)//"` became a live link.
-    let (_dir_guard, dir) = scratch("xss");
+    let (_guard, dir) = scratch("xss");
     let hostile = "javascript:alert(document.domain)//";
     let mut r = report(hostile, 100.0, 140.0);
     r.name = "<img src=x onerror=alert(1)>\"'".into();
@@ -397,16 +387,14 @@ fn a_hostile_run_id_opens_no_dialog_from_an_index_page() {
     ));
 }
 
+/// Every file below `dir`, at any depth.
 fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_type().is_dir())
+        .map(walkdir::DirEntry::into_path)
+        .collect()
 }
 
 #[test]

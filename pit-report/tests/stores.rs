@@ -2,7 +2,6 @@
 //! with 8 concurrent writers.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pit_core::sink::{ReportSink, SuiteReport};
@@ -11,17 +10,7 @@ use pit_report::store::{DirStore, GitStore, RunContext};
 use pit_report::Report;
 
 mod support;
-use support::{report, suite_report};
-
-/// A fresh directory, removed with the returned guard (also when the test fails).
-fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let guard = tempfile::Builder::new()
-        .prefix(&format!("pit-report-stores-{name}-"))
-        .tempdir()
-        .unwrap();
-    let path = guard.path().to_path_buf();
-    (guard, path)
-}
+use support::{report, scratch, suite_report};
 
 /// A suite record carrying `report`'s scenarios, as the engine would store it.
 fn suite_of(run: &str, latency: f64, minute: u64) -> SuiteReport {
@@ -42,7 +31,7 @@ fn context() -> RunContext {
 
 #[tokio::test]
 async fn the_directory_store_keeps_json_html_junit_and_an_index_and_compares_with_earlier_runs() {
-    let (_root_guard, root) = scratch("dir");
+    let (_guard, root) = scratch("dir");
     let store = DirStore::new(&root).with_context(context());
     for (i, latency) in [100.0, 101.0, 99.0, 140.0].into_iter().enumerate() {
         store
@@ -72,7 +61,7 @@ async fn the_directory_store_keeps_json_html_junit_and_an_index_and_compares_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_runs_pushing_reports_at_once_all_get_in() {
-    let (_root_guard, root) = scratch("git");
+    let (_guard, root) = scratch("git");
     git(&root, &["init", "-q", "--bare", "reports.git"]);
     let daemon = GitDaemon::start(&root);
     let url = daemon.url("reports.git");

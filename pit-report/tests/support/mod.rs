@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::cell::Cell;
+use std::path::PathBuf;
 
 use pit_core::sink::{SuiteReport, TimelineEntry};
 use pit_report::Report;
@@ -95,4 +96,14 @@ pub fn suite_report(outcome: &str) -> SuiteReport {
         test_report: None,
         spec_hash: Some("5ec0000000000001".into()),
     }
+}
+
+/// A fresh directory, removed with the returned guard (also when the test fails).
+pub fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("pit-report-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = guard.path().to_path_buf();
+    (guard, path)
 }
