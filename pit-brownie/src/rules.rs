@@ -139,10 +139,10 @@ fn created_at(stamp: &str) -> Result<i64, String> {
 }
 
 /// A retention as the existing toolkit writes it (`1day`, `3days`, `1hour`, `12hours`,
-/// `1minute`, `30minutes`), or as a duration (`72h`, `90m`).
+/// `1minute`, `30minutes`), or as any duration humantime reads (`72h`, `90m`, `1day 12h`).
 ///
 /// # Errors
-/// [`RuleError::Retention`].
+/// [`RuleError::Retention`], also for a retention too long to count in seconds.
 ///
 /// ```
 /// use std::time::Duration;
@@ -151,35 +151,10 @@ fn created_at(stamp: &str) -> Result<i64, String> {
 /// assert_eq!(parse_retention("1hour").unwrap(), Duration::from_secs(3_600));
 /// assert_eq!(parse_retention("90m").unwrap(), Duration::from_secs(5_400));
 /// assert!(parse_retention("soon").is_err());
+/// assert!(parse_retention("99999999999999999days").is_err(), "too long to count in seconds");
 /// ```
 pub fn parse_retention(text: &str) -> Result<Duration, RuleError> {
-    let t = text.trim();
-    let unit = t.trim_start_matches(|c: char| c.is_ascii_digit());
-    let n = &t[..t.len() - unit.len()];
-    let secs = match unit {
-        "day" | "days" => 86_400,
-        "hour" | "hours" => 3_600,
-        "minute" | "minutes" => 60,
-        _ => {
-            return parse_duration(t).ok_or_else(|| RuleError::Retention(text.to_owned()));
-        }
-    };
-    let n: u64 = n.parse().map_err(|_| RuleError::Retention(text.to_owned()))?;
-    Ok(Duration::from_secs(n * secs))
-}
-
-/// `72h`, `90m`, `30s`, `2d`: one number and one unit.
-fn parse_duration(t: &str) -> Option<Duration> {
-    let unit = t.trim_start_matches(|c: char| c.is_ascii_digit());
-    let n: u64 = t[..t.len() - unit.len()].parse().ok()?;
-    let secs = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n * secs))
+    humantime::parse_duration(text.trim()).map_err(|_| RuleError::Retention(text.to_owned()))
 }
 
 #[cfg(test)]
@@ -238,6 +213,26 @@ mod tests {
             Rules::new("^pit_.*", DEFAULT_RETENTION),
             Err(RuleError::NoGroup(_))
         ));
+    }
+
+    #[test]
+    fn the_toolkits_retention_forms_are_read_and_nonsense_is_refused() {
+        for (text, secs) in [
+            ("1day", 86_400),
+            ("3days", 3 * 86_400),
+            ("1hour", 3_600),
+            ("12hours", 12 * 3_600),
+            ("1minute", 60),
+            ("30minutes", 1_800),
+            ("72h", 72 * 3_600),
+            (" 2d ", 2 * 86_400),
+        ] {
+            assert_eq!(parse_retention(text).unwrap(), Duration::from_secs(secs), "{text}");
+        }
+        for text in ["", "3", "days", "-1day", "3 fortnights", "18446744073709551616s"] {
+            let err = parse_retention(text).unwrap_err().to_string();
+            assert!(err.contains("write `3days`"), "{text}: {err}");
+        }
     }
 
     #[test]
