@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{Caller, LockEntry, LockList};
 use crate::store::ServiceStore;
 
-/// The channel every release (and every waiter leaving the queue) notifies, waking all waiters.
+/// The channel a release (and a waiter leaving the queue) notifies when ids it frees have queue
+/// places; `schema.sql` names it in `pg_notify`, and a test keeps the two the same.
 const RELEASED_CHANNEL: &str = "pit_locks_released";
 
 /// An arbitrary, fixed key for the migration advisory lock.
@@ -951,7 +952,18 @@ crate::store::lock_store_via_service!(PgLockStore);
 
 #[cfg(test)]
 mod tests {
-    use super::wakes;
+    use super::{wakes, MIGRATIONS, RELEASED_CHANNEL};
+
+    #[test]
+    fn the_schema_notifies_the_channel_the_store_listens_on() {
+        let notifies = MIGRATIONS.matches("pg_notify(").count();
+        assert!(notifies > 0, "schema.sql sends no notification");
+        assert_eq!(
+            MIGRATIONS.matches(&format!("pg_notify('{RELEASED_CHANNEL}'")).count(),
+            notifies,
+            "every pg_notify in schema.sql names RELEASED_CHANNEL"
+        );
+    }
 
     #[test]
     fn a_release_wakes_only_the_first_waiter_of_an_id_it_names() {
