@@ -26,6 +26,28 @@ pub enum RunnerError {
         #[source]
         source: reqwest::Error,
     },
+    /// The app answered with more than PIT reads ([`MAX_ANSWER_BYTES`], [`MAX_REPORT_BYTES`]):
+    /// reading stopped at the limit.
+    #[error("test app at `{url}` answered {what} with more than {} MiB, which PIT does not read (hint: a report this large usually holds raw samples: keep them in the test app's own files and report figures)", limit >> 20)]
+    TooLarge {
+        /// The app's base URL.
+        url: String,
+        /// Which call.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The app's answer is not what the Test Runner protocol says.
+    #[error("test app at `{url}` answered {what} with something that is not the protocol's JSON")]
+    Invalid {
+        /// The app's base URL.
+        url: String,
+        /// Which call.
+        what: &'static str,
+        /// Where and why it could not be read.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The session ended with status ERROR.
     #[error("the test session `{session}` failed: {message}")]
     SessionFailed {
@@ -66,6 +88,14 @@ impl RunnerError {
         }
     }
 }
+
+/// The most PIT reads of a test app's answer to `POST /start` or `GET /status`: 1 MiB.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The most PIT reads of a test app's report (`GET /reports`): 256 MiB. An app that sends more
+/// (or sends without end) fails the suite with [`RunnerError::TooLarge`] instead of filling
+/// PIT's memory.
+pub const MAX_REPORT_BYTES: usize = 256 << 20;
 
 /// How many status polls in a row may fail to reach the app before the wait gives up: 12, as
 /// the existing toolkit's deployer allows (its `MAX_TECH_FAILURES`). An answer resets the count.
@@ -176,24 +206,44 @@ impl HttpTestRunnerClient {
         }
     }
 
-    /// Sends `req` and reads its JSON answer; `what` names the call in errors.
+    /// Sends `req` and reads its JSON answer, at most `limit` bytes of it; `what` names the
+    /// call in errors.
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         what: &'static str,
         req: reqwest::RequestBuilder,
+        limit: usize,
     ) -> Result<T, RunnerError> {
         let err = |source| RunnerError::Http {
             url: self.base.clone(),
             what,
             source,
         };
-        req.send()
+        let too_large = || RunnerError::TooLarge {
+            url: self.base.clone(),
+            what,
+            limit,
+        };
+        let mut resp = req
+            .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(err)?
-            .json()
-            .await
-            .map_err(err)
+            .map_err(err)?;
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(err)? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|source| RunnerError::Invalid {
+            url: self.base.clone(),
+            what,
+            source,
+        })
     }
 }
 
@@ -203,7 +253,7 @@ impl TestRunnerClient for HttpTestRunnerClient {
         let req = self.http.post(format!("{}/start", self.base)).json(&StartRequest {
             test_suite_id: suite.clone(),
         });
-        self.call("POST /start", req).await
+        self.call("POST /start", req, MAX_ANSWER_BYTES).await
     }
 
     async fn status(&self, session: &str, wait: Option<Duration>) -> Result<StatusResponse, RunnerError> {
@@ -213,7 +263,7 @@ impl TestRunnerClient for HttpTestRunnerClient {
             query.push(("wait", format!("{:.3}", w.as_secs_f64())));
             req = req.timeout(w + Duration::from_secs(10));
         }
-        self.call("GET /status", req.query(&query)).await
+        self.call("GET /status", req.query(&query), MAX_ANSWER_BYTES).await
     }
 
     async fn report(&self, session: &str) -> Result<ReportResponse, RunnerError> {
@@ -221,7 +271,7 @@ impl TestRunnerClient for HttpTestRunnerClient {
             .http
             .get(format!("{}/reports", self.base))
             .query(&[("sessionId", session)]);
-        self.call("GET /reports", req).await
+        self.call("GET /reports", req, MAX_REPORT_BYTES).await
     }
 }
 

@@ -9,6 +9,7 @@ mod lock_contract;
 mod plans;
 mod properties;
 mod roundtrip;
+mod runner;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
