@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -17,7 +17,13 @@ use kube::{Api, Client, ResourceExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, FramedRead};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::sync::CancellationToken;
+
+/// The longest log line passed on: 1 MiB. A longer one is replaced by a note and the lines
+/// after it still come, so a container printing without newlines cannot fill PIT's memory.
+const MAX_LOG_LINE: usize = 1 << 20;
 
 /// The labels that tie a pod to a component, in the order they are looked at.
 pub const COMPONENT_LABELS: [&str; 3] = ["app.kubernetes.io/name", "app.kubernetes.io/component", "app"];
@@ -125,6 +131,48 @@ pub async fn follow(
     log.flush().await
 }
 
+/// A container's log as lines: without their `\r\n` or `\n`, bytes that are not UTF-8
+/// replaced (a binary write does not end the stream), and a line longer than `max` bytes
+/// replaced by a note.
+fn log_lines(log: impl futures::AsyncRead + Unpin, max: usize) -> impl Stream<Item = Result<String, std::io::Error>> {
+    FramedRead::new(
+        log.compat(),
+        LogLines(AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max)),
+    )
+}
+
+/// [`AnyDelimiterCodec`] with its "too long" error turned into a note: a [`FramedRead`] ends
+/// at a decoder's error, and the codec goes on with the next line after it.
+struct LogLines(AnyDelimiterCodec);
+
+impl LogLines {
+    fn line(&self, decoded: Result<Option<bytes::Bytes>, AnyDelimiterCodecError>) -> std::io::Result<Option<String>> {
+        match decoded {
+            Ok(line) => Ok(line.map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(&l)).into_owned())),
+            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => Ok(Some(format!(
+                "(a line of more than {} KiB left out)",
+                self.0.max_length() >> 10
+            ))),
+            Err(AnyDelimiterCodecError::Io(e)) => Err(e),
+        }
+    }
+}
+
+impl Decoder for LogLines {
+    type Item = String;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<String>> {
+        let decoded = self.0.decode(buf);
+        self.line(decoded)
+    }
+
+    fn decode_eof(&mut self, buf: &mut bytes::BytesMut) -> std::io::Result<Option<String>> {
+        let decoded = self.0.decode_eof(buf);
+        self.line(decoded)
+    }
+}
+
 /// Sends the lines of one container's log until it ends (or cannot be read; then says why in
 /// one line).
 async fn follow_container(pods: &Api<Pod>, pod: &str, container: &str, out: &UnboundedSender<String>) {
@@ -136,7 +184,7 @@ async fn follow_container(pods: &Api<Pod>, pod: &str, container: &str, out: &Unb
     let prefix = format!("{pod}/{container}|");
     match pods.log_stream(pod, &params).await {
         Ok(stream) => {
-            let mut lines = std::pin::pin!(stream.lines());
+            let mut lines = std::pin::pin!(log_lines(stream, MAX_LOG_LINE));
             loop {
                 match lines.try_next().await {
                     Ok(Some(line)) => {
@@ -155,5 +203,35 @@ async fn follow_container(pods: &Api<Pod>, pod: &str, container: &str, out: &Unb
         Err(e) => {
             let _ = out.send(format!("{prefix} (log unavailable: {})", crate::error_chain(&e)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::log_lines;
+
+    #[tokio::test]
+    async fn a_long_line_or_bytes_that_are_not_utf8_never_end_the_log() {
+        let mut log = b"first\r\n".to_vec();
+        log.extend(vec![b'a'; 2048]);
+        log.push(b'\n');
+        log.extend(vec![b'b'; 5000]);
+        log.extend(b"\nbinary \xff\xfe here\nlast, without a newline");
+        let lines: Vec<String> = log_lines(futures::io::Cursor::new(log), 2048)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            lines,
+            [
+                "first".to_owned(),
+                "a".repeat(2048),
+                "(a line of more than 2 KiB left out)".to_owned(),
+                "binary \u{fffd}\u{fffd} here".to_owned(),
+                "last, without a newline".to_owned(),
+            ]
+        );
     }
 }
