@@ -9,6 +9,13 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 
+/// The last lines of each container's log that forensics keeps.
+const FORENSIC_LOG_LINES: i64 = 1000;
+
+/// The most of each container's log that forensics keeps (the API server cuts there): a
+/// container writing huge lines cannot fill the run's disk or memory.
+const FORENSIC_LOG_BYTES: i64 = 4 << 20;
+
 /// Why a pod is not ready, in a few words: its phase and the first false condition's message,
 /// or a waiting container's reason.
 pub fn pod_problem(pod: &Pod) -> Option<String> {
@@ -124,7 +131,8 @@ pub async fn collect(client: &Client, ns: &str, dir: &Path) -> std::io::Result<S
                 let params = LogParams {
                     container: Some(c.clone()),
                     previous,
-                    tail_lines: Some(1000),
+                    tail_lines: Some(FORENSIC_LOG_LINES),
+                    limit_bytes: Some(FORENSIC_LOG_BYTES),
                     ..LogParams::default()
                 };
                 let name = format!("{}.{c}{}.log", pod.name_any(), if previous { ".previous" } else { "" });
