@@ -93,22 +93,64 @@ pub fn render_text(
     Ok((name, text))
 }
 
-/// Renders `source` (a template called `name` in errors; `*.json.j2` escapes as JSON).
+/// How many instructions a template may run: far more than a message for the largest report
+/// needs, and a second or so of work, so a template from a pitfile or a file that loops
+/// without end fails instead of hanging the run.
+pub const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Renders `source` (a template called `name` in errors; `*.json.j2` escapes as JSON), with at
+/// most [`TEMPLATE_FUEL`] instructions.
 ///
 /// # Errors
 /// [`TemplateError::Render`].
 pub fn render_str(name: &str, source: String, context: minijinja::Value) -> Result<String, TemplateError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     // `md`: a value inside a Markdown table cell (no `|`, no line breaks).
     env.add_filter("md", |v: String| v.replace('|', "\\|").replace(['\r', '\n'], " "));
-    let failed = |e: minijinja::Error| TemplateError::Render {
-        name: name.to_owned(),
-        message: match e.line() {
-            Some(line) => format!("line {line}: {e}"),
-            None => e.to_string(),
-        },
+    let failed = |e: minijinja::Error| {
+        let hint = if e.kind() == minijinja::ErrorKind::OutOfFuel {
+            format!(" (hint: it ran {TEMPLATE_FUEL} instructions without finishing; look for a loop without end)")
+        } else {
+            String::new()
+        };
+        TemplateError::Render {
+            name: name.to_owned(),
+            message: match e.line() {
+                Some(line) => format!("line {line}: {e}{hint}"),
+                None => format!("{e}{hint}"),
+            },
+        }
     };
     env.add_template_owned(name.to_owned(), source).map_err(failed)?;
     env.get_template(name).and_then(|t| t.render(context)).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{render_str, TemplateError};
+
+    #[test]
+    fn a_template_that_loops_without_end_runs_out_of_fuel() {
+        let endless = "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}";
+        let started = std::time::Instant::now();
+        let err = render_str("tag name", endless.to_owned(), minijinja::context! {}).unwrap_err();
+        let TemplateError::Render { name, message } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(name, "tag name");
+        assert!(message.contains("line 1: engine ran out of fuel"), "{message}");
+        assert!(message.contains("hint: it ran 5000000 instructions"), "{message}");
+        // What a message for a large report needs still renders.
+        let many = "{% for i in range(20000) %}{{ i }},{% endfor %}";
+        let text = render_str("card", many.to_owned(), minijinja::context! {}).unwrap();
+        assert_eq!(text.matches(',').count(), 20_000);
+        eprintln!("out of fuel after {:?}", started.elapsed());
+        // minijinja's own bounds hold too.
+        for huge in ["{{ 'x' * 2000000000 }}", "{{ range(2000000000) | length }}"] {
+            let err = render_str("tag name", huge.to_owned(), minijinja::context! {}).unwrap_err();
+            assert!(err.to_string().contains("too "), "{huge}: {err}");
+        }
+    }
 }
