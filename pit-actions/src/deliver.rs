@@ -100,6 +100,9 @@ fn reason(e: &reqwest::Error, timeout: Duration) -> String {
     }
 }
 
+/// How much of a refusal's body is kept (its first 200 characters are shown).
+const ERROR_BODY_BYTES: usize = 4096;
+
 /// How long a `Retry-After` value asks to wait: seconds, or an HTTP date.
 fn retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -148,7 +151,7 @@ pub async fn post(
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(retry_after);
-                let text = resp.text().await.unwrap_or_default();
+                let text = pit_core::http::error_text(resp, ERROR_BODY_BYTES).await;
                 let retryable = status.as_u16() == 429 || status.is_server_error();
                 if !retryable || last {
                     return Err(DeliveryError::Refused {

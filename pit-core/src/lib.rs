@@ -29,6 +29,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod exit;
 pub mod graph;
+pub mod http;
 pub mod lock;
 pub mod naming;
 pub mod pitfile;

@@ -224,7 +224,7 @@ impl HttpTestRunnerClient {
             what,
             limit,
         };
-        let mut resp = req
+        let resp = req
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
@@ -232,12 +232,9 @@ impl HttpTestRunnerClient {
         if resp.content_length().is_some_and(|n| n > limit as u64) {
             return Err(too_large());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(err)? {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
+        let (body, cut) = crate::http::read_at_most(resp, limit).await.map_err(err)?;
+        if cut {
+            return Err(too_large());
         }
         serde_json::from_slice(&body).map_err(|source| RunnerError::Invalid {
             url: self.base.clone(),

@@ -384,7 +384,8 @@ fn describe(e: &reqwest::Error) -> String {
 
 async fn read_error(response: reqwest::Response) -> ApiError {
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    // An error answer is a small JSON object; a larger body is not one.
+    let text = pit_core::http::error_text(response, 64 * 1024).await;
     serde_json::from_str::<ApiError>(&text).unwrap_or_else(|_| {
         let mut snippet: String = text.chars().take(200).collect();
         if snippet.is_empty() {

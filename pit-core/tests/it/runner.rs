@@ -1,6 +1,7 @@
-//! The Test Runner client against a misbehaving test app on loopback: answers too large, or
-//! sent without end, and answers that are not the protocol's JSON. The app is a raw TCP server
-//! here because the faults are in the bytes (a false Content-Length, a body that never ends).
+//! The Test Runner client (and `pit_core::http`) against a misbehaving test app on loopback:
+//! answers too large, or sent without end, and answers that are not the protocol's JSON. The app
+//! is a raw TCP server here because the faults are in the bytes (a false Content-Length, a body
+//! that never ends).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -131,4 +132,18 @@ async fn an_answer_that_is_not_json_says_where() {
     let chain = pit_core::engine::error_chain(&err);
     assert!(chain.contains("not the protocol's JSON"), "{chain}");
     assert!(chain.contains("line 1 column"), "{chain}");
+}
+
+#[tokio::test]
+async fn the_start_of_an_endless_error_body_is_read_and_marked_cut() {
+    let (url, _) = app(Answer::Endless).await;
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(pit_core::http::error_text(response, 10).await, "[0,[0,[0,[…");
+    let (url, _) = app(Answer::NotJson).await;
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(
+        pit_core::http::error_text(response, 1024).await,
+        "{\"sessionId\": \"s1\", oops",
+        "a short body whole, unmarked"
+    );
 }
