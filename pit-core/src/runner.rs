@@ -28,7 +28,7 @@ pub enum RunnerError {
     },
     /// The app answered with more than PIT reads ([`MAX_ANSWER_BYTES`], [`MAX_REPORT_BYTES`]):
     /// reading stopped at the limit.
-    #[error("test app at `{url}` answered {what} with more than {} MiB, which PIT does not read (hint: a report this large usually holds raw samples: keep them in the test app's own files and report figures)", limit >> 20)]
+    #[error("test app at `{url}` answered {what} with more than {} MiB, which PIT does not read (hint: {})", limit >> 20, too_large_hint(what))]
     TooLarge {
         /// The app's base URL.
         url: String,
@@ -86,6 +86,15 @@ impl RunnerError {
             }
             _ => false,
         }
+    }
+}
+
+/// What to do about an answer too large to read.
+fn too_large_hint(what: &str) -> &'static str {
+    if what == "GET /reports" {
+        "a report this large usually holds raw samples: keep them in the test app's own files and report figures"
+    } else {
+        "the protocol's answers to /start and /status are small JSON objects: is this URL the test app's?"
     }
 }
 

@@ -93,6 +93,7 @@ async fn a_report_declared_larger_than_the_limit_is_refused_before_its_body() {
         "{err:?}"
     );
     assert!(err.to_string().contains("more than 256 MiB"), "{err}");
+    assert!(err.to_string().contains("hint: a report this large"), "{err}");
     assert!(!err.is_transient(), "a status poll would not ask again");
 }
 
@@ -105,6 +106,7 @@ async fn an_answer_without_end_is_cut_at_the_limit() {
         "{err:?}"
     );
     assert!(err.to_string().contains("more than 1 MiB"), "{err}");
+    assert!(err.to_string().contains("is this URL the test app's?"), "{err}");
     // The client stopped reading: the app could send the limit and what the sockets buffer,
     // not more.
     let sent = sent.load(Ordering::Relaxed);
