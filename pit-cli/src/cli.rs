@@ -887,7 +887,7 @@ pub fn server_flags(mut argv: Vec<std::ffi::OsString>) -> (Vec<std::ffi::OsStrin
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Databases, topics, indices (the existing toolkit's settings; see docs/brownie.md)")]
 pub struct BrownieResourceArgs {
-    /// Resources older than this are deleted: `3days`, `12hours`, `30minutes` (or `72h`).
+    /// Resources older than this are deleted: `3days`, `12hours`, `30minutes` (or `72h`, `2weeks`).
     #[arg(long, env = "RETENTION_PERIOD", default_value = "3days")]
     pub retention_period: String,
     /// A regular expression whose first group is the creation time, `ts` and 14 digits

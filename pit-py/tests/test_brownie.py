@@ -90,8 +90,9 @@ def test_bad_settings_raise_value_error_and_an_unreachable_server_brownie_error(
     with pytest.raises(ValueError, match="both username and password"):
         brownie.elasticsearch("http://127.0.0.1:9", username="u")
     server = brownie.elasticsearch("http://127.0.0.1:9")
-    with pytest.raises(ValueError, match="retention"):
-        brownie.clean(server, retention="2weeks")
+    for retention in ("soon", "3", "-1day"):
+        with pytest.raises(ValueError, match="retention"):
+            brownie.clean(server, retention=retention)
     with pytest.raises(ValueError, match="group"):
         brownie.clean(server, pattern="^pit_.*")
     started = time.monotonic()

@@ -141,7 +141,7 @@ def clean(
     """One sweep of ``server``: deletes its stale resources, ``parallel`` at a time.
 
     ``retention`` is the existing toolkit's form (``3days``, ``12hours``, ``30minutes``) or
-    ``72h``; ``pattern`` a regular expression whose first group is the ``ts…`` time (default:
+    any duration humantime reads (``72h``, ``2weeks``, ``1day 12h``); ``pattern`` a regular expression whose first group is the ``ts…`` time (default:
     PIT's); ``live`` the environment names (namespaces) of runs still alive, whose resources
     are kept whatever their age. With ``dry_run`` nothing is deleted and each candidate says
     ``would-delete``. Raises ``ValueError`` for a bad retention or pattern and
