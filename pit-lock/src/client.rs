@@ -11,6 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{v2, ApiError, LockList};
 
+/// The most this client reads of an answer: 64 MiB, far more than a list of every lock and
+/// waiter takes.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// The longest line of a streamed acquire: 1 MiB (an event names at most 64 ids and holders).
+const MAX_EVENT_LINE_BYTES: usize = 1 << 20;
+
 /// The environment variable `pit` reads the Lock Manager's token from.
 pub const TOKEN_ENV: &str = "PIT_LOCK_TOKEN";
 
@@ -137,11 +144,16 @@ impl HttpLockStore {
         };
         let status = response.status();
         if status.is_success() {
-            return response
-                .json::<T>()
-                .await
-                .map(Outcome::Done)
-                .or_else(|e| Ok(Outcome::Transient(format!("the answer broke off: {e}"))));
+            return match pit_core::http::read_at_most(response, MAX_ANSWER_BYTES).await {
+                Err(e) => Ok(Outcome::Transient(format!("the answer broke off: {}", describe(&e)))),
+                Ok((_, true)) => Err(self.fail(format!(
+                    "the answer is larger than {} MiB, which a Lock Manager never sends (hint: is this URL a Lock Manager's?)",
+                    MAX_ANSWER_BYTES >> 20
+                ))),
+                Ok((body, false)) => serde_json::from_slice(&body)
+                    .map(Outcome::Done)
+                    .or_else(|e| Ok(Outcome::Transient(format!("the answer broke off: {e}")))),
+            };
         }
         let err = read_error(response).await;
         if is_transient(status) {
@@ -313,6 +325,12 @@ impl HttpLockStore {
                     v2::AcquireEvent::Failed(e) if is_transient_code(&e) => return Ok(Outcome::Transient(e.message)),
                     v2::AcquireEvent::Failed(e) => return Err(self.event_error(req, e)),
                 }
+            }
+            if buf.len() > MAX_EVENT_LINE_BYTES {
+                return Err(self.fail(format!(
+                    "the Lock Manager sent more than {} KiB without ending a line, which it never does (hint: is this URL a Lock Manager's?)",
+                    MAX_EVENT_LINE_BYTES >> 10
+                )));
             }
             match chunks.next().await {
                 Some(Ok(bytes)) => buf.extend_from_slice(&bytes),

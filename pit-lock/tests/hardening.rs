@@ -356,3 +356,49 @@ on_every_store!(
     a_nul_in_an_owner_is_a_400_naming_the_field_and_the_client_does_not_retry_it,
     a_store_alone_keeps_ownership_for_embedders,
 );
+
+/// A server on loopback that answers every request with 200 and a body that never ends and
+/// never ends a line: what a wrong URL (a stream, a file server) or a broken proxy can send.
+async fn endless_server() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // The request's head and body, enough of them: the answer comes regardless.
+                let _ = tcp.read(&mut [0u8; 4096]).await;
+                let head =
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n";
+                if tcp.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+                while tcp.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_client_stops_reading_an_answer_without_end_and_says_so_at_once() {
+    let url = endless_server().await;
+    let client = pit_lock::HttpLockStore::new(&url, None).unwrap();
+    let started = Instant::now();
+    let err = client.list().await.unwrap_err();
+    assert!(matches!(err, LockError::Backend { .. }), "{err:?}");
+    assert!(err.to_string().contains("larger than 64 MiB"), "{err}");
+    assert!(err.to_string().contains("a Lock Manager's?"), "{err}");
+    // A streamed acquire, which would otherwise wait for a line to end: a final error, not a
+    // retry until the lock wait runs out.
+    let err = client
+        .acquire(&lock_request(&["db"], "ci", 60_000, 60_000), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("more than 1024 KiB without ending a line"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
