@@ -198,7 +198,8 @@ fn quote(tail: &str) -> String {
 /// ```
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use pit_core::deploy::{Deployer, EnvironmentRequest, LocalDeployer};
-/// let deployer = LocalDeployer::new(std::env::temp_dir().join("pit-doc-example"));
+/// # let state = tempfile::tempdir()?;
+/// let deployer = LocalDeployer::new(state.path().join("sandboxes"));
 /// let env = deployer
 ///     .create_environment(&EnvironmentRequest {
 ///         run_id: pit_core::naming::RunId::generate(),

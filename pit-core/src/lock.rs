@@ -187,7 +187,8 @@ fn list_holders(hs: &[Holder]) -> String {
 /// # async fn demo() -> Result<(), pit_core::lock::LockError> {
 /// use std::time::Duration;
 /// use pit_core::lock::{FileLockStore, LockOwner, LockRequest, LockStore};
-/// let store = FileLockStore::new(std::env::temp_dir().join("pit-doc-locks"));
+/// # let state = tempfile::tempdir().unwrap();
+/// let store = FileLockStore::new(state.path().join("locks"));
 /// let req = LockRequest {
 ///     ids: vec!["shared-db".into()],
 ///     owner: LockOwner { name: "doc example".into(), ..Default::default() },

@@ -38,8 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "examples/toolkit-compat/node-1/pitfile.yml".into());
     let settings = RunSettings {
         workspace: Some(args.next().unwrap_or_else(|| "examples/toolkit-compat".into()).into()),
+        // The sandboxes (and their logs, kept after teardown) go under $XDG_STATE_HOME, as
+        // `pit run`'s do, else the temporary directory.
         deployer: Some(Custom(Arc::new(Timed(LocalDeployer::new(
-            std::env::temp_dir().join("pit-custom-deployer"),
+            std::env::var_os("XDG_STATE_HOME")
+                .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
+                .join("pit-custom-deployer"),
         ))))),
         ..RunSettings::new(pitfile)
     };
